@@ -1,0 +1,80 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/portico-dev/portico/devredis"
+)
+
+func devCmd() *cobra.Command {
+	var addr, dataDir, adminToken string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole portal in one process with embedded Redis, persisted under --data-dir",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd); err != nil {
+				return err
+			}
+			log := newLogger()
+			token, err := devAdminToken(dataDir, adminToken)
+			if err != nil {
+				return err
+			}
+			db, err := devredis.Start(dataDir, log)
+			if err != nil {
+				return fmt.Errorf("start embedded redis: %w", err)
+			}
+			rdb := redis.NewClient(&redis.Options{Addr: db.Addr(), PoolSize: 64})
+			rdb.AddHook(db.Hook())
+			p := newPortal(log, rdb, token, addr)
+			runErr := p.run()
+			_ = rdb.Close()
+			if err := db.Close(); err != nil {
+				return errors.Join(runErr, fmt.Errorf("persist embedded redis: %w", err))
+			}
+			return runErr
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7070", "listen address")
+	cmd.Flags().StringVar(&dataDir, "data-dir", ".portico", "where the embedded catalog is persisted")
+	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token (generated and written to <data-dir>/admin-token when empty)")
+	return cmd
+}
+
+// devAdminToken returns the configured token, else the one remembered in
+// the data dir, else a new random one that it prints and remembers.
+func devAdminToken(dataDir, configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	path := filepath.Join(dataDir, "admin-token")
+	if raw, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(raw)) != "" {
+		fmt.Fprintf(os.Stderr, "admin token: read from %s\n", path)
+		return strings.TrimSpace(string(raw)), nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("generate admin token: %w", err)
+	}
+	token := "pt_" + hex.EncodeToString(buf)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "admin token (also in %s): %s\n", path, token)
+	return token, nil
+}

@@ -1,0 +1,50 @@
+// Command portico is the Portico binary: `portico dev` runs the whole portal
+// in one process with embedded defaults, `portico serve` runs the stateless
+// API against a real Redis.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "portico:", err)
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "portico",
+		Short:         "Portico, an open internal developer portal",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(devCmd(), serveCmd())
+	return root
+}
+
+// bindEnv gives every flag of cmd a PORTICO_* environment twin
+// (--data-dir ↔ PORTICO_DATA_DIR); an explicit flag wins.
+func bindEnv(cmd *cobra.Command) error {
+	var firstErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		name := "PORTICO_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		f.Usage += " (env " + name + ")"
+		if f.Changed {
+			return
+		}
+		if v, ok := os.LookupEnv(name); ok {
+			if err := f.Value.Set(v); err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	})
+	return firstErr
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+)
+
+func serveCmd() *cobra.Command {
+	var addr, redisURL, adminToken string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the stateless API against a real Redis (run N replicas behind a load balancer)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd); err != nil {
+				return err
+			}
+			if adminToken == "" {
+				return errors.New("serve needs --admin-token (or PORTICO_ADMIN_TOKEN)")
+			}
+			opts, err := redis.ParseURL(redisURL)
+			if err != nil {
+				return fmt.Errorf("--redis-url: %w", err)
+			}
+			opts.PoolSize = 64
+			rdb := redis.NewClient(opts)
+			defer rdb.Close()
+			return newPortal(newLogger(), rdb, adminToken, addr).run()
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7070", "listen address")
+	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
+	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token")
+	return cmd
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/core/api"
+	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/core/catalog/redisstore"
+)
+
+// portal is the assembled process: one HTTP server over the catalog.
+type portal struct {
+	log     *slog.Logger
+	rdb     *redis.Client
+	catalog *catalog.Service
+	srv     *http.Server
+}
+
+func newPortal(log *slog.Logger, rdb *redis.Client, adminToken, addr string) *portal {
+	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	handler := api.New(api.Config{Catalog: cat, Auth: api.AdminToken(adminToken), Logger: log})
+	return &portal{
+		log:     log,
+		rdb:     rdb,
+		catalog: cat,
+		srv: &http.Server{
+			Addr:              addr,
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+		},
+	}
+}
+
+// run serves until SIGINT/SIGTERM, then drains in-flight requests.
+func (p *portal) run() error {
+	ln, err := net.Listen("tcp", p.srv.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", p.srv.Addr, err)
+	}
+	p.log.Info("portico listening", "addr", "http://"+ln.Addr().String())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- p.srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	p.log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

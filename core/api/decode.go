@@ -1,0 +1,55 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// MaxBodyBytes is the largest request body the API reads.
+const MaxBodyBytes = 10 << 20
+
+// readBody reads the whole request body, refusing more than MaxBodyBytes.
+func readBody(c *gin.Context) ([]byte, error) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
+	raw, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, errTooLarge
+		}
+		return nil, &badRequest{msg: "read body: " + err.Error()}
+	}
+	return raw, nil
+}
+
+// decodeStrict decodes one JSON object into v: unknown fields and trailing
+// data are malformed input.
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &badRequest{msg: "empty body, expected a JSON object"}
+		}
+		return &badRequest{msg: fmt.Sprintf("invalid JSON: %s", err)}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &badRequest{msg: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+// bindJSON reads and strictly decodes the request body into v.
+func bindJSON(c *gin.Context, v any) error {
+	raw, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(raw, v)
+}

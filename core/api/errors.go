@@ -1,0 +1,85 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// errorBody is the one error shape of the API (DESIGN §4).
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string              `json:"code"`
+	Message string              `json:"message"`
+	Details []catalog.Violation `json:"details,omitempty"`
+}
+
+// Errors a handler reports that are not catalog errors.
+var (
+	ErrUnauthorized = errors.New("missing or invalid bearer token")
+	errTooLarge     = errors.New("request body too large")
+)
+
+// badRequest marks malformed input (400).
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+// fail records err for the error middleware and stops the chain.
+func fail(c *gin.Context, err error) {
+	_ = c.Error(err)
+	c.Abort()
+}
+
+// renderErrors maps the first error a handler recorded to a status and the
+// error body. Unknown errors are logged and reported as a bare 500.
+func renderErrors(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Next()
+		if len(c.Errors) == 0 || c.Writer.Written() {
+			return
+		}
+		err := c.Errors[0].Err
+		status, body := errorResponse(err)
+		if status == http.StatusInternalServerError {
+			log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "err", err)
+		}
+		c.JSON(status, body)
+	}
+}
+
+func errorResponse(err error) (int, errorBody) {
+	var verr *catalog.ValidationError
+	var bad *badRequest
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig), errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, body("body_too_large", "request body exceeds the 10 MiB limit", nil)
+	case errors.As(err, &verr):
+		return http.StatusUnprocessableEntity, body("validation_failed", verr.Message, verr.Violations)
+	case errors.As(err, &bad), errors.Is(err, catalog.ErrMalformed):
+		return http.StatusBadRequest, body("malformed_request", err.Error(), nil)
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized, body("unauthorized", err.Error(), nil)
+	case errors.Is(err, catalog.ErrNotFound):
+		return http.StatusNotFound, body("not_found", err.Error(), nil)
+	case errors.Is(err, catalog.ErrAlreadyExists):
+		return http.StatusConflict, body("already_exists", err.Error(), nil)
+	case errors.Is(err, catalog.ErrInUse):
+		return http.StatusConflict, body("in_use", err.Error(), nil)
+	case errors.Is(err, catalog.ErrConflict):
+		return http.StatusConflict, body("conflict", err.Error(), nil)
+	}
+	return http.StatusInternalServerError, body("internal", "internal error", nil)
+}
+
+func body(code, msg string, details []catalog.Violation) errorBody {
+	return errorBody{Error: errorDetail{Code: code, Message: msg, Details: details}}
+}

@@ -1,0 +1,127 @@
+// Package api is Portico's HTTP surface: gin routes, thin handlers over the
+// services, one error-mapping middleware and one authentication middleware.
+// It is the only package that imports gin.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// Config is what the HTTP layer needs.
+type Config struct {
+	Catalog *catalog.Service
+	Auth    Authenticator
+	Logger  *slog.Logger
+	// Ready lists extra readiness checks (Temporal, …) beside the catalog.
+	Ready map[string]func(context.Context) error
+	// Registry receives the HTTP metrics; nil means a fresh registry.
+	Registry *prometheus.Registry
+}
+
+// New builds the HTTP handler.
+func New(cfg Config) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(gin.Recovery(), observe(cfg.Registry), renderErrors(cfg.Logger))
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, body("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path, nil))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, body("method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path, nil))
+	})
+
+	h := &handlers{cat: cfg.Catalog, ready: cfg.Ready}
+	r.GET("/healthz", h.healthz)
+	r.GET("/readyz", h.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	r.GET("/api/v1/openapi.json", openAPI)
+
+	v1 := r.Group("/api/v1", authenticate(cfg.Auth))
+	v1.GET("/blueprints", h.listBlueprints)
+	v1.POST("/blueprints", h.createBlueprint)
+	v1.GET("/blueprints/:bp", h.getBlueprint)
+	v1.PUT("/blueprints/:bp", h.putBlueprint)
+	v1.DELETE("/blueprints/:bp", h.deleteBlueprint)
+
+	v1.GET("/blueprints/:bp/entities", h.listEntities)
+	v1.POST("/blueprints/:bp/entities", h.createEntity)
+	v1.GET("/blueprints/:bp/entities/:id", h.getEntity)
+	v1.PUT("/blueprints/:bp/entities/:id", h.putEntity)
+	v1.PATCH("/blueprints/:bp/entities/:id", h.patchEntity)
+	v1.DELETE("/blueprints/:bp/entities/:id", h.deleteEntity)
+	v1.GET("/blueprints/:bp/entities/:id/history", h.history)
+	v1.GET("/blueprints/:bp/entities/:id/related", h.related)
+
+	v1.POST("/entities/bulk", h.bulk)
+	v1.POST("/entities/search", h.search)
+	v1.GET("/events", h.events)
+	return r
+}
+
+type handlers struct {
+	cat   *catalog.Service
+	ready map[string]func(context.Context) error
+}
+
+func (h *handlers) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (h *handlers) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	status := http.StatusOK
+	record := func(name string, err error) {
+		if err != nil {
+			checks[name] = err.Error()
+			status = http.StatusServiceUnavailable
+			return
+		}
+		checks[name] = "ok"
+	}
+	record("redis", h.cat.Ping(ctx))
+	for name, check := range h.ready {
+		record(name, check(ctx))
+	}
+	c.JSON(status, gin.H{"status": map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK], "checks": checks})
+}
+
+// observe records request counts and latencies per route.
+func observe(reg *prometheus.Registry) gin.HandlerFunc {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portico_http_requests_total", Help: "HTTP requests by route and status.",
+	}, []string{"method", "route", "status"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "portico_http_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"method", "route"})
+	reg.MustRegister(requests, latency)
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		requests.WithLabelValues(c.Request.Method, route, http.StatusText(c.Writer.Status())).Inc()
+		latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
+	}
+}

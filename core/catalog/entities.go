@@ -1,0 +1,405 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// MaxBatch is the most entities one Write call takes.
+const MaxBatch = 10_000
+
+// WriteMode says how a WriteItem treats an existing entity.
+type WriteMode int
+
+// Write modes.
+const (
+	// Upsert creates or replaces.
+	Upsert WriteMode = iota
+	// Create fails with ErrAlreadyExists when the entity exists.
+	Create
+	// Patch merges Patch (RFC 7396) into the existing entity.
+	Patch
+)
+
+// Write outcomes.
+const (
+	StatusCreated   = "created"
+	StatusUpdated   = "updated"
+	StatusUnchanged = "unchanged"
+	StatusError     = "error"
+)
+
+// WriteItem is one entity write. Entity.Blueprint names the blueprint; for
+// Patch, Entity carries only Blueprint and Identifier and Patch the merge
+// document.
+type WriteItem struct {
+	Mode   WriteMode
+	Entity *Entity
+	Patch  map[string]any
+}
+
+// WriteResult is the outcome of one WriteItem.
+type WriteResult struct {
+	Index      int
+	Blueprint  string
+	Identifier string
+	Status     string
+	Err        error
+	Entity     *Entity
+}
+
+// PutEntity upserts (or, with create, creates) one entity.
+func (s *Service) PutEntity(ctx context.Context, e *Entity, create bool) (*Entity, bool, error) {
+	mode := Upsert
+	if create {
+		mode = Create
+	}
+	res, err := s.Write(ctx, []WriteItem{{Mode: mode, Entity: e}})
+	if err != nil {
+		return nil, false, err
+	}
+	if res[0].Err != nil {
+		return nil, false, res[0].Err
+	}
+	out, err := s.decorateOne(ctx, res[0].Entity)
+	return out, res[0].Status == StatusCreated, err
+}
+
+// PatchEntity merges patch into an existing entity.
+func (s *Service) PatchEntity(ctx context.Context, ref Ref, patch map[string]any) (*Entity, error) {
+	res, err := s.Write(ctx, []WriteItem{{Mode: Patch, Entity: &Entity{Blueprint: ref.Blueprint, Identifier: ref.Identifier}, Patch: patch}})
+	if err != nil {
+		return nil, err
+	}
+	if res[0].Err != nil {
+		return nil, res[0].Err
+	}
+	return s.decorateOne(ctx, res[0].Entity)
+}
+
+// Write applies a batch of entity writes in one atomic transaction. Items
+// fail individually (bad input, dangling relation, missing blueprint) while
+// the rest are written; relations between items of one batch resolve
+// whatever their order. Unchanged entities are neither rewritten nor
+// announced.
+func (s *Service) Write(ctx context.Context, items []WriteItem) ([]WriteResult, error) {
+	if len(items) > MaxBatch {
+		return nil, &ValidationError{Message: fmt.Sprintf("a batch holds at most %d entities, got %d", MaxBatch, len(items))}
+	}
+	var results []WriteResult
+	err := s.store.Update(ctx, func(tx Tx) error {
+		w := &batch{s: s, tx: tx, items: items}
+		var err error
+		results, err = w.run(ctx)
+		return err
+	})
+	return results, err
+}
+
+// batch is one attempt at a Write inside a transaction.
+type batch struct {
+	s       *Service
+	tx      Tx
+	items   []WriteItem
+	results []WriteResult
+	bps     map[string]*CompiledBlueprint
+	afters  []*Entity // candidate new state, nil for failed items
+	befores []*Entity
+}
+
+func (w *batch) fail(i int, err error) {
+	w.results[i].Status = StatusError
+	w.results[i].Err = err
+	w.afters[i] = nil
+}
+
+func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
+	n := len(w.items)
+	w.results = make([]WriteResult, n)
+	w.afters = make([]*Entity, n)
+	if err := w.loadBlueprints(ctx); err != nil {
+		return nil, err
+	}
+	refs := make([]Ref, n)
+	for i, it := range w.items {
+		refs[i] = Ref{Blueprint: it.Entity.Blueprint, Identifier: it.Entity.Identifier}
+		w.results[i] = WriteResult{Index: i, Blueprint: refs[i].Blueprint, Identifier: refs[i].Identifier}
+	}
+	befores, err := w.tx.Entities(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	w.befores = befores
+	seen := make(map[Ref]int, n)
+	for i, it := range w.items {
+		if first, dup := seen[refs[i]]; dup {
+			w.fail(i, &ValidationError{Message: fmt.Sprintf("duplicate of item %d in this batch", first), Violations: []Violation{{Path: "/identifier", Message: "appears twice in the batch"}}})
+			continue
+		}
+		seen[refs[i]] = i
+		w.prepare(i, it)
+	}
+	if err := w.checkRelations(ctx); err != nil {
+		return nil, err
+	}
+	w.stage(ctx)
+	return w.results, nil
+}
+
+func (w *batch) loadBlueprints(ctx context.Context) error {
+	w.bps = map[string]*CompiledBlueprint{}
+	for _, it := range w.items {
+		id := it.Entity.Blueprint
+		if _, done := w.bps[id]; done {
+			continue
+		}
+		bp, err := w.tx.Blueprint(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			w.bps[id] = nil
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		c, err := w.s.compile(bp)
+		if err != nil {
+			return err
+		}
+		w.bps[id] = c
+	}
+	return nil
+}
+
+// prepare computes and validates the candidate new state of item i.
+func (w *batch) prepare(i int, it WriteItem) {
+	c := w.bps[it.Entity.Blueprint]
+	if c == nil {
+		w.fail(i, fmt.Errorf("blueprint %q: %w", it.Entity.Blueprint, ErrNotFound))
+		return
+	}
+	before := w.befores[i]
+	var after *Entity
+	switch it.Mode {
+	case Create:
+		if before != nil {
+			w.fail(i, fmt.Errorf("entity %s/%s: %w", it.Entity.Blueprint, it.Entity.Identifier, ErrAlreadyExists))
+			return
+		}
+		after = it.Entity.copy()
+	case Patch:
+		if before == nil {
+			w.fail(i, fmt.Errorf("entity %s/%s: %w", it.Entity.Blueprint, it.Entity.Identifier, ErrNotFound))
+			return
+		}
+		var err error
+		if after, err = mergePatch(before, it.Patch); err != nil {
+			w.fail(i, err)
+			return
+		}
+	default:
+		after = it.Entity.copy()
+	}
+	after.Blueprint = it.Entity.Blueprint
+	if err := c.ValidateEntity(after); err != nil {
+		w.fail(i, err)
+		return
+	}
+	w.afters[i] = after
+}
+
+// checkRelations fails every item whose relation points at an entity that
+// neither exists nor is written successfully by this batch; failing one
+// item can strand others, so it repeats until nothing changes.
+func (w *batch) checkRelations(ctx context.Context) error {
+	inBatch := map[Ref]int{}
+	for i, a := range w.afters {
+		if a != nil {
+			inBatch[a.Ref()] = i
+		}
+	}
+	var outside []Ref
+	seen := map[Ref]bool{}
+	for _, a := range w.afters {
+		if a == nil {
+			continue
+		}
+		for _, t := range w.targets(a) {
+			if _, ok := inBatch[t.ref]; !ok && !seen[t.ref] {
+				seen[t.ref] = true
+				outside = append(outside, t.ref)
+			}
+		}
+	}
+	exists := map[Ref]bool{}
+	if len(outside) > 0 {
+		ents, err := w.tx.Entities(ctx, outside)
+		if err != nil {
+			return err
+		}
+		for i, e := range ents {
+			exists[outside[i]] = e != nil
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for i, a := range w.afters {
+			if a == nil {
+				continue
+			}
+			var vs violations
+			for _, t := range w.targets(a) {
+				if j, ok := inBatch[t.ref]; ok && w.afters[j] != nil {
+					continue
+				}
+				if exists[t.ref] {
+					continue
+				}
+				vs.add(t.path, "%s %q does not exist", t.ref.Blueprint, t.ref.Identifier)
+			}
+			if err := vs.err("dangling relation"); err != nil {
+				w.fail(i, err)
+				changed = true
+			}
+		}
+	}
+	return nil
+}
+
+type relationTarget struct {
+	ref  Ref
+	path string
+}
+
+func (w *batch) targets(e *Entity) []relationTarget {
+	bp := w.bps[e.Blueprint].Blueprint
+	var out []relationTarget
+	for _, name := range e.RelationNames() {
+		rel := bp.Relations[name]
+		ids := e.RelationTargets(name)
+		_, many := e.Relations[name].([]string)
+		for k, id := range ids {
+			p := pointer("relations", name)
+			if many {
+				p = pointer("relations", name, fmt.Sprint(k))
+			}
+			out = append(out, relationTarget{ref: Ref{Blueprint: rel.Target, Identifier: id}, path: p})
+		}
+	}
+	return out
+}
+
+// stage queues the successful writes, skipping unchanged entities.
+func (w *batch) stage(ctx context.Context) {
+	actor := ActorFrom(ctx)
+	now := w.s.timestamp()
+	for i, a := range w.afters {
+		if a == nil {
+			continue
+		}
+		before := w.befores[i]
+		a.Datasource = actor.datasource()
+		a.UpdatedAt, a.UpdatedBy = now, actor.ID
+		a.CreatedAt, a.CreatedBy = now, actor.ID
+		if before != nil {
+			a.CreatedAt, a.CreatedBy = before.CreatedAt, before.CreatedBy
+			if sameContent(before, a) {
+				w.results[i].Status = StatusUnchanged
+				w.results[i].Entity = before
+				continue
+			}
+		}
+		typ, status := EventEntityCreated, StatusCreated
+		if before != nil {
+			typ, status = EventEntityUpdated, StatusUpdated
+		}
+		bp := w.bps[a.Blueprint].Blueprint
+		w.tx.PutEntity(bp, before, a, w.s.event(ctx, typ, a.Blueprint, a.Identifier, before, a))
+		w.results[i].Status = status
+		w.results[i].Entity = a
+	}
+}
+
+// entityContent is what makes two versions of an entity different.
+type entityContent struct {
+	Title      string         `json:"title"`
+	Icon       string         `json:"icon"`
+	Team       []string       `json:"team"`
+	Properties map[string]any `json:"properties"`
+	Relations  map[string]any `json:"relations"`
+	Datasource string         `json:"datasource"`
+}
+
+func contentOf(e *Entity) []byte {
+	raw, _ := json.Marshal(entityContent{e.Title, e.Icon, e.Team, e.Properties, e.Relations, e.Datasource})
+	return raw
+}
+
+func sameContent(a, b *Entity) bool { return bytes.Equal(contentOf(a), contentOf(b)) }
+
+// copy returns a deep copy (through JSON: entities are JSON values).
+func (e *Entity) copy() *Entity {
+	raw, _ := json.Marshal(e)
+	var out Entity
+	_ = json.Unmarshal(raw, &out)
+	for name, v := range out.Relations {
+		if list, ok := v.([]any); ok {
+			out.Relations[name] = RelationIDs(list)
+		}
+	}
+	return &out
+}
+
+// patchable lists the fields a merge patch may touch.
+var patchable = map[string]bool{"identifier": true, "blueprint": true, "title": true, "icon": true, "team": true, "properties": true, "relations": true}
+
+// mergePatch applies an RFC 7396 merge patch to an entity's document.
+func mergePatch(before *Entity, patch map[string]any) (*Entity, error) {
+	var vs violations
+	for _, k := range sortedKeys(patch) {
+		if !patchable[k] {
+			vs.add(pointer(k), "cannot be patched")
+		}
+	}
+	if id, ok := patch["identifier"]; ok && id != before.Identifier {
+		vs.add("/identifier", "cannot change the identifier")
+	}
+	if bp, ok := patch["blueprint"]; ok && bp != before.Blueprint {
+		vs.add("/blueprint", "cannot change the blueprint")
+	}
+	if err := vs.err("invalid patch"); err != nil {
+		return nil, err
+	}
+	raw, _ := json.Marshal(before)
+	var doc map[string]any
+	_ = json.Unmarshal(raw, &doc)
+	merged := applyMergePatch(doc, patch)
+	raw, _ = json.Marshal(merged)
+	out, err := DecodeEntity(raw)
+	if err != nil {
+		return nil, &ValidationError{Message: "invalid patch: " + err.Error()}
+	}
+	out.CreatedAt, out.CreatedBy = before.CreatedAt, before.CreatedBy
+	return out, nil
+}
+
+func applyMergePatch(target any, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, ok := target.(map[string]any)
+	if !ok {
+		t = map[string]any{}
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(t, k)
+			continue
+		}
+		t[k] = applyMergePatch(t[k], v)
+	}
+	return t
+}

@@ -1,0 +1,118 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+)
+
+// Directions of a relation walk, seen from the entity the walk starts at.
+const (
+	// Upstream: entities whose relations point at the start (its dependants).
+	Upstream = "upstream"
+	// Downstream: entities the start's relations point at (its dependencies).
+	Downstream = "downstream"
+)
+
+// MaxDepth bounds relation walks.
+const MaxDepth = 3
+
+// Graph is what a relation walk reads.
+type Graph interface {
+	// ReferrersOf returns, for each ref, the edges pointing at it.
+	ReferrersOf(ctx context.Context, refs []Ref) ([][]Reference, error)
+	Entities(ctx context.Context, refs []Ref) ([]*Entity, error)
+}
+
+// Hop is one entity reached by a walk.
+type Hop struct {
+	Ref      Ref    `json:"ref"`
+	Relation string `json:"relation"`
+	Depth    int    `json:"depth"`
+	Via      Ref    `json:"via"`
+}
+
+// Walk follows relations from start in one direction for up to depth hops
+// (1..MaxDepth), optionally only through one relation name, and returns
+// every entity reached with the first hop that reached it, in BFS order.
+// blueprints supplies relation targets for downstream walks.
+func Walk(ctx context.Context, g Graph, start Ref, direction, relation string, depth int, blueprints map[string]*Blueprint) ([]Hop, error) {
+	if depth <= 0 {
+		depth = 1
+	}
+	if depth > MaxDepth {
+		depth = MaxDepth
+	}
+	seen := map[Ref]bool{start: true}
+	var out []Hop
+	frontier := []Ref{start}
+	for d := 1; d <= depth && len(frontier) > 0; d++ {
+		var next []Hop
+		var err error
+		if direction == Downstream {
+			next, err = downstreamHops(ctx, g, frontier, relation, blueprints)
+		} else {
+			next, err = upstreamHops(ctx, g, frontier, relation)
+		}
+		if err != nil {
+			return nil, err
+		}
+		frontier = frontier[:0:0]
+		for _, h := range next {
+			if seen[h.Ref] {
+				continue
+			}
+			seen[h.Ref] = true
+			h.Depth = d
+			out = append(out, h)
+			frontier = append(frontier, h.Ref)
+		}
+	}
+	return out, nil
+}
+
+func upstreamHops(ctx context.Context, g Graph, frontier []Ref, relation string) ([]Hop, error) {
+	refs, err := g.ReferrersOf(ctx, frontier)
+	if err != nil {
+		return nil, fmt.Errorf("walk upstream: %w", err)
+	}
+	var out []Hop
+	for i, list := range refs {
+		for _, r := range list {
+			if relation != "" && r.Relation != relation {
+				continue
+			}
+			out = append(out, Hop{Ref: r.From, Relation: r.Relation, Via: frontier[i]})
+		}
+	}
+	return out, nil
+}
+
+func downstreamHops(ctx context.Context, g Graph, frontier []Ref, relation string, blueprints map[string]*Blueprint) ([]Hop, error) {
+	ents, err := g.Entities(ctx, frontier)
+	if err != nil {
+		return nil, fmt.Errorf("walk downstream: %w", err)
+	}
+	var out []Hop
+	for i, e := range ents {
+		if e == nil {
+			continue
+		}
+		bp := blueprints[e.Blueprint]
+		if bp == nil {
+			continue
+		}
+		for _, name := range e.RelationNames() {
+			if relation != "" && name != relation {
+				continue
+			}
+			rel, ok := bp.Relations[name]
+			if !ok {
+				continue
+			}
+			for _, id := range e.RelationTargets(name) {
+				out = append(out, Hop{Ref: Ref{Blueprint: rel.Target, Identifier: id}, Relation: name, Via: frontier[i]})
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,81 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// Events reads the change stream after a stream id.
+func (s *Store) Events(ctx context.Context, after string, count int, block time.Duration) ([]catalog.Event, error) {
+	if after == "" {
+		after = "0"
+	}
+	if after == "$" {
+		last, err := s.rdb.XRevRangeN(ctx, s.keys.events(), "+", "-", 1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		after = "0"
+		if len(last) == 1 {
+			after = last[0].ID
+		}
+	}
+	var msgs []redis.XMessage
+	if block > 0 {
+		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{s.keys.events(), after},
+			Count:   int64(count),
+			Block:   block,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		if len(res) > 0 {
+			msgs = res[0].Messages
+		}
+	} else {
+		res, err := s.rdb.XRangeN(ctx, s.keys.events(), "("+after, "+", int64(count)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		msgs = res
+	}
+	out := make([]catalog.Event, 0, len(msgs))
+	for _, m := range msgs {
+		raw, _ := m.Values["e"].(string)
+		var ev catalog.Event
+		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+			return nil, fmt.Errorf("decode event %s: %w", m.ID, err)
+		}
+		ev.ID = m.ID
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// History returns an entity's recent events, oldest first.
+func (s *Store) History(ctx context.Context, ref catalog.Ref) ([]catalog.Event, error) {
+	raws, err := s.rdb.LRange(ctx, s.keys.history(ref.Blueprint, ref.Identifier), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("history of %s/%s: %w", ref.Blueprint, ref.Identifier, err)
+	}
+	out := make([]catalog.Event, 0, len(raws))
+	for _, raw := range raws {
+		var ev catalog.Event
+		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+			return nil, fmt.Errorf("decode history of %s/%s: %w", ref.Blueprint, ref.Identifier, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}

@@ -1,0 +1,262 @@
+// Package redisstore implements catalog.Store on Redis with go-redis v9. It
+// works against a real Redis 7 and against miniredis. Every write is one
+// WATCH/MULTI/EXEC transaction: the entity, its secondary indexes, its
+// relation edges and its change event land together or not at all.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// Options tune a Store.
+type Options struct {
+	// Prefix namespaces every key (default "portico").
+	Prefix string
+	// EventRetention caps the change stream (approximately; default 500,000).
+	EventRetention int64
+	// HistoryLength caps each entity's history (default 100).
+	HistoryLength int64
+	// MaxRetries bounds optimistic-transaction retries (default 50).
+	MaxRetries int
+}
+
+// Store is a catalog.Store on Redis.
+type Store struct {
+	rdb  redis.UniversalClient
+	keys keys
+	opts Options
+}
+
+var _ catalog.Store = (*Store)(nil)
+
+// New returns a Store over an open client.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "portico"
+	}
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = 500_000
+	}
+	if opts.HistoryLength <= 0 {
+		opts.HistoryLength = 100
+	}
+	if opts.MaxRetries <= 0 {
+		opts.MaxRetries = 50
+	}
+	return &Store{rdb: rdb, keys: keys{prefix: opts.Prefix}, opts: opts}
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.rdb.Ping(ctx).Err()
+}
+
+// Update runs fn in a WATCH/MULTI/EXEC transaction, retrying when a watched
+// key changed underneath it.
+func (s *Store) Update(ctx context.Context, fn func(catalog.Tx) error) error {
+	for attempt := 0; attempt < s.opts.MaxRetries; attempt++ {
+		err := s.rdb.Watch(ctx, func(rtx *redis.Tx) error {
+			t := &tx{s: s, rtx: rtx, w: newWrites()}
+			if err := fn(t); err != nil {
+				return err
+			}
+			if t.w.empty() {
+				return nil
+			}
+			_, err := rtx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				t.w.apply(ctx, p, s)
+				return nil
+			})
+			return err
+		})
+		if errors.Is(err, redis.TxFailedErr) {
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("update: %w after %d attempts", catalog.ErrConflict, s.opts.MaxRetries)
+}
+
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(attempt+1) * time.Millisecond
+	if d > 20*time.Millisecond {
+		d = 20 * time.Millisecond
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Blueprint returns one blueprint.
+func (s *Store) Blueprint(ctx context.Context, id string) (*catalog.Blueprint, error) {
+	return getBlueprint(ctx, s.rdb, s.keys, id)
+}
+
+// Blueprints returns every blueprint ordered by identifier.
+func (s *Store) Blueprints(ctx context.Context) ([]*catalog.Blueprint, error) {
+	ids, err := s.rdb.SMembers(ctx, s.keys.blueprints()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list blueprints: %w", err)
+	}
+	sort.Strings(ids)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	ks := make([]string, len(ids))
+	for i, id := range ids {
+		ks[i] = s.keys.blueprint(id)
+	}
+	vals, err := s.rdb.MGet(ctx, ks...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list blueprints: %w", err)
+	}
+	out := make([]*catalog.Blueprint, 0, len(vals))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var bp catalog.Blueprint
+		if err := json.Unmarshal([]byte(str), &bp); err != nil {
+			return nil, fmt.Errorf("decode blueprint %s: %w", ids[i], err)
+		}
+		out = append(out, &bp)
+	}
+	return out, nil
+}
+
+// Entities returns the named entities, nil where missing.
+func (s *Store) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entity, error) {
+	return getEntities(ctx, s.rdb, s.keys, refs)
+}
+
+// EntityIDs pages through a blueprint's identifiers in lexical order.
+func (s *Store) EntityIDs(ctx context.Context, bp, after string, limit int) ([]string, int, error) {
+	min := "-"
+	if after != "" {
+		min = "(" + after
+	}
+	pipe := s.rdb.Pipeline()
+	rng := pipe.ZRangeByLex(ctx, s.keys.ids(bp), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit)})
+	card := pipe.ZCard(ctx, s.keys.ids(bp))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, fmt.Errorf("list %s identifiers: %w", bp, err)
+	}
+	return rng.Val(), int(card.Val()), nil
+}
+
+func decodeReferrers(members []string) []catalog.Reference {
+	out := make([]catalog.Reference, 0, len(members))
+	for _, m := range members {
+		bp, rel, id, ok := parseReferrerMember(m)
+		if !ok {
+			continue
+		}
+		out = append(out, catalog.Reference{From: catalog.Ref{Blueprint: bp, Identifier: id}, Relation: rel})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.From.Blueprint != b.From.Blueprint {
+			return a.From.Blueprint < b.From.Blueprint
+		}
+		if a.From.Identifier != b.From.Identifier {
+			return a.From.Identifier < b.From.Identifier
+		}
+		return a.Relation < b.Relation
+	})
+	return out
+}
+
+func getBlueprint(ctx context.Context, c redis.Cmdable, k keys, id string) (*catalog.Blueprint, error) {
+	raw, err := c.Get(ctx, k.blueprint(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("blueprint %q: %w", id, catalog.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get blueprint %s: %w", id, err)
+	}
+	var bp catalog.Blueprint
+	if err := json.Unmarshal(raw, &bp); err != nil {
+		return nil, fmt.Errorf("decode blueprint %s: %w", id, err)
+	}
+	return &bp, nil
+}
+
+// mgetChunk bounds one MGET so a 10,000-entity batch does not become a
+// single huge reply.
+const mgetChunk = 1000
+
+func getEntities(ctx context.Context, c redis.Cmdable, k keys, refs []catalog.Ref) ([]*catalog.Entity, error) {
+	out := make([]*catalog.Entity, len(refs))
+	if len(refs) == 0 {
+		return out, nil
+	}
+	pipe := c.Pipeline()
+	cmds := make([]*redis.SliceCmd, 0, len(refs)/mgetChunk+1)
+	for start := 0; start < len(refs); start += mgetChunk {
+		end := min(start+mgetChunk, len(refs))
+		ks := make([]string, 0, end-start)
+		for _, r := range refs[start:end] {
+			ks = append(ks, k.entity(r.Blueprint, r.Identifier))
+		}
+		cmds = append(cmds, pipe.MGet(ctx, ks...))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("get entities: %w", err)
+	}
+	i := 0
+	for _, cmd := range cmds {
+		for _, v := range cmd.Val() {
+			if str, ok := v.(string); ok {
+				e, err := decodeEntity(str)
+				if err != nil {
+					return nil, fmt.Errorf("decode entity %s/%s: %w", refs[i].Blueprint, refs[i].Identifier, err)
+				}
+				out[i] = e
+			}
+			i++
+		}
+	}
+	return out, nil
+}
+
+func decodeEntity(raw string) (*catalog.Entity, error) {
+	var e catalog.Entity
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return nil, err
+	}
+	normaliseRelations(&e)
+	return &e, nil
+}
+
+// normaliseRelations turns decoded []any relation values back into []string.
+func normaliseRelations(e *catalog.Entity) {
+	for name, v := range e.Relations {
+		if list, ok := v.([]any); ok {
+			ids := make([]string, 0, len(list))
+			for _, x := range list {
+				if s, ok := x.(string); ok {
+					ids = append(ids, s)
+				}
+			}
+			e.Relations[name] = ids
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// tx is the catalog.Tx inside one WATCH: reads add their keys to the watch
+// list (in the same round trip as the read), writes are queued for EXEC.
+type tx struct {
+	s   *Store
+	rtx *redis.Tx
+	w   *writes
+}
+
+var _ catalog.Tx = (*tx)(nil)
+
+// watchAndRun sends WATCH keys and then the read in one pipeline on the
+// transaction's connection, so the read sees exactly what is watched.
+func (t *tx) watchAndRun(ctx context.Context, watch []string, read func(p redis.Pipeliner)) error {
+	_, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
+		args := make([]any, 0, len(watch)+1)
+		args = append(args, "WATCH")
+		for _, k := range watch {
+			args = append(args, k)
+		}
+		p.Do(ctx, args...)
+		read(p)
+		return nil
+	})
+	if err == redis.Nil {
+		return nil
+	}
+	return err
+}
+
+func (t *tx) Blueprint(ctx context.Context, id string) (*catalog.Blueprint, error) {
+	key := t.s.keys.blueprint(id)
+	var get *redis.StringCmd
+	if err := t.watchAndRun(ctx, []string{key}, func(p redis.Pipeliner) { get = p.Get(ctx, key) }); err != nil {
+		return nil, fmt.Errorf("get blueprint %s: %w", id, err)
+	}
+	if get.Err() == redis.Nil {
+		return nil, fmt.Errorf("blueprint %q: %w", id, catalog.ErrNotFound)
+	}
+	var bp catalog.Blueprint
+	if err := json.Unmarshal([]byte(get.Val()), &bp); err != nil {
+		return nil, fmt.Errorf("decode blueprint %s: %w", id, err)
+	}
+	return &bp, nil
+}
+
+func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entity, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	for start := 0; start < len(refs); start += mgetChunk {
+		end := min(start+mgetChunk, len(refs))
+		ks := make([]string, 0, end-start)
+		for _, r := range refs[start:end] {
+			ks = append(ks, t.s.keys.entity(r.Blueprint, r.Identifier))
+		}
+		if err := t.rtx.Watch(ctx, ks...).Err(); err != nil {
+			return nil, fmt.Errorf("watch entities: %w", err)
+		}
+	}
+	return getEntities(ctx, t.rtx, t.s.keys, refs)
+}
+
+func (t *tx) Referrers(ctx context.Context, ref catalog.Ref) ([]catalog.Reference, error) {
+	key := t.s.keys.referrers(ref.Blueprint, ref.Identifier)
+	var members *redis.StringSliceCmd
+	if err := t.watchAndRun(ctx, []string{key}, func(p redis.Pipeliner) { members = p.SMembers(ctx, key) }); err != nil {
+		return nil, fmt.Errorf("referrers of %s/%s: %w", ref.Blueprint, ref.Identifier, err)
+	}
+	return decodeReferrers(members.Val()), nil
+}
+
+func (t *tx) EntityIDs(ctx context.Context, bp string) ([]string, error) {
+	key := t.s.keys.ids(bp)
+	var ids *redis.StringSliceCmd
+	if err := t.watchAndRun(ctx, []string{key}, func(p redis.Pipeliner) { ids = p.ZRange(ctx, key, 0, -1) }); err != nil {
+		return nil, fmt.Errorf("identifiers of %s: %w", bp, err)
+	}
+	return ids.Val(), nil
+}
+
+func (t *tx) PutBlueprint(bp *catalog.Blueprint, ev catalog.Event) {
+	raw, _ := json.Marshal(bp)
+	t.w.set(t.s.keys.blueprint(bp.Identifier), raw)
+	t.w.sadd(t.s.keys.blueprints(), bp.Identifier)
+	t.w.event(ev, "")
+}
+
+func (t *tx) DeleteBlueprint(id string, ev catalog.Event) {
+	t.w.del(t.s.keys.blueprint(id))
+	t.w.srem(t.s.keys.blueprints(), id)
+	t.w.event(ev, "")
+}
+
+func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev catalog.Event) {
+	k := t.s.keys
+	id := after.Identifier
+	raw, _ := json.Marshal(after)
+	t.w.set(k.entity(bp.Identifier, id), raw)
+	if before == nil {
+		t.w.zaddLex(k.ids(bp.Identifier), id)
+	}
+	t.queueIndexDiff(before, after)
+	t.queueEdgeDiff(bp, before, after)
+	t.w.event(ev, k.history(bp.Identifier, id))
+}
+
+func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev catalog.Event) {
+	k := t.s.keys
+	id := before.Identifier
+	t.w.del(k.entity(bp.Identifier, id))
+	t.w.zrem(k.ids(bp.Identifier), id)
+	t.w.del(k.referrers(bp.Identifier, id))
+	t.queueIndexDiff(before, nil)
+	t.queueEdgeDiff(bp, before, nil)
+	t.w.event(ev, k.history(bp.Identifier, id))
+}
+
+func (t *tx) queueIndexDiff(before, after *catalog.Entity) {
+	bp := before
+	if bp == nil {
+		bp = after
+	}
+	remove, add := indexDiff(before, after)
+	for _, e := range remove {
+		key := t.s.keys.indexKey(bp.Blueprint, e)
+		if e.kind == longIndex {
+			t.w.srem(key, e.member)
+		} else {
+			t.w.zrem(key, e.member)
+		}
+	}
+	for _, e := range add {
+		key := t.s.keys.indexKey(bp.Blueprint, e)
+		switch e.kind {
+		case longIndex:
+			t.w.sadd(key, e.member)
+		case lexIndex:
+			t.w.zaddLex(key, e.member)
+		default:
+			t.w.zadd(key, redis.Z{Score: e.score, Member: e.member})
+		}
+	}
+}
+
+// edges lists an entity's outgoing relation edges as (referrers key, member).
+func (t *tx) edges(bp *catalog.Blueprint, e *catalog.Entity) map[[2]string]struct{} {
+	out := map[[2]string]struct{}{}
+	if e == nil {
+		return out
+	}
+	for name, v := range e.Relations {
+		rel, ok := bp.Relations[name]
+		if !ok {
+			continue
+		}
+		for _, to := range catalog.RelationIDs(v) {
+			out[[2]string{t.s.keys.referrers(rel.Target, to), referrerMember(e.Blueprint, name, e.Identifier)}] = struct{}{}
+		}
+	}
+	return out
+}
+
+// queueEdgeDiff keeps the reverse relation index in step with the
+// entity's relations. Relation targets come from the blueprint: the service
+// refuses to retarget a relation while entities use it.
+func (t *tx) queueEdgeDiff(bp *catalog.Blueprint, before, after *catalog.Entity) {
+	old := t.edges(bp, before)
+	cur := t.edges(bp, after)
+	for e := range old {
+		if _, ok := cur[e]; !ok {
+			t.w.srem(e[0], e[1])
+		}
+	}
+	for e := range cur {
+		if _, ok := old[e]; !ok {
+			t.w.sadd(e[0], e[1])
+		}
+	}
+}

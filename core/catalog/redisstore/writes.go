@@ -1,0 +1,114 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// writes collects one transaction's commands, grouped per key so that a
+// 10,000-entity batch sends one ZADD per index rather than one per entity.
+// Removals go before additions: an index member whose score changed is
+// removed and re-added in the same EXEC.
+type writes struct {
+	dels    []string
+	zrems   map[string][]any
+	srems   map[string][]any
+	sets    []kv
+	zadds   map[string][]redis.Z
+	saddLst map[string][]any
+	order   []string // keys of zadds/saddLst/zrems/srems in first-seen order
+	seen    map[string]bool
+	events  []queuedEvent
+}
+
+type kv struct {
+	key string
+	val []byte
+}
+
+type queuedEvent struct {
+	ev      catalog.Event
+	history string
+}
+
+func newWrites() *writes {
+	return &writes{
+		zrems:   map[string][]any{},
+		srems:   map[string][]any{},
+		zadds:   map[string][]redis.Z{},
+		saddLst: map[string][]any{},
+		seen:    map[string]bool{},
+	}
+}
+
+func (w *writes) empty() bool {
+	return len(w.dels) == 0 && len(w.sets) == 0 && len(w.order) == 0 && len(w.events) == 0
+}
+
+func (w *writes) touch(key string) {
+	if !w.seen[key] {
+		w.seen[key] = true
+		w.order = append(w.order, key)
+	}
+}
+
+func (w *writes) del(key string)             { w.dels = append(w.dels, key) }
+func (w *writes) set(key string, val []byte) { w.sets = append(w.sets, kv{key, val}) }
+func (w *writes) zrem(key, member string)    { w.touch(key); w.zrems[key] = append(w.zrems[key], member) }
+func (w *writes) srem(key, member string)    { w.touch(key); w.srems[key] = append(w.srems[key], member) }
+func (w *writes) sadd(key, member string) {
+	w.touch(key)
+	w.saddLst[key] = append(w.saddLst[key], member)
+}
+func (w *writes) zadd(key string, z redis.Z) { w.touch(key); w.zadds[key] = append(w.zadds[key], z) }
+func (w *writes) zaddLex(key, member string) { w.zadd(key, redis.Z{Score: 0, Member: member}) }
+func (w *writes) event(ev catalog.Event, history string) {
+	w.events = append(w.events, queuedEvent{ev: ev, history: history})
+}
+
+// apply queues every command on p (inside MULTI).
+func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
+	if len(w.dels) > 0 {
+		p.Del(ctx, w.dels...)
+	}
+	for _, k := range w.order {
+		if m := w.zrems[k]; len(m) > 0 {
+			p.ZRem(ctx, k, m...)
+		}
+		if m := w.srems[k]; len(m) > 0 {
+			p.SRem(ctx, k, m...)
+		}
+	}
+	if len(w.sets) > 0 {
+		args := make([]any, 0, 2*len(w.sets))
+		for _, s := range w.sets {
+			args = append(args, s.key, s.val)
+		}
+		p.MSet(ctx, args...)
+	}
+	for _, k := range w.order {
+		if z := w.zadds[k]; len(z) > 0 {
+			p.ZAdd(ctx, k, z...)
+		}
+		if m := w.saddLst[k]; len(m) > 0 {
+			p.SAdd(ctx, k, m...)
+		}
+	}
+	for _, q := range w.events {
+		raw, _ := json.Marshal(q.ev)
+		p.XAdd(ctx, &redis.XAddArgs{
+			Stream: s.keys.events(),
+			MaxLen: s.opts.EventRetention,
+			Approx: true,
+			Values: []any{"e", raw},
+		})
+		if q.history != "" {
+			p.RPush(ctx, q.history, raw)
+			p.LTrim(ctx, q.history, -s.opts.HistoryLength, -1)
+		}
+	}
+}

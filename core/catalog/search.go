@@ -1,0 +1,173 @@
+package catalog
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Search limits.
+const (
+	DefaultSearchLimit = 100
+	MaxSearchLimit     = 1000
+)
+
+// SearchQuery is a search request (DESIGN §4).
+type SearchQuery struct {
+	Query  *Rule       `json:"query"`
+	Limit  int         `json:"limit,omitempty"`
+	Cursor *string     `json:"cursor,omitempty"`
+	Sort   []SortField `json:"sort,omitempty"`
+}
+
+// SearchPage is one page of search results; Next is "" on the last page.
+type SearchPage struct {
+	Entities []*Entity `json:"entities"`
+	Next     string    `json:"next"`
+	Total    int       `json:"total"`
+}
+
+// Search runs a rule query over the whole catalog.
+func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error) {
+	offset, err := s.validateSearch(&q)
+	if err != nil {
+		return nil, err
+	}
+	bps, err := s.blueprintMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	computed := map[string]bool{}
+	for _, bp := range bps {
+		for name := range bp.CalculationProperties {
+			computed[name] = true
+		}
+		for name := range bp.MirrorProperties {
+			computed[name] = true
+		}
+	}
+	needsComputed := false
+	q.Query.Walk(func(r *Rule) { needsComputed = needsComputed || computed[r.Property] })
+	for _, f := range q.Sort {
+		needsComputed = needsComputed || computed[f.Property]
+	}
+	now := s.now()
+	res, err := s.store.Search(ctx, SearchRequest{
+		Query:    q.Query,
+		Computed: computed,
+		Match: func(e *Entity, related Related) bool {
+			if needsComputed {
+				if err := s.decorate(ctx, []*Entity{e}); err != nil {
+					return false
+				}
+			}
+			return Match(q.Query, e, e.Properties, now, related)
+		},
+		Sort:   q.Sort,
+		Offset: offset,
+		Limit:  q.Limit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.decorate(ctx, res.Entities); err != nil {
+		return nil, err
+	}
+	page := &SearchPage{Entities: res.Entities, Total: res.Total}
+	if page.Entities == nil {
+		page.Entities = []*Entity{}
+	}
+	if end := offset + len(res.Entities); end < res.Total && len(res.Entities) > 0 {
+		page.Next = encodeCursor(end)
+	}
+	return page, nil
+}
+
+func (s *Service) validateSearch(q *SearchQuery) (int, error) {
+	var vs violations
+	if q.Query == nil {
+		q.Query = &Rule{Combinator: "and"}
+	}
+	if err := q.Query.Validate("/query"); err != nil {
+		return 0, err
+	}
+	switch {
+	case q.Limit == 0:
+		q.Limit = DefaultSearchLimit
+	case q.Limit < 0 || q.Limit > MaxSearchLimit:
+		vs.add("/limit", "must be between 1 and %d", MaxSearchLimit)
+	}
+	offset := 0
+	if q.Cursor != nil && *q.Cursor != "" {
+		var ok bool
+		if offset, ok = decodeCursor(*q.Cursor); !ok {
+			vs.add("/cursor", "not a cursor this API returned")
+		}
+	}
+	for i, f := range q.Sort {
+		if f.Property == "" {
+			vs.add(pointer("sort", strconv.Itoa(i), "property"), "required")
+		} else if strings.HasPrefix(f.Property, "$") && !isMetaProperty(f.Property) {
+			vs.add(pointer("sort", strconv.Itoa(i), "property"), "unknown meta-property %q", f.Property)
+		}
+		if f.Order != "" && f.Order != "asc" && f.Order != "desc" {
+			vs.add(pointer("sort", strconv.Itoa(i), "order"), "must be asc or desc")
+		}
+	}
+	return offset, vs.err("invalid search")
+}
+
+func isMetaProperty(p string) bool {
+	switch p {
+	case "$identifier", "$title", "$blueprint", "$team", "$createdAt", "$updatedAt", "$datasource":
+		return true
+	}
+	return false
+}
+
+const cursorPrefix = "o:"
+
+func encodeCursor(offset int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.Itoa(offset)))
+}
+
+func decodeCursor(c string) (int, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.HasPrefix(string(raw), cursorPrefix) {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(string(raw), cursorPrefix))
+	return n, err == nil && n >= 0
+}
+
+// Related lists the entities reachable from ref through relations, in one
+// direction or both, up to depth hops.
+func (s *Service) Related(ctx context.Context, ref Ref, direction string, depth int) (map[string][]Hop, error) {
+	if depth < 1 || depth > MaxDepth {
+		return nil, &ValidationError{Message: "invalid depth", Violations: []Violation{{Path: "/depth", Message: fmt.Sprintf("must be between 1 and %d", MaxDepth)}}}
+	}
+	if _, err := s.GetEntity(ctx, ref); err != nil {
+		return nil, err
+	}
+	bps, err := s.blueprintMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]Hop{}
+	for _, dir := range []string{Upstream, Downstream} {
+		if direction != "" && direction != "both" && direction != dir {
+			continue
+		}
+		hops, err := Walk(ctx, s.store, ref, dir, "", depth, bps)
+		if err != nil {
+			return nil, err
+		}
+		if hops == nil {
+			hops = []Hop{}
+		}
+		out[dir] = hops
+	}
+	return out, nil
+}

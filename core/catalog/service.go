@@ -1,0 +1,154 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Actor is who makes a change and, for entities, which source owns it.
+type Actor struct {
+	// ID names the user, token or integration ("admin", "alice@example.com").
+	ID string
+	// Datasource is recorded on written entities; empty means "user:<ID>".
+	Datasource string
+}
+
+type actorKey struct{}
+
+// WithActor attaches the acting principal to ctx.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the acting principal of ctx ("system" when none).
+func ActorFrom(ctx context.Context) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok && a.ID != "" {
+		return a
+	}
+	return Actor{ID: "system"}
+}
+
+func (a Actor) datasource() string {
+	if a.Datasource != "" {
+		return a.Datasource
+	}
+	return "user:" + a.ID
+}
+
+// Service is the catalog's API: validation, relation integrity, computed
+// properties and search on top of a Store.
+type Service struct {
+	store Store
+	now   func() time.Time
+
+	mu       sync.Mutex
+	compiled map[string]compiledEntry
+}
+
+type compiledEntry struct {
+	updatedAt time.Time
+	c         *CompiledBlueprint
+}
+
+// NewService returns a catalog service over store.
+func NewService(store Store) *Service {
+	return &Service{store: store, now: time.Now, compiled: map[string]compiledEntry{}}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// Ping reports whether the store is reachable.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// compile returns the compiled form of a stored blueprint, cached until the
+// blueprint's UpdatedAt changes (so every replica sees a change at once).
+func (s *Service) compile(bp *Blueprint) (*CompiledBlueprint, error) {
+	s.mu.Lock()
+	e, ok := s.compiled[bp.Identifier]
+	s.mu.Unlock()
+	if ok && e.updatedAt.Equal(bp.UpdatedAt) {
+		return e.c, nil
+	}
+	c, err := CompileBlueprint(bp)
+	if err != nil {
+		return nil, fmt.Errorf("compile stored blueprint %s: %w", bp.Identifier, err)
+	}
+	s.mu.Lock()
+	s.compiled[bp.Identifier] = compiledEntry{updatedAt: bp.UpdatedAt, c: c}
+	s.mu.Unlock()
+	return c, nil
+}
+
+func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func (s *Service) event(ctx context.Context, typ, bp, id string, before, after any) Event {
+	return Event{
+		Type:       typ,
+		Blueprint:  bp,
+		Identifier: id,
+		Before:     rawJSON(before),
+		After:      rawJSON(after),
+		Actor:      ActorFrom(ctx).ID,
+		At:         s.timestamp(),
+	}
+}
+
+func rawJSON(v any) json.RawMessage {
+	switch t := v.(type) {
+	case nil:
+		return json.RawMessage("null")
+	case *Entity:
+		if t == nil {
+			return json.RawMessage("null")
+		}
+	case *Blueprint:
+		if t == nil {
+			return json.RawMessage("null")
+		}
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return raw
+}
+
+// Events reads the change stream (see Store.Events).
+func (s *Service) Events(ctx context.Context, after string, count int, block time.Duration) ([]Event, error) {
+	return s.store.Events(ctx, after, count, block)
+}
+
+// History returns an entity's recent changes, oldest first.
+func (s *Service) History(ctx context.Context, ref Ref) ([]Event, error) {
+	if _, err := s.GetEntity(ctx, ref); err != nil {
+		return nil, err
+	}
+	return s.store.History(ctx, ref)
+}
+
+// blueprintMap loads every blueprint keyed by identifier.
+func (s *Service) blueprintMap(ctx context.Context) (map[string]*Blueprint, error) {
+	all, err := s.store.Blueprints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Blueprint, len(all))
+	for _, bp := range all {
+		out[bp.Identifier] = bp
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

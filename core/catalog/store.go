@@ -1,0 +1,90 @@
+package catalog
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists blueprints, entities, their indexes and the change stream.
+// redisstore implements it; nothing else touches the storage keys.
+type Store interface {
+	// Update runs fn in an optimistic transaction: everything fn reads through
+	// the Tx is watched, everything it writes is applied atomically with its
+	// indexes and events. On a concurrent modification fn runs again.
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// Blueprint returns a blueprint, or ErrNotFound.
+	Blueprint(ctx context.Context, id string) (*Blueprint, error)
+	// Blueprints returns every blueprint, ordered by identifier.
+	Blueprints(ctx context.Context) ([]*Blueprint, error)
+	// Entities returns the entities named by refs, nil where one is missing.
+	Entities(ctx context.Context, refs []Ref) ([]*Entity, error)
+	// EntityIDs pages through a blueprint's identifiers in lexical order,
+	// starting after `after`; it also returns how many there are.
+	EntityIDs(ctx context.Context, blueprint, after string, limit int) (ids []string, total int, err error)
+	// ReferrersOf returns, for each ref, the relation edges pointing at it.
+	ReferrersOf(ctx context.Context, refs []Ref) ([][]Reference, error)
+	// Search returns the entities matching req, sorted and paged.
+	Search(ctx context.Context, req SearchRequest) (*SearchResult, error)
+	// Events returns up to count events after the given stream id ("" or
+	// "0" for the beginning, "$" for only new ones), waiting up to block for
+	// the first one when block > 0.
+	Events(ctx context.Context, after string, count int, block time.Duration) ([]Event, error)
+	// History returns an entity's most recent events, oldest first.
+	History(ctx context.Context, ref Ref) ([]Event, error)
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+}
+
+// Tx is the read-then-write view inside Store.Update. Reads are watched:
+// if anything read changes before the writes are applied, Update retries.
+type Tx interface {
+	Blueprint(ctx context.Context, id string) (*Blueprint, error)
+	Entities(ctx context.Context, refs []Ref) ([]*Entity, error)
+	Referrers(ctx context.Context, ref Ref) ([]Reference, error)
+	// EntityIDs returns every identifier of a blueprint (watched as a whole).
+	EntityIDs(ctx context.Context, blueprint string) ([]string, error)
+
+	PutBlueprint(bp *Blueprint, ev Event)
+	DeleteBlueprint(id string, ev Event)
+	// PutEntity writes after (before is the stored version or nil), keeping
+	// indexes in step; ev is appended to the stream and the entity history.
+	// The blueprint supplies the relations' target blueprints.
+	PutEntity(bp *Blueprint, before, after *Entity, ev Event)
+	DeleteEntity(bp *Blueprint, before *Entity, ev Event)
+}
+
+// Reference is one relation edge pointing at an entity.
+type Reference struct {
+	From     Ref    `json:"from"`
+	Relation string `json:"relation"`
+}
+
+// SortField orders search results by a property or meta-property.
+type SortField struct {
+	Property string `json:"property"`
+	Order    string `json:"order,omitempty"` // asc (default) or desc
+}
+
+// SearchRequest is a validated search as the store runs it.
+type SearchRequest struct {
+	Query *Rule
+	// Computed names the properties that are not stored (calculation and
+	// mirror properties): the store cannot use indexes for them.
+	Computed map[string]bool
+	// Match decides the final verdict for a candidate entity, given the
+	// relatedTo sets the store resolved.
+	Match  func(e *Entity, related Related) bool
+	Sort   []SortField
+	Offset int
+	Limit  int
+	// SortValue returns the value to sort by (it may be computed); nil means
+	// use stored properties.
+	SortValue func(e *Entity, property string) any
+}
+
+// SearchResult is one page of a search.
+type SearchResult struct {
+	Entities []*Entity
+	Total    int
+}

@@ -1,0 +1,165 @@
+// Package catalog is Portico's domain core: blueprints (schemas), entities
+// (catalog records), relations between them, search and the change-event
+// stream. It defines the Store it needs; redisstore implements it.
+package catalog
+
+import (
+	"encoding/json"
+	"regexp"
+	"sort"
+	"time"
+)
+
+// IdentifierPattern is what blueprint, entity, property and relation
+// identifiers must match.
+var IdentifierPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9@_.:/=+-]{0,199}$`)
+
+// Blueprint is the schema of one kind of entity.
+type Blueprint struct {
+	Identifier            string                         `json:"identifier"`
+	Title                 string                         `json:"title,omitempty"`
+	Description           string                         `json:"description,omitempty"`
+	Icon                  string                         `json:"icon,omitempty"`
+	Schema                Schema                         `json:"schema"`
+	Relations             map[string]Relation            `json:"relations,omitempty"`
+	CalculationProperties map[string]CalculationProperty `json:"calculationProperties,omitempty"`
+	MirrorProperties      map[string]MirrorProperty      `json:"mirrorProperties,omitempty"`
+	CreatedAt             time.Time                      `json:"createdAt"`
+	UpdatedAt             time.Time                      `json:"updatedAt"`
+}
+
+// Schema is the JSON-Schema subset an entity's properties are validated with.
+type Schema struct {
+	Properties map[string]Property `json:"properties,omitempty"`
+	Required   []string            `json:"required,omitempty"`
+}
+
+// Property describes one entity property. Type is one of string, number,
+// integer, boolean, array, object. Format (for strings) is one of url,
+// email, date-time, timer, team, user.
+type Property struct {
+	Type        string    `json:"type"`
+	Title       string    `json:"title,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Icon        string    `json:"icon,omitempty"`
+	Format      string    `json:"format,omitempty"`
+	Enum        []any     `json:"enum,omitempty"`
+	Minimum     *float64  `json:"minimum,omitempty"`
+	Maximum     *float64  `json:"maximum,omitempty"`
+	MinLength   *int      `json:"minLength,omitempty"`
+	MaxLength   *int      `json:"maxLength,omitempty"`
+	Pattern     string    `json:"pattern,omitempty"`
+	Items       *Property `json:"items,omitempty"`
+	Default     any       `json:"default,omitempty"`
+}
+
+// Relation declares that entities of a blueprint may point at entities of
+// Target. Many relations hold a list of identifiers, others one.
+type Relation struct {
+	Title    string `json:"title,omitempty"`
+	Target   string `json:"target"`
+	Many     bool   `json:"many"`
+	Required bool   `json:"required"`
+}
+
+// CalculationProperty is computed on read by a jq expression over the entity.
+type CalculationProperty struct {
+	Title string `json:"title,omitempty"`
+	Type  string `json:"type,omitempty"`
+	JQ    string `json:"jq"`
+}
+
+// MirrorProperty reads a value through a relation: Path is
+// "<relation>.<property>" (or "<relation>.$title" and other meta-properties).
+type MirrorProperty struct {
+	Title string `json:"title,omitempty"`
+	Path  string `json:"path"`
+}
+
+// Entity is one catalog record; its identity is (Blueprint, Identifier).
+// Relations values are a string (single) or a []string (many) once
+// validated.
+type Entity struct {
+	Identifier string         `json:"identifier"`
+	Title      string         `json:"title,omitempty"`
+	Blueprint  string         `json:"blueprint"`
+	Icon       string         `json:"icon,omitempty"`
+	Team       []string       `json:"team,omitempty"`
+	Properties map[string]any `json:"properties"`
+	Relations  map[string]any `json:"relations"`
+	CreatedAt  time.Time      `json:"createdAt"`
+	UpdatedAt  time.Time      `json:"updatedAt"`
+	CreatedBy  string         `json:"createdBy,omitempty"`
+	UpdatedBy  string         `json:"updatedBy,omitempty"`
+	Datasource string         `json:"datasource,omitempty"`
+}
+
+// Ref names one entity.
+type Ref struct {
+	Blueprint  string `json:"blueprint"`
+	Identifier string `json:"identifier"`
+}
+
+// Ref returns the entity's identity.
+func (e *Entity) Ref() Ref { return Ref{Blueprint: e.Blueprint, Identifier: e.Identifier} }
+
+// RelationTargets returns the identifiers a relation points at (zero, one or
+// many), whatever its cardinality.
+func (e *Entity) RelationTargets(name string) []string {
+	return RelationIDs(e.Relations[name])
+}
+
+// RelationIDs returns the identifiers in a relation value: a string, a
+// []string or a decoded []any.
+func RelationIDs(v any) []string {
+	switch t := v.(type) {
+	case string:
+		if t == "" {
+			return nil
+		}
+		return []string{t}
+	case []string:
+		return t
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, x := range t {
+			if s, ok := x.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// RelationNames returns the entity's relation names in sorted order.
+func (e *Entity) RelationNames() []string {
+	names := make([]string, 0, len(e.Relations))
+	for n := range e.Relations {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Event types appended to the change stream.
+const (
+	EventEntityCreated    = "entity.created"
+	EventEntityUpdated    = "entity.updated"
+	EventEntityDeleted    = "entity.deleted"
+	EventBlueprintCreated = "blueprint.created"
+	EventBlueprintUpdated = "blueprint.updated"
+	EventBlueprintDeleted = "blueprint.deleted"
+)
+
+// Event is one change in the catalog, as appended to the event stream.
+type Event struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Blueprint  string          `json:"blueprint"`
+	Identifier string          `json:"identifier,omitempty"`
+	Before     json.RawMessage `json:"before"`
+	After      json.RawMessage `json:"after"`
+	Actor      string          `json:"actor"`
+	At         time.Time       `json:"at"`
+}
