@@ -38,6 +38,7 @@ import (
 const (
 	snapshotName = "catalog.snapshot"
 	aofName      = "catalog.aof"
+	lockName     = "catalog.lock"
 )
 
 // fsyncInterval is how often a dirty AOF is fsynced.
@@ -49,9 +50,14 @@ var compactThreshold int64 = 64 << 20
 // ErrClosed is returned for writes made after Close.
 var ErrClosed = errors.New("devredis: server closed")
 
+// ErrDataDirInUse is returned by Start when another process (or Server)
+// already persists into the data directory.
+var ErrDataDirInUse = errors.New("devredis: data dir in use")
+
 // Server is an embedded miniredis whose data survives restarts.
 type Server struct {
 	dir   string
+	lock  *os.File // held until Close
 	log   *slog.Logger
 	m     *miniredis.Miniredis
 	admin *redis.Client // hook-less client for replay and introspection
@@ -80,20 +86,27 @@ func Start(dataDir string, logger *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	lock, err := lockDir(filepath.Join(dataDir, lockName))
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range []string{snapshotName + ".tmp", aofName + ".tmp"} {
 		if err := os.Remove(filepath.Join(dataDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			_ = lock.Close()
 			return nil, fmt.Errorf("remove leftover %s: %w", name, err)
 		}
 	}
 
 	m := miniredis.NewMiniRedis()
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+		_ = lock.Close()
 		return nil, fmt.Errorf("start miniredis: %w", err)
 	}
 	s := &Server{
-		dir: dataDir,
-		log: logger,
-		m:   m,
+		dir:  dataDir,
+		lock: lock,
+		log:  logger,
+		m:    m,
 		admin: redis.NewClient(&redis.Options{
 			Addr:            m.Addr(),
 			Protocol:        2,
@@ -104,8 +117,12 @@ func Start(dataDir string, logger *slog.Logger) (*Server, error) {
 		done: make(chan struct{}),
 	}
 	if err := s.restore(); err != nil {
+		if s.aof != nil {
+			_ = s.aof.Close()
+		}
 		_ = s.admin.Close()
 		m.Close()
+		_ = lock.Close()
 		return nil, err
 	}
 	go s.loop()
@@ -250,6 +267,7 @@ func (s *Server) Close() error {
 	}
 	_ = s.admin.Close()
 	s.m.Close()
+	_ = s.lock.Close()
 	return err
 }
 

@@ -90,8 +90,12 @@ func writeEverything(t testing.TB, c *redis.Client) {
 		func() error { return c.Set(ctx, "str", "hello", 0).Err() },
 		func() error { return c.Set(ctx, "bin", "\x00\xff\r\n\x01 binary", 0).Err() },
 		func() error { return c.Set(ctx, "ttl", "v", time.Hour).Err() },
-		func() error { return c.SetArgs(ctx, "exat", "v", redis.SetArgs{ExpireAt: inHour.Truncate(time.Second)}).Err() },
-		func() error { return c.SetArgs(ctx, "pxat", "v", redis.SetArgs{ExpireAt: inHour.Add(1500 * time.Millisecond)}).Err() },
+		func() error {
+			return c.SetArgs(ctx, "exat", "v", redis.SetArgs{ExpireAt: inHour.Truncate(time.Second)}).Err()
+		},
+		func() error {
+			return c.SetArgs(ctx, "pxat", "v", redis.SetArgs{ExpireAt: inHour.Add(1500 * time.Millisecond)}).Err()
+		},
 		func() error { return c.Incr(ctx, "counter").Err() },
 		func() error { return c.IncrBy(ctx, "counter", 41).Err() },
 		func() error { return c.IncrByFloat(ctx, "float", 1.25).Err() },
@@ -571,6 +575,100 @@ func TestConcurrentWriters(t *testing.T) {
 	assertSameState(t, want, state(t, s2))
 }
 
+// TestInterruptedCompaction simulates a crash after a compaction renamed its
+// snapshot but before it replaced the AOF: the old AOF must not be replayed
+// on top of the snapshot that already contains it.
+func TestInterruptedCompaction(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	defer s.Close()
+	c := client(t, s)
+	for range 5 {
+		if err := c.Incr(ctx, "n").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	_, err := s.writeSnapshot(s.gen + 1) // step 2 of compactLocked, without step 3
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := crashCopy(t, dir)
+	if aof := must(readAOF(filepath.Join(crashed, aofName))); len(aof.records) != 5 {
+		t.Fatalf("stale AOF has %d records, want 5", len(aof.records))
+	}
+	s2 := start(t, crashed)
+	defer s2.Close()
+	if got := must(client(t, s2).Get(ctx, "n").Int()); got != 5 {
+		t.Fatalf("n = %d after restart, want 5", got)
+	}
+}
+
+// TestUnknownOutcomeResnapshots checks that a write whose reply was lost
+// (it may or may not have run) is captured by an immediate snapshot.
+func TestUnknownOutcomeResnapshots(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	defer s.Close()
+	plain := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer plain.Close()
+	lostReply := s.Hook().ProcessHook(func(ctx context.Context, cmd redis.Cmder) error {
+		if err := plain.Process(ctx, cmd); err != nil { // runs on the server...
+			return err
+		}
+		cmd.SetErr(io.ErrUnexpectedEOF) // ...but the client never hears back
+		return cmd.Err()
+	})
+	if err := lostReply(ctx, redis.NewStringCmd(ctx, "xadd", "s", "*", "f", "v")); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err %v", err)
+	}
+	want := state(t, s)
+	s2 := start(t, crashCopy(t, dir))
+	defer s2.Close()
+	assertSameState(t, want, state(t, s2))
+}
+
+func TestDataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	if _, err := Start(dir, discardLogger()); !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("second Start: %v, want ErrDataDirInUse", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start(t, dir).Close()
+}
+
+func TestCompactionWhileRunning(t *testing.T) {
+	old := compactThreshold
+	compactThreshold = 4 << 10
+	defer func() { compactThreshold = old }()
+
+	dir := t.TempDir()
+	s := start(t, dir)
+	defer s.Close()
+	c := client(t, s)
+	for i := range 200 {
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: "s", Values: []any{"i", i, "pad", strings.Repeat("x", 100)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := c.Incr(ctx, "after").Err(); err != nil {
+		t.Fatal(err)
+	}
+	aof := must(readAOF(filepath.Join(dir, aofName)))
+	if len(aof.records) != 1 {
+		t.Fatalf("AOF has %d records after compaction, want 1", len(aof.records))
+	}
+	want := state(t, s)
+	s2 := start(t, crashCopy(t, dir))
+	defer s2.Close()
+	assertSameState(t, want, state(t, s2))
+}
+
 // TestKill9 kills a writer process with SIGKILL and checks that a restart
 // restores every acknowledged write (the requirement is all but the last
 // second; writes reach the OS before they are acknowledged, so none is lost).
@@ -784,7 +882,7 @@ func BenchmarkSnapshotRestore100kHashes(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		s := start(b, dir) // load snapshot, then write a fresh one
+		s := start(b, dir)                // load snapshot, then write a fresh one
 		if err := s.Close(); err != nil { // and another
 			b.Fatal(err)
 		}

@@ -86,7 +86,11 @@ func (h hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessP
 // write; miniredis executes one command at a time anyway, so the only cost
 // is that hooked writes do not overlap their loopback round trips. Reads
 // (including WATCH, and XREAD BLOCK) do not take the lock; blocking writes
-// are refused since they would hold it while waiting.
+// are refused since they would hold it while waiting. One interaction to
+// know: a WATCH transaction keeps its pool connection while it waits for the
+// lock, so if more transactions than the pool size wait while a plain write
+// holds the lock and needs a connection, that write fails with
+// redis.ErrPoolTimeout (nothing is logged; the transactions then proceed).
 func (s *Server) write(ctx context.Context, all, cmds []redis.Cmder, tx bool, exec func() error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -99,8 +103,9 @@ func (s *Server) write(ctx context.Context, all, cmds []redis.Cmder, tx bool, ex
 	if !ok {
 		// The outcome is unknown (transport error after sending) or cannot be
 		// expressed as a deterministic command: record the state itself.
+		s.log.Warn("devredis: write not expressible in the aof, re-snapshotting", "cmd", all[0].Name(), "err", err)
 		if cerr := s.compactLocked(); cerr != nil {
-			s.broken = fmt.Errorf("re-snapshot after %v: %w", err, cerr)
+			s.broken = fmt.Errorf("re-snapshot: %w", cerr)
 			s.log.Error("devredis: re-snapshot failed; writes refused until it succeeds", "err", cerr)
 		}
 		return err
@@ -130,7 +135,7 @@ func (s *Server) writableLocked(ctx context.Context) error {
 func recordFor(all, cmds []redis.Cmder, tx bool, err error, now time.Time) (rec [][]string, ok bool) {
 	if tx {
 		if err != nil && !isRedisError(err) {
-			return nil, false // unknown whether EXEC ran
+			return nil, notSent(err) // otherwise unknown whether EXEC ran
 		}
 		if errors.Is(err, redis.TxFailedErr) || redis.IsExecAbortError(err) {
 			return nil, true // nothing applied
@@ -146,8 +151,8 @@ func recordFor(all, cmds []redis.Cmder, tx bool, err error, now time.Time) (rec 
 			if errors.Is(e, redis.TxFailedErr) {
 				return nil, true
 			}
-			if isRedisError(e) {
-				continue // the server rejected it and changed nothing
+			if isRedisError(e) || notSent(e) {
+				continue // rejected by the server, or never sent: nothing changed
 			}
 			return nil, false // transport error: unknown whether it ran
 		}
@@ -310,6 +315,11 @@ func setErr(cmds []redis.Cmder, err error) {
 	for _, c := range cmds {
 		c.SetErr(err)
 	}
+}
+
+// notSent reports errors go-redis returns before sending anything.
+func notSent(err error) bool {
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed)
 }
 
 func isRedisError(err error) bool {

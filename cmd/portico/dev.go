@@ -17,7 +17,7 @@ import (
 )
 
 func devCmd() *cobra.Command {
-	var addr, dataDir, adminToken string
+	var pprofAddr, addr, dataDir, adminToken string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole portal in one process with embedded Redis, persisted under --data-dir",
@@ -25,6 +25,7 @@ func devCmd() *cobra.Command {
 			if err := bindEnv(cmd); err != nil {
 				return err
 			}
+			servePprof(newLogger(), pprofAddr)
 			log := newLogger()
 			token, err := devAdminToken(dataDir, adminToken)
 			if err != nil {
@@ -45,6 +46,7 @@ func devCmd() *cobra.Command {
 			return runErr
 		},
 	}
+	cmd.Flags().StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler on this address (off when empty)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7070", "listen address")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".portico", "where the embedded catalog is persisted")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token (generated and written to <data-dir>/admin-token when empty)")

@@ -9,7 +9,7 @@ import (
 )
 
 func serveCmd() *cobra.Command {
-	var addr, redisURL, adminToken string
+	var pprofAddr, addr, redisURL, adminToken string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the stateless API against a real Redis (run N replicas behind a load balancer)",
@@ -17,6 +17,7 @@ func serveCmd() *cobra.Command {
 			if err := bindEnv(cmd); err != nil {
 				return err
 			}
+			servePprof(newLogger(), pprofAddr)
 			if adminToken == "" {
 				return errors.New("serve needs --admin-token (or PORTICO_ADMIN_TOKEN)")
 			}
@@ -30,6 +31,7 @@ func serveCmd() *cobra.Command {
 			return newPortal(newLogger(), rdb, adminToken, addr).run()
 		},
 	}
+	cmd.Flags().StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler on this address (off when empty)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7070", "listen address")
 	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token")

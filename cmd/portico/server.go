@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,6 +41,24 @@ func newPortal(log *slog.Logger, rdb *redis.Client, adminToken, addr string) *po
 			ReadHeaderTimeout: 10 * time.Second,
 		},
 	}
+}
+
+// servePprof exposes Go's profiler on its own listener, only when asked
+// for (--pprof-addr); it is never mounted on the API.
+func servePprof(log *slog.Logger, addr string) {
+	if addr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go func() {
+		log.Info("pprof listening", "addr", addr)
+		if err := http.ListenAndServe(addr, mux); err != nil {
+			log.Error("pprof", "err", err)
+		}
+	}()
 }
 
 // run serves until SIGINT/SIGTERM, then drains in-flight requests.

@@ -47,7 +47,7 @@ func New(cfg Config) http.Handler {
 		c.JSON(http.StatusMethodNotAllowed, body("method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path, nil))
 	})
 
-	h := &handlers{cat: cfg.Catalog, ready: cfg.Ready}
+	h := &handlers{cat: cfg.Catalog, ready: cfg.Ready, hub: newEventHub(cfg.Catalog)}
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
@@ -78,6 +78,7 @@ func New(cfg Config) http.Handler {
 type handlers struct {
 	cat   *catalog.Service
 	ready map[string]func(context.Context) error
+	hub   *eventHub
 }
 
 func (h *handlers) healthz(c *gin.Context) {

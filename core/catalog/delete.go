@@ -112,7 +112,7 @@ func (d *deletion) run(ctx context.Context, start Ref) ([]Ref, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.tx.DeleteEntity(bp, e, d.s.event(ctx, EventEntityDeleted, ref.Blueprint, ref.Identifier, e, nil))
+		d.tx.DeleteEntity(bp, e, d.s.entityEvent(ctx, EventEntityDeleted, ref))
 		deleted = append(deleted, ref)
 	}
 	return deleted, nil
@@ -160,7 +160,7 @@ func (d *deletion) detach(ctx context.Context, detach map[Ref]bool, doomed map[R
 			}
 		}
 		after.UpdatedAt, after.UpdatedBy = d.s.timestamp(), actor.ID
-		d.tx.PutEntity(bp, e, after, d.s.event(ctx, EventEntityUpdated, e.Blueprint, e.Identifier, e, after))
+		d.tx.PutEntity(bp, e, after, d.s.entityEvent(ctx, EventEntityUpdated, e.Ref()))
 	}
 	return nil
 }

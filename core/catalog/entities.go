@@ -80,7 +80,8 @@ func (s *Service) PatchEntity(ctx context.Context, ref Ref, patch map[string]any
 	return s.decorateOne(ctx, res[0].Entity)
 }
 
-// Write applies a batch of entity writes in one atomic transaction. Items
+// Write applies a batch of entity writes in one atomic transaction. It
+// takes ownership of the items' entities (they are normalised in place). Items
 // fail individually (bad input, dangling relation, missing blueprint) while
 // the rest are written; relations between items of one batch resolve
 // whatever their order. Unchanged entities are neither rewritten nor
@@ -188,7 +189,7 @@ func (w *batch) prepare(i int, it WriteItem) {
 			w.fail(i, fmt.Errorf("entity %s/%s: %w", it.Entity.Blueprint, it.Entity.Identifier, ErrAlreadyExists))
 			return
 		}
-		after = it.Entity.copy()
+		after = it.Entity
 	case Patch:
 		if before == nil {
 			w.fail(i, fmt.Errorf("entity %s/%s: %w", it.Entity.Blueprint, it.Entity.Identifier, ErrNotFound))
@@ -200,7 +201,7 @@ func (w *batch) prepare(i int, it WriteItem) {
 			return
 		}
 	default:
-		after = it.Entity.copy()
+		after = it.Entity
 	}
 	after.Blueprint = it.Entity.Blueprint
 	if err := c.ValidateEntity(after); err != nil {
@@ -316,7 +317,7 @@ func (w *batch) stage(ctx context.Context) {
 			typ, status = EventEntityUpdated, StatusUpdated
 		}
 		bp := w.bps[a.Blueprint].Blueprint
-		w.tx.PutEntity(bp, before, a, w.s.event(ctx, typ, a.Blueprint, a.Identifier, before, a))
+		w.tx.PutEntity(bp, before, a, w.s.entityEvent(ctx, typ, a.Ref()))
 		w.results[i].Status = status
 		w.results[i].Entity = a
 	}

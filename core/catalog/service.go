@@ -98,6 +98,12 @@ func (s *Service) event(ctx context.Context, typ, bp, id string, before, after a
 	}
 }
 
+// entityEvent describes an entity change; the store fills Before and After
+// from the entities it writes, so each is serialised once.
+func (s *Service) entityEvent(ctx context.Context, typ string, ref Ref) Event {
+	return Event{Type: typ, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Actor: ActorFrom(ctx).ID, At: s.timestamp()}
+}
+
 func rawJSON(v any) json.RawMessage {
 	switch t := v.(type) {
 	case nil:

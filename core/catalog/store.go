@@ -48,7 +48,8 @@ type Tx interface {
 	PutBlueprint(bp *Blueprint, ev Event)
 	DeleteBlueprint(id string, ev Event)
 	// PutEntity writes after (before is the stored version or nil), keeping
-	// indexes in step; ev is appended to the stream and the entity history.
+	// indexes in step; ev, with Before and After filled in from the
+	// entities, is appended to the stream and the entity history.
 	// The blueprint supplies the relations' target blueprints.
 	PutEntity(bp *Blueprint, before, after *Entity, ev Event)
 	DeleteEntity(bp *Blueprint, before *Entity, ev Event)

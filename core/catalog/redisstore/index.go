@@ -2,20 +2,28 @@ package redisstore
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/portico-dev/portico/core/catalog"
 )
 
-// maxLexValue is the longest string kept in a lexical index; longer values
-// go to the property's "long" set and are always re-checked.
-const maxLexValue = 256
+// maxIndexedValue is the longest string with its own equality set; longer
+// values go to the property's "long" set and are always re-checked.
+const maxIndexedValue = 256
 
 type indexKind byte
 
 const (
-	numIndex  indexKind = 'n'
-	lexIndex  indexKind = 's'
+	// eqIndex: a set of the identifiers holding one value (equality, in,
+	// contains — intersected server-side with SINTER).
+	eqIndex indexKind = '='
+	// valuesIndex: a lexical zset of a property's distinct string values
+	// (ranges and prefixes over strings pick values here, then union their
+	// equality sets). Members are not removed when the last entity drops a
+	// value: a stale value's equality set is simply empty.
+	valuesIndex indexKind = 'v'
+	// numIndex: a zset of numeric values (ranges, sorting).
+	numIndex indexKind = 'n'
+	// longIndex: identifiers whose string value is too long to index.
 	longIndex indexKind = 'l'
 )
 
@@ -23,35 +31,32 @@ const (
 type indexEntry struct {
 	kind   indexKind
 	prop   string
+	value  string // tagged value, for eqIndex
 	member string
 	score  float64
 }
 
-// Lex index member tags: values of different JSON types never compare equal.
+// Value tags keep JSON types apart: "2" never equals 2, nor "true" true.
 const (
 	tagString = 's'
 	tagBool   = 'b'
+	tagNumber = 'n'
 )
 
-func lexMember(tag byte, value, id string) string {
-	var b strings.Builder
-	b.Grow(len(value) + len(id) + 2)
-	b.WriteByte(tag)
-	b.WriteString(value)
-	b.WriteByte(0)
-	b.WriteString(id)
-	return b.String()
+func taggedString(s string) string { return string(rune(tagString)) + s }
+
+func taggedNumber(f float64) string {
+	return string(rune(tagNumber)) + strconv.FormatFloat(f, 'g', -1, 64)
 }
 
-// idFromLexMember extracts the identifier: everything after the last NUL.
-func idFromLexMember(m string) string {
-	return m[strings.LastIndexByte(m, 0)+1:]
-}
+func taggedBool(b bool) string { return string(rune(tagBool)) + strconv.FormatBool(b) }
 
 // idFromNumMember strips the array-element suffix of a numeric member.
 func idFromNumMember(m string) string {
-	if i := strings.IndexByte(m, 0); i >= 0 {
-		return m[:i]
+	for i := 0; i < len(m); i++ {
+		if m[i] == 0 {
+			return m[:i]
+		}
 	}
 	return m
 }
@@ -63,7 +68,7 @@ func indexEntries(e *catalog.Entity) []indexEntry {
 	if e == nil {
 		return nil
 	}
-	out := make([]indexEntry, 0, len(e.Properties)+6)
+	out := make([]indexEntry, 0, 2*len(e.Properties)+8)
 	for name, v := range e.Properties {
 		out = appendValueEntries(out, name, e.Identifier, v)
 	}
@@ -87,41 +92,46 @@ func appendValueEntries(out []indexEntry, prop, id string, v any) []indexEntry {
 	switch t := v.(type) {
 	case []any:
 		for i, x := range t {
-			out = appendScalarEntry(out, prop, id, x, i, true)
+			out = appendScalarEntries(out, prop, id, x, i, true)
 		}
 		return out
 	case []string:
 		for i, x := range t {
-			out = appendScalarEntry(out, prop, id, x, i, true)
+			out = appendScalarEntries(out, prop, id, x, i, true)
 		}
 		return out
 	}
-	return appendScalarEntry(out, prop, id, v, 0, false)
+	return appendScalarEntries(out, prop, id, v, 0, false)
 }
 
-func appendScalarEntry(out []indexEntry, prop, id string, v any, i int, inArray bool) []indexEntry {
+func appendScalarEntries(out []indexEntry, prop, id string, v any, i int, inArray bool) []indexEntry {
 	switch t := v.(type) {
 	case string:
-		if len(t) > maxLexValue {
+		if len(t) > maxIndexedValue {
 			return append(out, indexEntry{kind: longIndex, prop: prop, member: id})
 		}
-		return append(out, indexEntry{kind: lexIndex, prop: prop, member: lexMember(tagString, t, id)})
+		tv := taggedString(t)
+		return append(out,
+			indexEntry{kind: eqIndex, prop: prop, value: tv, member: id},
+			indexEntry{kind: valuesIndex, prop: prop, member: tv})
 	case bool:
-		return append(out, indexEntry{kind: lexIndex, prop: prop, member: lexMember(tagBool, strconv.FormatBool(t), id)})
+		return append(out, indexEntry{kind: eqIndex, prop: prop, value: taggedBool(t), member: id})
 	case float64:
 		m := id
 		if inArray {
 			m = id + "\x00" + strconv.Itoa(i)
 		}
-		return append(out, indexEntry{kind: numIndex, prop: prop, member: m, score: t})
+		return append(out,
+			indexEntry{kind: eqIndex, prop: prop, value: taggedNumber(t), member: id},
+			indexEntry{kind: numIndex, prop: prop, member: m, score: t})
 	case int:
-		return appendScalarEntry(out, prop, id, float64(t), i, inArray)
+		return appendScalarEntries(out, prop, id, float64(t), i, inArray)
 	}
 	return out
 }
 
 // indexDiff returns the entries to remove and to add to go from before to
-// after (either may be nil).
+// after (either may be nil). Values-index members are never removed.
 func indexDiff(before, after *catalog.Entity) (remove, add []indexEntry) {
 	old := indexEntries(before)
 	cur := indexEntries(after)
@@ -137,20 +147,9 @@ func indexDiff(before, after *catalog.Entity) (remove, add []indexEntry) {
 		}
 	}
 	for _, e := range old {
-		if _, ok := keep[e]; !ok {
+		if _, ok := keep[e]; !ok && e.kind != valuesIndex {
 			remove = append(remove, e)
 		}
 	}
 	return remove, add
-}
-
-func (k keys) indexKey(bp string, e indexEntry) string {
-	switch e.kind {
-	case numIndex:
-		return k.numIndex(bp, e.prop)
-	case lexIndex:
-		return k.lexIndex(bp, e.prop)
-	default:
-		return k.longIndex(bp, e.prop)
-	}
 }

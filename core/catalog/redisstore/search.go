@@ -255,129 +255,136 @@ func (c candidates) sorted() []string {
 	return out
 }
 
-// planner evaluates one query against one blueprint's indexes: first every
-// indexable leaf queues its lookups on one pipeline, then the tree combines
-// the replies.
+// intersect narrows c by d.
+func (c candidates) intersect(d candidates) candidates {
+	exact := c.exact && d.exact
+	switch {
+	case d.all:
+		c.exact = exact
+		return c
+	case c.all:
+		d.exact = exact
+		return d
+	}
+	small, large := c.ids, d.ids
+	if len(large) < len(small) {
+		small, large = large, small
+	}
+	out := make(map[string]struct{}, len(small))
+	for id := range small {
+		if _, ok := large[id]; ok {
+			out[id] = struct{}{}
+		}
+	}
+	return candidates{ids: out, exact: exact}
+}
+
+func idSet(ids []string) map[string]struct{} {
+	out := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		out[id] = struct{}{}
+	}
+	return out
+}
+
+// narrowEnough: once an and-node's candidates are this few, its remaining
+// rules are checked on the documents instead of read from more indexes.
+const narrowEnough = 1000
+
+// planner evaluates one query against one blueprint's indexes. Within an
+// and-node, the equality rules are answered together by one SINTER on the
+// server; relatedTo sets (resolved beforehand) and nested nodes narrow
+// further; range rules are read only while the candidates are still many.
 type planner struct {
 	s        *Store
 	bp       *catalog.Blueprint
 	computed map[string]bool
 	related  catalog.Related
-	lookups  map[*catalog.Rule]*lookup
-}
-
-// lookup is the pending index reads of one leaf; their union is the leaf's
-// candidate set.
-type lookup struct {
-	lex   []*redis.StringSliceCmd // members tag+value+\0+id
-	num   []*redis.StringSliceCmd // members id or id\0k
-	ids   []*redis.StringSliceCmd // plain identifiers
-	long  []*redis.StringSliceCmd // identifiers with over-long string values
-	exact bool
 }
 
 func (p *planner) run(ctx context.Context, q *catalog.Rule) (candidates, error) {
-	p.lookups = map[*catalog.Rule]*lookup{}
-	pipe := p.s.rdb.Pipeline()
-	queued := false
-	q.Walk(func(r *catalog.Rule) {
-		if r.IsCombinator() {
-			return
+	if !q.IsCombinator() {
+		return p.and(ctx, []catalog.Rule{*q}, q)
+	}
+	if q.Combinator == "or" {
+		return p.or(ctx, q.Rules)
+	}
+	return p.and(ctx, q.Rules, nil)
+}
+
+func (p *planner) or(ctx context.Context, rules []catalog.Rule) (candidates, error) {
+	out := candidates{ids: map[string]struct{}{}, exact: true}
+	for i := range rules {
+		c, err := p.run(ctx, &rules[i])
+		if err != nil {
+			return candidates{}, err
 		}
-		if l := p.queue(ctx, pipe, r); l != nil {
-			p.lookups[r] = l
-			queued = true
+		if c.all {
+			return candidates{all: true, exact: c.exact}, nil
 		}
-	})
-	if queued {
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		out.exact = out.exact && c.exact
+		for id := range c.ids {
+			out.ids[id] = struct{}{}
+		}
+	}
+	return out, nil
+}
+
+// and plans the conjunction of rules. single is the original leaf when the
+// query is one bare rule (so relatedTo lookups find their *Rule key).
+func (p *planner) and(ctx context.Context, rules []catalog.Rule, single *catalog.Rule) (candidates, error) {
+	out := candidates{all: true, exact: true}
+	var eqKeys []string
+	var ranged []*catalog.Rule
+	for i := range rules {
+		r := &rules[i]
+		if single != nil {
+			r = single
+		}
+		switch {
+		case r.IsCombinator():
+			c, err := p.run(ctx, r)
+			if err != nil {
+				return candidates{}, err
+			}
+			out = out.intersect(c)
+		case r.Operator == "relatedTo":
+			ids := map[string]struct{}{}
+			for ref := range p.related[r] {
+				if ref.Blueprint == p.bp.Identifier {
+					ids[ref.Identifier] = struct{}{}
+				}
+			}
+			out = out.intersect(candidates{ids: ids, exact: true})
+		case r.Property == "$blueprint":
+			out = out.intersect(p.blueprintRule(r))
+		default:
+			if key, ok := p.eqKey(r); ok {
+				eqKeys = append(eqKeys, key)
+			} else {
+				ranged = append(ranged, r)
+			}
+		}
+	}
+	if len(eqKeys) > 0 {
+		ids, err := p.s.rdb.SInter(ctx, eqKeys...).Result()
+		if err != nil {
 			return candidates{}, fmt.Errorf("search %s: %w", p.bp.Identifier, err)
 		}
+		out = out.intersect(candidates{ids: idSet(ids), exact: true})
 	}
-	return p.combine(q), nil
-}
-
-func (p *planner) combine(r *catalog.Rule) candidates {
-	if !r.IsCombinator() {
-		return p.leaf(r)
-	}
-	if r.Combinator == "or" {
-		out := candidates{ids: map[string]struct{}{}, exact: true}
-		for i := range r.Rules {
-			c := p.combine(&r.Rules[i])
-			if c.all {
-				return candidates{all: true, exact: c.exact && isTrue(c)}
-			}
-			out.exact = out.exact && c.exact
-			for id := range c.ids {
-				out.ids[id] = struct{}{}
-			}
-		}
-		return out
-	}
-	out := candidates{all: true, exact: true}
-	for i := range r.Rules {
-		c := p.combine(&r.Rules[i])
-		out.exact = out.exact && c.exact
-		if c.all {
+	for _, r := range ranged {
+		if !out.all && len(out.ids) <= narrowEnough {
+			out.exact = false // the documents will be checked
 			continue
 		}
-		if out.all {
-			out = candidates{ids: c.ids, exact: out.exact}
-			continue
+		c, err := p.rangeLeaf(ctx, r)
+		if err != nil {
+			return candidates{}, err
 		}
-		for id := range out.ids {
-			if _, ok := c.ids[id]; !ok {
-				delete(out.ids, id)
-			}
-		}
+		out = out.intersect(c)
 	}
-	return out
-}
-
-// isTrue: an exact "all" is a rule every entity of the blueprint satisfies.
-func isTrue(c candidates) bool { return c.all && c.exact }
-
-func (p *planner) leaf(r *catalog.Rule) candidates {
-	switch {
-	case r.Operator == "relatedTo":
-		out := candidates{ids: map[string]struct{}{}, exact: true}
-		for ref := range p.related[r] {
-			if ref.Blueprint == p.bp.Identifier {
-				out.ids[ref.Identifier] = struct{}{}
-			}
-		}
-		return out
-	case r.Property == "$blueprint":
-		return p.blueprintRule(r)
-	}
-	l := p.lookups[r]
-	if l == nil {
-		return candidates{all: true}
-	}
-	out := candidates{ids: map[string]struct{}{}, exact: l.exact}
-	for _, c := range l.lex {
-		for _, m := range c.Val() {
-			out.ids[idFromLexMember(m)] = struct{}{}
-		}
-	}
-	for _, c := range l.num {
-		for _, m := range c.Val() {
-			out.ids[idFromNumMember(m)] = struct{}{}
-		}
-	}
-	for _, c := range l.ids {
-		for _, m := range c.Val() {
-			out.ids[m] = struct{}{}
-		}
-	}
-	for _, c := range l.long {
-		for _, m := range c.Val() {
-			out.ids[m] = struct{}{}
-			out.exact = false
-		}
-	}
-	return out
+	return out, nil
 }
 
 // blueprintRule answers $blueprint rules without touching Redis.
@@ -405,52 +412,6 @@ func (p *planner) blueprintRule(r *catalog.Rule) candidates {
 	return candidates{ids: map[string]struct{}{}, exact: true}
 }
 
-// queue adds the index reads for one leaf to pipe, or returns nil when no
-// index can answer it.
-func (p *planner) queue(ctx context.Context, pipe redis.Pipeliner, r *catalog.Rule) *lookup {
-	propType, ok := p.indexedType(r.Property)
-	if !ok {
-		return nil
-	}
-	var values []any
-	op := r.Operator
-	switch op {
-	case "=", "<", "<=", ">", ">=", "beginsWith":
-		values = []any{r.Value}
-	case "in":
-		op = "="
-		values, _ = r.Value.([]any)
-	case "contains", "containsAny":
-		if propType != "array" {
-			return nil // substring search: no index
-		}
-		values = []any{r.Value}
-		if op == "containsAny" {
-			values, _ = r.Value.([]any)
-		}
-		op = "="
-	case "between":
-		from, to, ok := betweenBounds(r.Value)
-		if !ok {
-			return nil
-		}
-		l := &lookup{exact: true}
-		if !p.queueRange(ctx, pipe, l, r.Property, propType, "between", from, to) {
-			return nil
-		}
-		return l
-	default:
-		return nil
-	}
-	l := &lookup{exact: true}
-	for _, v := range values {
-		if !p.queueRange(ctx, pipe, l, r.Property, propType, op, v, nil) {
-			return nil
-		}
-	}
-	return l
-}
-
 // indexedType tells how a property is indexed for this blueprint: a
 // meta-property, or a stored property declared in the schema (a relation
 // or computed property of the same name is not in the property indexes).
@@ -475,6 +436,95 @@ func (p *planner) indexedType(prop string) (string, bool) {
 	return def.Type, true
 }
 
+// eqKey returns the equality set answering r, when r is one equality:
+// `= v`, `in [v]`, or `contains v` / `containsAny [v]` on an array.
+func (p *planner) eqKey(r *catalog.Rule) (string, bool) {
+	typ, ok := p.indexedType(r.Property)
+	if !ok || typ == "$identifier" || typ == "time" {
+		return "", false
+	}
+	var v any
+	switch r.Operator {
+	case "=":
+		v = r.Value
+	case "in", "containsAny":
+		list, _ := r.Value.([]any)
+		if len(list) != 1 || (r.Operator == "containsAny" && typ != "array") {
+			return "", false
+		}
+		v = list[0]
+	case "contains":
+		if typ != "array" {
+			return "", false
+		}
+		v = r.Value
+	default:
+		return "", false
+	}
+	var tagged string
+	switch t := v.(type) {
+	case string:
+		if len(t) > maxIndexedValue {
+			return "", false
+		}
+		tagged = taggedString(t)
+	case float64:
+		tagged = taggedNumber(t)
+	case bool:
+		tagged = taggedBool(t)
+	default:
+		return "", false
+	}
+	return p.s.keys.eqIndex(p.bp.Identifier, r.Property, tagged), true
+}
+
+// rangeLeaf answers a leaf that is not a single equality from the indexes,
+// or returns "all" when no index can.
+func (p *planner) rangeLeaf(ctx context.Context, r *catalog.Rule) (candidates, error) {
+	typ, ok := p.indexedType(r.Property)
+	if !ok {
+		return candidates{all: true}, nil
+	}
+	var values []any
+	op := r.Operator
+	switch op {
+	case "=", "<", "<=", ">", ">=", "beginsWith":
+		values = []any{r.Value}
+	case "in":
+		op = "="
+		values, _ = r.Value.([]any)
+	case "contains", "containsAny":
+		if typ != "array" {
+			return candidates{all: true}, nil // substring search: no index
+		}
+		values = []any{r.Value}
+		if op == "containsAny" {
+			values, _ = r.Value.([]any)
+		}
+		op = "="
+	case "between":
+		from, to, ok := betweenBounds(r.Value)
+		if !ok {
+			return candidates{all: true}, nil
+		}
+		return p.lookup(ctx, typ, r.Property, "between", from, to)
+	default:
+		return candidates{all: true}, nil
+	}
+	out := candidates{ids: map[string]struct{}{}, exact: true}
+	for _, v := range values {
+		c, err := p.lookup(ctx, typ, r.Property, op, v, nil)
+		if err != nil || c.all {
+			return c, err
+		}
+		out.exact = out.exact && c.exact
+		for id := range c.ids {
+			out.ids[id] = struct{}{}
+		}
+	}
+	return out, nil
+}
+
 func betweenBounds(v any) (any, any, bool) {
 	switch t := v.(type) {
 	case map[string]any:
@@ -487,116 +537,142 @@ func betweenBounds(v any) (any, any, bool) {
 	return nil, nil, false
 }
 
-// queueRange queues the index read for `prop op v` (for between, v..v2);
-// false means no index can answer it.
-func (p *planner) queueRange(ctx context.Context, pipe redis.Pipeliner, l *lookup, prop, propType, op string, v, v2 any) bool {
+// lookup reads the identifiers for `prop op v` (between: v..v2).
+func (p *planner) lookup(ctx context.Context, typ, prop, op string, v, v2 any) (candidates, error) {
 	k := p.s.keys
 	bp := p.bp.Identifier
-	switch propType {
-	case "$identifier":
-		min, max, ok := lexRange("", op, v, v2)
+	all := candidates{all: true}
+	var ids []string
+	var err error
+	exact := true
+	switch {
+	case typ == "$identifier":
+		min, max, ok := lexRange(op, v, v2)
 		if !ok {
-			return false
+			return all, nil
 		}
-		l.ids = append(l.ids, pipe.ZRangeByLex(ctx, k.ids(bp), &redis.ZRangeBy{Min: min, Max: max}))
-		return true
-	case "time":
+		ids, err = p.s.rdb.ZRangeByLex(ctx, k.ids(bp), &redis.ZRangeBy{Min: min, Max: max}).Result()
+	case typ == "time":
 		lo, ok1 := timeMillis(v)
 		hi, ok2 := timeMillis(v2)
 		if !ok1 || (op == "between" && !ok2) {
-			return false
+			return all, nil
 		}
-		min, max, ok := scoreRange(op, lo, hi)
-		if !ok {
-			return false
+		ids, err = p.scoreRange(ctx, k.numIndex(bp, prop), op, lo, hi)
+	default:
+		switch t := v.(type) {
+		case float64:
+			hi, ok := v2.(float64)
+			if op == "between" && !ok {
+				return all, nil
+			}
+			ids, err = p.scoreRange(ctx, k.numIndex(bp, prop), op, t, hi)
+		case bool:
+			if op != "=" {
+				return all, nil
+			}
+			ids, err = p.s.rdb.SMembers(ctx, k.eqIndex(bp, prop, taggedBool(t))).Result()
+		case string:
+			if v2 != nil {
+				if _, ok := v2.(string); !ok {
+					return all, nil
+				}
+			}
+			ids, exact, err = p.stringRange(ctx, prop, op, t, v2)
+		default:
+			return all, nil
 		}
-		l.num = append(l.num, pipe.ZRangeByScore(ctx, k.numIndex(bp, prop), &redis.ZRangeBy{Min: min, Max: max}))
-		return true
 	}
-	switch t := v.(type) {
-	case float64:
-		hi, ok := v2.(float64)
-		if op == "between" && !ok {
-			return false
-		}
-		min, max, ok := scoreRange(op, t, hi)
-		if !ok {
-			return false
-		}
-		l.num = append(l.num, pipe.ZRangeByScore(ctx, k.numIndex(bp, prop), &redis.ZRangeBy{Min: min, Max: max}))
-		return true
-	case bool:
-		if op != "=" {
-			return false
-		}
-		min, max, _ := lexRange(string(tagBool), "=", strconv.FormatBool(t), nil)
-		l.lex = append(l.lex, pipe.ZRangeByLex(ctx, k.lexIndex(bp, prop), &redis.ZRangeBy{Min: min, Max: max}))
-		return true
-	case string:
-		min, max, ok := lexRange(string(tagString), op, t, v2)
-		if !ok {
-			return false
-		}
-		l.lex = append(l.lex, pipe.ZRangeByLex(ctx, k.lexIndex(bp, prop), &redis.ZRangeBy{Min: min, Max: max}))
-		// Values too long for the lex index are candidates for any string
-		// rule; the final Match decides.
-		l.long = append(l.long, pipe.SMembers(ctx, k.longIndex(bp, prop)))
-		if len(t) > maxLexValue {
-			l.exact = false
-		}
-		return true
+	if err != nil {
+		return candidates{}, fmt.Errorf("search %s.%s: %w", bp, prop, err)
 	}
-	return false
+	return candidates{ids: idSet(ids), exact: exact}, nil
 }
 
-// lexRange returns ZRANGEBYLEX bounds for `op v` (between: v..v2) over
-// members tag+value+\0+id; tag "" is the plain identifier set.
-func lexRange(tag, op string, v, v2 any) (string, string, bool) {
+func (p *planner) scoreRange(ctx context.Context, key, op string, lo, hi float64) ([]string, error) {
+	min, max, ok := scoreRange(op, lo, hi)
+	if !ok {
+		return nil, nil
+	}
+	members, err := p.s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: min, Max: max}).Result()
+	for i, m := range members {
+		members[i] = idFromNumMember(m)
+	}
+	return members, err
+}
+
+// stringRange picks the matching distinct values from the values index and
+// unions their equality sets, plus the over-long values (checked later).
+func (p *planner) stringRange(ctx context.Context, prop, op string, v string, v2 any) ([]string, bool, error) {
+	k := p.s.keys
+	bp := p.bp.Identifier
+	tag := string(rune(tagString))
+	var min, max string
+	if op == "=" {
+		min, max = "["+tag+v, "["+tag+v
+	} else {
+		var ok bool
+		if min, max, ok = lexRange(op, tag+v, prefixed(tag, v2)); !ok {
+			return nil, false, nil
+		}
+	}
+	// Bound the range to string values (tag 's').
+	if min == "-" {
+		min = "[" + tag
+	}
+	if max == "+" {
+		max = "(" + string(rune(tagString+1))
+	}
+	values, err := p.s.rdb.ZRangeByLex(ctx, k.valuesIndex(bp, prop), &redis.ZRangeBy{Min: min, Max: max}).Result()
+	if err != nil {
+		return nil, false, err
+	}
+	keys := make([]string, 0, len(values)+1)
+	for _, tv := range values {
+		keys = append(keys, k.eqIndex(bp, prop, tv))
+	}
+	keys = append(keys, k.longIndex(bp, prop))
+	ids, err := p.s.rdb.SUnion(ctx, keys...).Result()
+	if err != nil {
+		return nil, false, err
+	}
+	long, err := p.s.rdb.SCard(ctx, k.longIndex(bp, prop)).Result()
+	return ids, long == 0 && len(v) <= maxIndexedValue, err
+}
+
+func prefixed(tag string, v any) any {
+	if s, ok := v.(string); ok {
+		return tag + s
+	}
+	return v
+}
+
+// lexRange returns ZRANGEBYLEX bounds for `op v` (between: v..v2) over a
+// zset whose members are the values themselves.
+func lexRange(op string, v, v2 any) (string, string, bool) {
 	s, ok := v.(string)
 	if !ok {
 		return "", "", false
 	}
-	if op == "between" {
+	switch op {
+	case "=":
+		return "[" + s, "[" + s, true
+	case "<":
+		return "-", "(" + s, true
+	case "<=":
+		return "-", "[" + s, true
+	case ">":
+		return "(" + s, "+", true
+	case ">=":
+		return "[" + s, "+", true
+	case "beginsWith":
+		return "[" + s, "(" + s + "\xff", true
+	case "between":
 		s2, ok := v2.(string)
 		if !ok {
 			return "", "", false
 		}
-		lo, _, _ := lexRange(tag, ">=", s, nil)
-		_, hi, _ := lexRange(tag, "<=", s2, nil)
-		return lo, hi, true
-	}
-	// In the identifier set a member is the value itself; in a property
-	// index it is followed by \0 and the id, so "value ≤ v" is "member < v\1".
-	end, after := "", "\x01"
-	lowest, highest := "-", "+"
-	if tag != "" {
-		end = "\x00"
-		lowest, highest = "["+tag, "("+string(tag[0]+1)
-	} else {
-		after = "\x00"
-	}
-	switch op {
-	case "=":
-		if tag == "" {
-			return "[" + s, "[" + s, true
-		}
-		return "[" + tag + s + end, "(" + tag + s + after, true
-	case "<":
-		return lowest, "(" + tag + s + end, true
-	case "<=":
-		if tag == "" {
-			return lowest, "[" + s, true
-		}
-		return lowest, "(" + tag + s + after, true
-	case ">":
-		if tag == "" {
-			return "(" + s, highest, true
-		}
-		return "[" + tag + s + after, highest, true
-	case ">=":
-		return "[" + tag + s + end, highest, true
-	case "beginsWith":
-		return "[" + tag + s, "(" + tag + s + "\xff", true
+		return "[" + s, "[" + s2, true
 	}
 	return "", "", false
 }

@@ -108,6 +108,7 @@ func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev 
 	id := after.Identifier
 	raw, _ := json.Marshal(after)
 	t.w.set(k.entity(bp.Identifier, id), raw)
+	ev.Before, ev.After = marshalOrNull(before), raw
 	if before == nil {
 		t.w.zaddLex(k.ids(bp.Identifier), id)
 	}
@@ -121,6 +122,7 @@ func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev cata
 	id := before.Identifier
 	t.w.del(k.entity(bp.Identifier, id))
 	t.w.zrem(k.ids(bp.Identifier), id)
+	ev.Before, ev.After = marshalOrNull(before), json.RawMessage("null")
 	t.w.del(k.referrers(bp.Identifier, id))
 	t.queueIndexDiff(before, nil)
 	t.queueEdgeDiff(bp, before, nil)
@@ -135,21 +137,21 @@ func (t *tx) queueIndexDiff(before, after *catalog.Entity) {
 	remove, add := indexDiff(before, after)
 	for _, e := range remove {
 		key := t.s.keys.indexKey(bp.Blueprint, e)
-		if e.kind == longIndex {
-			t.w.srem(key, e.member)
-		} else {
+		if e.kind == numIndex {
 			t.w.zrem(key, e.member)
+		} else {
+			t.w.srem(key, e.member)
 		}
 	}
 	for _, e := range add {
 		key := t.s.keys.indexKey(bp.Blueprint, e)
 		switch e.kind {
-		case longIndex:
-			t.w.sadd(key, e.member)
-		case lexIndex:
+		case numIndex:
+			t.w.zadd(key, redis.Z{Score: e.score, Member: e.member})
+		case valuesIndex:
 			t.w.zaddLex(key, e.member)
 		default:
-			t.w.zadd(key, redis.Z{Score: e.score, Member: e.member})
+			t.w.sadd(key, e.member)
 		}
 	}
 }
@@ -188,4 +190,12 @@ func (t *tx) queueEdgeDiff(bp *catalog.Blueprint, before, after *catalog.Entity)
 			t.w.sadd(e[0], e[1])
 		}
 	}
+}
+
+func marshalOrNull(e *catalog.Entity) json.RawMessage {
+	if e == nil {
+		return json.RawMessage("null")
+	}
+	raw, _ := json.Marshal(e)
+	return raw
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 
@@ -99,7 +100,7 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 		}
 	}
 	for _, q := range w.events {
-		raw, _ := json.Marshal(q.ev)
+		raw := encodeEvent(q.ev)
 		p.XAdd(ctx, &redis.XAddArgs{
 			Stream: s.keys.events(),
 			MaxLen: s.opts.EventRetention,
@@ -111,4 +112,36 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 			p.LTrim(ctx, q.history, -s.opts.HistoryLength, -1)
 		}
 	}
+}
+
+// encodeEvent writes an event's JSON by hand: Before and After are already
+// JSON produced by this package, so re-validating them (as encoding/json
+// does for RawMessage) would only burn CPU on the write path.
+func encodeEvent(ev catalog.Event) []byte {
+	str := func(s string) []byte { b, _ := json.Marshal(s); return b }
+	raw := func(r json.RawMessage) []byte {
+		if len(r) == 0 {
+			return []byte("null")
+		}
+		return r
+	}
+	at, _ := ev.At.MarshalJSON()
+	var b bytes.Buffer
+	b.Grow(len(ev.Before) + len(ev.After) + 200)
+	b.WriteString(`{"type":`)
+	b.Write(str(ev.Type))
+	b.WriteString(`,"blueprint":`)
+	b.Write(str(ev.Blueprint))
+	b.WriteString(`,"identifier":`)
+	b.Write(str(ev.Identifier))
+	b.WriteString(`,"before":`)
+	b.Write(raw(ev.Before))
+	b.WriteString(`,"after":`)
+	b.Write(raw(ev.After))
+	b.WriteString(`,"actor":`)
+	b.Write(str(ev.Actor))
+	b.WriteString(`,"at":`)
+	b.Write(at)
+	b.WriteByte('}')
+	return b.Bytes()
 }

@@ -1,0 +1,33 @@
+# Portico — the two commands a newcomer needs: `make run` and `make test`.
+GO      ?= go
+BIN     := bin/portico
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: build run test vet bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/portico
+
+## run: the whole portal with embedded defaults on http://127.0.0.1:7070
+run: build
+	$(BIN) dev
+
+## test: every test, race detector on (needs redis-server on PATH: .ci/run installs it)
+test: vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+vet:
+	$(GO) vet ./...
+
+## bench: Go micro-benchmarks, then the catalog load test against real redis-server
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./core/... ./host/... 
+	$(GO) run ./bench/catalog
+
+## fuzz: a short run of each decoder fuzzer (seeds live in testdata/fuzz)
+fuzz:
+	$(GO) test ./core/catalog -run '^$$' -fuzz FuzzDecodeEntity -fuzztime 30s
+	$(GO) test ./core/catalog -run '^$$' -fuzz FuzzDecodeQuery -fuzztime 30s
+
+clean:
+	rm -rf bin .portico
