@@ -33,6 +33,7 @@ var (
 	rounds      = flag.Int("rounds", 3, "ingest rounds (median reported)")
 	searches    = flag.Int("searches", 2000, "search requests")
 	upserts     = flag.Int("upserts", 2000, "single-entity upserts")
+	stats       = flag.Bool("redis-stats", false, "print Redis command statistics of the last ingest round")
 	binary      = flag.String("portico", "bin/portico", "portico binary")
 	teamsCount  = 100
 	languages   = []string{"go", "python", "java", "rust", "typescript"}
@@ -64,12 +65,16 @@ func main() {
 	var rates []float64
 	for r := 0; r < *rounds; r++ {
 		redisCLI(redisPort, "FLUSHALL")
+		redisCLI(redisPort, "CONFIG", "RESETSTAT")
 		setup(c)
 		rate := ingest(c)
 		rates = append(rates, rate)
 		log.Printf("round %d: ingest %d entities: %.0f entities/s", r+1, *entities, rate)
 	}
 	ingestRate := median(rates)
+	if *stats {
+		redisStats(redisPort)
+	}
 
 	rss := rssMiB(server.Process.Pid)
 	searchP50, searchP99, hits := searchLatency(c)
@@ -353,5 +358,17 @@ func roundAll(v []float64) []int {
 func check(err error) {
 	if err != nil {
 		log.Fatal(err)
+	}
+}
+
+// redisStats prints where Redis spent its time (INFO commandstats).
+func redisStats(port int) {
+	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "INFO", "commandstats").Output()
+	check(err)
+	fmt.Println("redis commandstats (last round):")
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "cmdstat_") {
+			fmt.Println("  " + strings.TrimSpace(line))
+		}
 	}
 }

@@ -32,14 +32,13 @@ func (t AdminToken) Authenticate(_ context.Context, token string) (catalog.Actor
 // on the request context.
 func authenticate(a Authenticator) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		h := c.GetHeader("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || token == "" {
+		token, ok := bearerToken(c.GetHeader("Authorization"))
+		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="portico"`)
 			fail(c, ErrUnauthorized)
 			return
 		}
-		actor, err := a.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+		actor, err := a.Authenticate(c.Request.Context(), token)
 		if err != nil {
 			c.Header("WWW-Authenticate", `Bearer realm="portico", error="invalid_token"`)
 			fail(c, err)
@@ -48,4 +47,15 @@ func authenticate(a Authenticator) gin.HandlerFunc {
 		c.Request = c.Request.WithContext(catalog.WithActor(c.Request.Context(), actor))
 		c.Next()
 	}
+}
+
+// bearerToken extracts the token of "Authorization: Bearer <token>"; the
+// scheme is case-insensitive (RFC 7235).
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }

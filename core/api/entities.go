@@ -196,6 +196,8 @@ func (h *handlers) bulk(c *gin.Context) {
 			results[i].Error = itemError(err)
 			if e != nil {
 				results[i].Blueprint, results[i].Identifier = e.Blueprint, e.Identifier
+			} else {
+				results[i].Blueprint, results[i].Identifier = itemName(raw)
 			}
 			continue
 		}
@@ -222,6 +224,19 @@ func (h *handlers) bulk(c *gin.Context) {
 		}
 	}
 	c.JSON(status, gin.H{"results": results})
+}
+
+// itemName reads what it can of a malformed bulk item's blueprint and
+// identifier, so its result still names it.
+func itemName(raw json.RawMessage) (blueprint, identifier string) {
+	var name struct {
+		Blueprint  any `json:"blueprint"`
+		Identifier any `json:"identifier"`
+	}
+	_ = json.Unmarshal(raw, &name)
+	blueprint, _ = name.Blueprint.(string)
+	identifier, _ = name.Identifier.(string)
+	return blueprint, identifier
 }
 
 func itemError(err error) *errorDetail {

@@ -80,24 +80,146 @@ func (s *Service) PatchEntity(ctx context.Context, ref Ref, patch map[string]any
 	return s.decorateOne(ctx, res[0].Entity)
 }
 
-// Write applies a batch of entity writes in one atomic transaction. It
-// takes ownership of the items' entities (they are normalised in place). Items
-// fail individually (bad input, dangling relation, missing blueprint) while
-// the rest are written; relations between items of one batch resolve
-// whatever their order. Unchanged entities are neither rewritten nor
-// announced.
+// Write applies a batch of entity writes. It takes ownership of the items'
+// entities (they are normalised in place). Items fail individually (bad
+// input, dangling relation, missing blueprint) while the rest are written;
+// relations between items of one batch resolve whatever their order.
+// Unchanged entities are neither rewritten nor announced.
+//
+// A large batch is cut into chunks of about ChunkSize entities, each one
+// atomic transaction; items that reference each other (or share an
+// identifier) always share a chunk. Small transactions keep Redis
+// responsive: one EXEC blocks it, and WATCH costs grow with the square of
+// the watched keys.
 func (s *Service) Write(ctx context.Context, items []WriteItem) ([]WriteResult, error) {
 	if len(items) > MaxBatch {
 		return nil, &ValidationError{Message: fmt.Sprintf("a batch holds at most %d entities, got %d", MaxBatch, len(items))}
 	}
-	var results []WriteResult
-	err := s.store.Update(ctx, func(tx Tx) error {
-		w := &batch{s: s, tx: tx, items: items}
-		var err error
-		results, err = w.run(ctx)
-		return err
-	})
-	return results, err
+	results := make([]WriteResult, len(items))
+	for _, chunk := range chunkItems(items, ChunkSize) {
+		sub := make([]WriteItem, len(chunk))
+		for i, idx := range chunk {
+			sub[i] = items[idx]
+		}
+		var res []WriteResult
+		err := s.store.Update(ctx, func(tx Tx) error {
+			w := &batch{s: s, tx: tx, items: sub}
+			var err error
+			res, err = w.run(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range res {
+			r.Index = chunk[i]
+			results[chunk[i]] = r
+		}
+	}
+	return results, nil
+}
+
+// ChunkSize is the target number of entities per write transaction.
+const ChunkSize = 250
+
+// chunkItems cuts a batch into chunks of about size item indexes, in
+// dependency order: an item whose relation names another item of the batch
+// comes in the same chunk or a later one, so by the time it is written its
+// target exists. Items in a reference cycle, or sharing an identifier,
+// always share a chunk. References are matched by identifier alone:
+// over-grouping is harmless.
+func chunkItems(items []WriteItem, size int) [][]int {
+	if len(items) <= size {
+		all := make([]int, len(items))
+		for i := range all {
+			all[i] = i
+		}
+		return [][]int{all}
+	}
+	byID := make(map[string][]int, len(items))
+	for i, it := range items {
+		byID[it.Entity.Identifier] = append(byID[it.Entity.Identifier], i)
+	}
+	edges := make([][]int, len(items))
+	link := func(i int, v any) {
+		for _, id := range RelationIDs(v) {
+			edges[i] = append(edges[i], byID[id]...)
+		}
+	}
+	for i, it := range items {
+		// Same identifier: mutual edges put duplicates in one component.
+		edges[i] = append(edges[i], byID[it.Entity.Identifier]...)
+		for _, v := range it.Entity.Relations {
+			link(i, v)
+		}
+		if rel, ok := it.Patch["relations"].(map[string]any); ok {
+			for _, v := range rel {
+				link(i, v)
+			}
+		}
+	}
+	var chunks [][]int
+	var cur []int
+	for _, comp := range dependencyOrder(edges) {
+		if len(cur) > 0 && len(cur)+len(comp) > size {
+			chunks = append(chunks, cur)
+			cur = nil
+		}
+		cur = append(cur, comp...)
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks
+}
+
+// dependencyOrder returns the strongly connected components of the graph
+// (Tarjan), each after every component it has an edge to.
+func dependencyOrder(edges [][]int) [][]int {
+	n := len(edges)
+	index := make([]int, n)
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	for i := range index {
+		index[i] = -1
+	}
+	var stack []int
+	var out [][]int
+	next := 0
+	var visit func(v int)
+	visit = func(v int) {
+		index[v], low[v] = next, next
+		next++
+		stack = append(stack, v)
+		onStack[v] = true
+		for _, w := range edges[v] {
+			if index[w] < 0 {
+				visit(w)
+				low[v] = min(low[v], low[w])
+			} else if onStack[w] {
+				low[v] = min(low[v], index[w])
+			}
+		}
+		if low[v] == index[v] {
+			var comp []int
+			for {
+				w := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				onStack[w] = false
+				comp = append(comp, w)
+				if w == v {
+					break
+				}
+			}
+			out = append(out, comp)
+		}
+	}
+	for v := 0; v < n; v++ {
+		if index[v] < 0 {
+			visit(v)
+		}
+	}
+	return out
 }
 
 // batch is one attempt at a Write inside a transaction.
@@ -252,7 +374,10 @@ func (w *batch) checkRelations(ctx context.Context) error {
 			}
 			var vs violations
 			for _, t := range w.targets(a) {
-				if j, ok := inBatch[t.ref]; ok && w.afters[j] != nil {
+				// A target written by this batch resolves while its item
+				// succeeds; if that item failed, the stored version (if
+				// any) is still there.
+				if j, ok := inBatch[t.ref]; ok && (w.afters[j] != nil || w.befores[j] != nil) {
 					continue
 				}
 				if exists[t.ref] {

@@ -27,8 +27,12 @@ type EntityPage struct {
 	Total    int
 }
 
-// ListEntities pages through a blueprint's entities in identifier order.
+// ListEntities pages through a blueprint's entities in identifier order
+// (limit ≤ 0 means DefaultSearchLimit).
 func (s *Service) ListEntities(ctx context.Context, bp, after string, limit int) (*EntityPage, error) {
+	if limit <= 0 {
+		limit = DefaultSearchLimit
+	}
 	if _, err := s.store.Blueprint(ctx, bp); err != nil {
 		return nil, err
 	}

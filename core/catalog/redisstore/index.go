@@ -72,9 +72,9 @@ func indexEntries(e *catalog.Entity) []indexEntry {
 	for name, v := range e.Properties {
 		out = appendValueEntries(out, name, e.Identifier, v)
 	}
-	if e.Title != "" {
-		out = appendValueEntries(out, "$title", e.Identifier, e.Title)
-	}
+	// An untitled entity has $title "" (catalog.Lookup): index it too, or
+	// `$title = ""` and ranges reaching "" would miss it.
+	out = appendValueEntries(out, "$title", e.Identifier, e.Title)
 	for _, t := range e.Team {
 		out = appendValueEntries(out, "$team", e.Identifier, t)
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -276,7 +277,8 @@ func (c candidates) intersect(d candidates) candidates {
 			out[id] = struct{}{}
 		}
 	}
-	return candidates{ids: out, exact: exact}
+	// No candidates is an exact answer, whatever was approximate.
+	return candidates{ids: out, exact: exact || len(out) == 0}
 }
 
 func idSet(ids []string) map[string]struct{} {
@@ -358,6 +360,8 @@ func (p *planner) and(ctx context.Context, rules []catalog.Rule, single *catalog
 			out = out.intersect(candidates{ids: ids, exact: true})
 		case r.Property == "$blueprint":
 			out = out.intersect(p.blueprintRule(r))
+		case p.absent(r):
+			out = out.intersect(candidates{ids: map[string]struct{}{}, exact: true})
 		default:
 			if key, ok := p.eqKey(r); ok {
 				eqKeys = append(eqKeys, key)
@@ -434,6 +438,27 @@ func (p *planner) indexedType(prop string) (string, bool) {
 		return "", false
 	}
 	return def.Type, true
+}
+
+// absent reports a rule that no entity of this blueprint can satisfy
+// because it names a property the blueprint does not have at all (not
+// stored, computed, relation or meta) with an operator that needs a value.
+func (p *planner) absent(r *catalog.Rule) bool {
+	prop := r.Property
+	if strings.HasPrefix(prop, "$") || p.computed[prop] {
+		return false
+	}
+	if _, ok := p.bp.Schema.Properties[prop]; ok {
+		return false
+	}
+	if _, ok := p.bp.Relations[prop]; ok {
+		return false
+	}
+	switch r.Operator {
+	case "=", "<", "<=", ">", ">=", "in", "contains", "containsAny", "beginsWith", "endsWith", "between", "isNotEmpty", "isExpired", "isNotExpired":
+		return true
+	}
+	return false
 }
 
 // eqKey returns the equality set answering r, when r is one equality:
