@@ -154,7 +154,7 @@ const (
 
 // Event is one change in the catalog, as appended to the event stream.
 type Event struct {
-	ID         string          `json:"id"`
+	ID         string          `json:"id,omitempty"` // stream id; empty in history
 	Type       string          `json:"type"`
 	Blueprint  string          `json:"blueprint"`
 	Identifier string          `json:"identifier,omitempty"`
