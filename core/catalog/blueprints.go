@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // maxOffenders bounds how many invalidated entities a rejected blueprint
@@ -54,6 +55,12 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 				return nil
 			}
 			bp.CreatedAt = existing.CreatedAt
+			// UpdatedAt versions the compiled-blueprint cache (compile):
+			// every change must move it, even within one clock tick or
+			// when this replica's clock lags the last writer's.
+			if !bp.UpdatedAt.After(existing.UpdatedAt) {
+				bp.UpdatedAt = existing.UpdatedAt.Add(time.Microsecond)
+			}
 			if err := s.checkExistingEntities(ctx, tx, existing, compiled); err != nil {
 				return err
 			}

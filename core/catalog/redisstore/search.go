@@ -91,12 +91,14 @@ func (s *Store) pageWithoutDocuments(ctx context.Context, refs []catalog.Ref, re
 		if scores != nil && scores[a] != scores[b] {
 			return (scores[a] < scores[b]) != desc
 		}
-		if scores == nil || a.Identifier != b.Identifier {
-			if a.Identifier != b.Identifier {
-				return (a.Identifier < b.Identifier) != desc
-			}
+		if len(req.Sort) == 1 && scoreProp == "" && a.Identifier != b.Identifier {
+			return (a.Identifier < b.Identifier) != desc // sort by $identifier
 		}
-		return (a.Blueprint < b.Blueprint) != desc
+		// Same tie-break as sortEntities: blueprint, then identifier.
+		if a.Blueprint != b.Blueprint {
+			return a.Blueprint < b.Blueprint
+		}
+		return a.Identifier < b.Identifier
 	})
 	total := len(refs)
 	page := window(refs, req.Offset, req.Limit)

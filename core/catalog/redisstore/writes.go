@@ -109,7 +109,9 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 		})
 		if q.history != "" {
 			p.RPush(ctx, q.history, raw)
-			p.LTrim(ctx, q.history, -s.opts.HistoryLength, -1)
+			if q.ev.Type != catalog.EventEntityCreated { // a new history holds one entry
+				p.LTrim(ctx, q.history, -s.opts.HistoryLength, -1)
+			}
 		}
 	}
 }
