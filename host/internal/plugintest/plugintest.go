@@ -1,0 +1,333 @@
+// Package plugintest holds fixtures for plugin host tests: building plugins
+// from source once per test binary, a stand-in for the example API, and a
+// script of calls that every transport must answer identically.
+package plugintest
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/portico-dev/portico/host"
+	"github.com/portico-dev/portico/pdk"
+)
+
+var (
+	mu     sync.Mutex
+	dir    string
+	built  = map[string]string{}
+	gomod  string
+	failed = map[string]error{}
+)
+
+// Main runs the tests with a build directory removed afterwards; call it from
+// TestMain: os.Exit(plugintest.Main(m)).
+func Main(m *testing.M) int {
+	d, err := os.MkdirTemp("", "portico-plugins-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir = d
+	defer os.RemoveAll(d)
+	return m.Run()
+}
+
+// CacheDir is a wazero compilation cache shared by test binaries and runs
+// (entries are keyed by module hash and wazero version).
+func CacheDir() string { return filepath.Join(os.TempDir(), "portico-test-wazero-cache") }
+
+// WasmPath builds pkg (an import path relative to the module root, such as
+// "./plugins/example") for wasip1 once per test binary and returns its path.
+func WasmPath(tb testing.TB, pkg string) string {
+	return build(tb, pkg, true)
+}
+
+// Wasm is WasmPath returning the module's bytes.
+func Wasm(tb testing.TB, pkg string) []byte {
+	b, err := os.ReadFile(WasmPath(tb, pkg))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// Native builds pkg for the host once per test binary and returns its path.
+func Native(tb testing.TB, pkg string) string {
+	return build(tb, pkg, false)
+}
+
+func build(tb testing.TB, pkg string, wasm bool) string {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	key := fmt.Sprintf("%s wasm=%v", pkg, wasm)
+	if p, ok := built[key]; ok {
+		return p
+	}
+	if err := failed[key]; err != nil {
+		tb.Fatal(err)
+	}
+	if dir == "" {
+		tb.Fatal("plugintest: call plugintest.Main from TestMain")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := filepath.Join(dir, fmt.Sprintf("plugin%d", len(built)))
+	args := []string{"build", "-o", out}
+	env := os.Environ()
+	if wasm {
+		out += ".wasm"
+		args = []string{"build", "-buildmode=c-shared", "-o", out}
+		env = append(env, "GOOS=wasip1", "GOARCH=wasm")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir, cmd.Env = root, env
+	if b, err := cmd.CombinedOutput(); err != nil {
+		failed[key] = fmt.Errorf("build %s: %v\n%s", key, err, b)
+		tb.Fatal(failed[key])
+	}
+	built[key] = out
+	return out
+}
+
+func moduleRoot() (string, error) {
+	if gomod != "" {
+		return gomod, nil
+	}
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			gomod = d
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", errors.New("plugintest: go.mod not found")
+		}
+		d = parent
+	}
+}
+
+// Secrets of the example installation used by the tests.
+const (
+	APIToken      = "tok-3f9a-very-secret"
+	WebhookSecret = "whsec-81c2-very-secret"
+)
+
+// API is a stand-in for the example plugin's API. Items are paged by index;
+// /whoami answers whether the caller sent the right token, without echoing it.
+type API struct {
+	*httptest.Server
+	mu    sync.Mutex
+	items []map[string]any
+	auths []string // Authorization headers received
+}
+
+// NewAPI starts an API serving n items.
+func NewAPI(tb testing.TB, n int) *API {
+	a := &API{}
+	for i := range n {
+		a.items = append(a.items, map[string]any{
+			"id": fmt.Sprintf("item-%03d", i), "name": fmt.Sprintf("Item %d", i), "status": "ok", "size": i,
+		})
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items", a.list)
+	mux.HandleFunc("PATCH /items/{id}", a.patch)
+	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"authenticated": a.authorized(r)})
+	})
+	a.Server = httptest.NewServer(mux)
+	tb.Cleanup(a.Close)
+	return a
+}
+
+// Auths returns the Authorization headers received so far.
+func (a *API) Auths() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.auths...)
+}
+
+// HostPort returns the server's "127.0.0.1:port".
+func (a *API) HostPort() string {
+	u, _ := url.Parse(a.URL)
+	return u.Host
+}
+
+func (a *API) authorized(r *http.Request) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.auths = append(a.auths, r.Header.Get("Authorization"))
+	return r.Header.Get("Authorization") == "Bearer "+APIToken
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		writeJSON(w, 401, map[string]string{"error": "unauthorized"})
+		return
+	}
+	start, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 {
+		limit = 100
+	}
+	a.mu.Lock()
+	end := min(start+limit, len(a.items))
+	page := append([]map[string]any{}, a.items[min(start, end):end]...)
+	a.mu.Unlock()
+	next := ""
+	if end < len(a.items) {
+		next = strconv.Itoa(end)
+	}
+	writeJSON(w, 200, map[string]any{"items": page, "next": next})
+}
+
+func (a *API) patch(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		writeJSON(w, 401, map[string]string{"error": "unauthorized"})
+		return
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeJSON(w, 400, map[string]string{"error": err.Error()})
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, it := range a.items {
+		if it["id"] == r.PathValue("id") {
+			it["name"] = in.Name
+			writeJSON(w, 200, it)
+			return
+		}
+	}
+	writeJSON(w, 404, map[string]string{"error": "not found"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Date"] = nil // keep transcripts comparable
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Sandbox returns the sandbox of an example installation talking to a.
+func (a *API) Sandbox() host.Sandbox {
+	return host.Sandbox{
+		AllowedHosts: []string{a.HostPort()},
+		Secrets:      map[string]string{"apiToken": APIToken, "webhookSecret": WebhookSecret},
+		Auth: []pdk.AuthTemplate{{
+			Hosts: []string{a.HostPort()}, Header: "Authorization", Template: "Bearer {{apiToken}}",
+		}},
+	}
+}
+
+// Config returns the example installation's config for a.
+func (a *API) Config() json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"baseUrl": %q, "pageSize": 7}`, a.URL))
+}
+
+// Sign returns the example webhook signature of body.
+func Sign(body []byte, secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Script makes a fixed series of calls on an example integration and returns
+// a transcript: results as JSON, errors as text. Two transports serving the
+// same plugin must return equal transcripts.
+func Script(ctx context.Context, it host.Integration, config json.RawMessage) []string {
+	var out []string
+	record := func(name string, v any, err error) {
+		if err != nil {
+			var pe *host.PluginError
+			if errors.As(err, &pe) {
+				out = append(out, name+" plugin error: "+pe.Message)
+			} else {
+				out = append(out, name+" error: "+err.Error())
+			}
+			return
+		}
+		b, _ := json.Marshal(v)
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, b)
+		out = append(out, name+" "+buf.String())
+	}
+	info, err := it.Info(ctx)
+	record("info", info, err)
+
+	cursor := ""
+	for page := 0; page < 20; page++ {
+		p, err := it.Resync(ctx, pdk.ResyncRequest{Kind: "item", Cursor: cursor, Config: config})
+		record("resync", p, err)
+		if err != nil || p.Cursor == "" {
+			break
+		}
+		cursor = p.Cursor
+	}
+	_, err = it.Resync(ctx, pdk.ResyncRequest{Kind: "nope", Config: config})
+	record("resync-unknown-kind", nil, err)
+
+	body := []byte(`{"event": "item.updated", "item": {"id": "item-001", "name": "Renamed"}}`)
+	good := pdk.WebhookRequest{Headers: map[string][]string{"X-Example-Signature": {Sign(body, WebhookSecret)}}, Body: body, Config: config}
+	res, err := it.Webhook(ctx, good)
+	record("webhook", res, err)
+	bad := good
+	bad.Headers = map[string][]string{"X-Example-Signature": {Sign(body, "wrong")}}
+	res, err = it.Webhook(ctx, bad)
+	record("webhook-bad-signature", res, err)
+
+	for _, req := range []pdk.ActRequest{
+		{Action: "noop"},
+		{Action: "rename", Inputs: json.RawMessage(`{"name": "Shiny"}`), Entity: json.RawMessage(`{"identifier": "item-002"}`), Config: config},
+		{Action: "check-connection", Config: config},
+		{Action: "explode"},
+		{Action: "rename", Inputs: json.RawMessage(`{"name": "Item 2"}`), Entity: json.RawMessage(`{"identifier": "item-002"}`), Config: config},
+	} {
+		r, err := it.Act(ctx, req)
+		record("act-"+req.Action, r, err)
+	}
+	return out
+}
+
+// Redirector answers every request with a redirect to target.
+type Redirector struct{ *httptest.Server }
+
+// NewRedirector starts a Redirector.
+func NewRedirector(tb testing.TB, target string) *Redirector {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target, http.StatusFound)
+	}))
+	tb.Cleanup(s.Close)
+	return &Redirector{s}
+}
+
+// HostPort returns the server's "127.0.0.1:port".
+func (r *Redirector) HostPort() string {
+	u, _ := url.Parse(r.URL)
+	return u.Host
+}

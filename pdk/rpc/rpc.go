@@ -1,0 +1,212 @@
+// Package rpc serves a pdk.Integration as a hashicorp/go-plugin subprocess
+// over gRPC, and holds the host side of that protocol. Messages are JSON
+// carried in google.protobuf.BytesValue, so no generated code is needed; the
+// JSON shapes are those of the Wasm ABI. A plugin's main is one line:
+//
+//	func main() { rpc.Serve(myIntegration{}) }
+//
+// The host offers its host functions to the plugin through go-plugin's
+// GRPCBroker; inside a call, pdk.HostFrom(ctx) reaches them.
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"sync"
+
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/portico-dev/portico/pdk"
+)
+
+// Handshake is shared by Portico and its go-plugin integrations. It is not a
+// security feature; SecureConfig checksums are.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "PORTICO_PLUGIN",
+	MagicCookieValue: "integration",
+}
+
+// PluginName is the name the integration is dispensed under.
+const PluginName = "integration"
+
+const (
+	integrationService = "portico.plugin.v1.Integration"
+	hostService        = "portico.plugin.v1.Host"
+	hostIDKey          = "portico-host-broker-id"
+)
+
+// PluginErrorCode marks an error the plugin itself returned. gRPC never
+// generates Aborted itself, so it is unambiguous.
+const PluginErrorCode = codes.Aborted
+
+// Serve serves impl to a Portico host and never returns; call it from main.
+func Serve(impl pdk.Integration) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{PluginName: &Plugin{Impl: impl}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+	})
+}
+
+// Plugin is the go-plugin definition of an integration: Impl is set on the
+// plugin side, Host on the host side.
+type Plugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl pdk.Integration
+	Host pdk.Host
+}
+
+var _ plugin.GRPCPlugin = (*Plugin)(nil)
+
+// GRPCServer registers the integration service (plugin side).
+func (p *Plugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	s.RegisterService(serviceDesc(integrationService,
+		[]string{pdk.ExportInfo, pdk.ExportResync, pdk.ExportWebhook, pdk.ExportAct}),
+		&integrationServer{impl: p.Impl, broker: broker, hosts: map[uint32]pdk.Host{}})
+	return nil
+}
+
+// GRPCClient serves the host functions through the broker and returns a
+// *Client (host side).
+func (p *Plugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	id := broker.NextId()
+	h := p.Host
+	go broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(opts...)
+		s.RegisterService(serviceDesc(hostService, pdk.HostFunctions), &hostServer{host: h})
+		return s
+	})
+	return &Client{conn: conn, hostID: strconv.FormatUint(uint64(id), 10)}, nil
+}
+
+// Client calls a plugin's exports (host side).
+type Client struct {
+	conn   *grpc.ClientConn
+	hostID string
+}
+
+// Call calls export with JSON input. An error the plugin returned has status
+// code PluginErrorCode.
+func (c *Client) Call(ctx context.Context, export string, input []byte) ([]byte, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, hostIDKey, c.hostID)
+	var out wrapperspb.BytesValue
+	if err := c.conn.Invoke(ctx, "/"+integrationService+"/"+export, wrapperspb.Bytes(input), &out); err != nil {
+		return nil, err
+	}
+	return out.Value, nil
+}
+
+// caller is what both services implement: a named call on JSON bytes.
+type caller interface {
+	call(ctx context.Context, name string, input []byte) ([]byte, error)
+}
+
+// serviceDesc describes a service whose every method takes and returns a
+// BytesValue and is dispatched by name to a caller.
+func serviceDesc(name string, methods []string) *grpc.ServiceDesc {
+	d := &grpc.ServiceDesc{ServiceName: name, HandlerType: (*caller)(nil), Metadata: "portico/plugin.proto"}
+	for _, m := range methods {
+		full := "/" + name + "/" + m
+		d.Methods = append(d.Methods, grpc.MethodDesc{
+			MethodName: m,
+			Handler: func(srv any, ctx context.Context, dec func(any) error, icp grpc.UnaryServerInterceptor) (any, error) {
+				in := new(wrapperspb.BytesValue)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				h := func(ctx context.Context, req any) (any, error) {
+					out, err := srv.(caller).call(ctx, m, req.(*wrapperspb.BytesValue).GetValue())
+					if err != nil {
+						return nil, err
+					}
+					return wrapperspb.Bytes(out), nil
+				}
+				if icp == nil {
+					return h(ctx, in)
+				}
+				return icp(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: full}, h)
+			},
+		})
+	}
+	return d
+}
+
+// integrationServer runs the plugin's Integration (plugin side).
+type integrationServer struct {
+	impl   pdk.Integration
+	broker *plugin.GRPCBroker
+
+	mu    sync.Mutex
+	hosts map[uint32]pdk.Host // by broker id; dialed once
+}
+
+func (s *integrationServer) call(ctx context.Context, export string, input []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			debug.PrintStack()
+			err = status.Errorf(PluginErrorCode, "panic: %v", r)
+		}
+	}()
+	ctx = pdk.WithHost(ctx, s.host(ctx))
+	out, err = pdk.Dispatch(ctx, s.impl, export, input)
+	if err != nil {
+		return nil, status.Error(PluginErrorCode, err.Error())
+	}
+	return out, nil
+}
+
+// host returns the host functions of the caller named in ctx's metadata.
+func (s *integrationServer) host(ctx context.Context) pdk.Host {
+	md, _ := metadata.FromIncomingContext(ctx)
+	ids := md.Get(hostIDKey)
+	if len(ids) == 0 {
+		return nil
+	}
+	id64, err := strconv.ParseUint(ids[0], 10, 32)
+	if err != nil {
+		return nil
+	}
+	id := uint32(id64)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.hosts[id]; ok {
+		return h
+	}
+	conn, err := s.broker.Dial(id)
+	if err != nil {
+		return pdk.NewHostClient(func(context.Context, string, []byte) ([]byte, error) {
+			return nil, fmt.Errorf("dial host: %w", err)
+		})
+	}
+	h := pdk.NewHostClient(func(ctx context.Context, fn string, input []byte) ([]byte, error) {
+		var out wrapperspb.BytesValue
+		if err := conn.Invoke(ctx, "/"+hostService+"/"+fn, wrapperspb.Bytes(input), &out); err != nil {
+			return nil, err
+		}
+		return out.Value, nil
+	})
+	s.hosts[id] = h
+	return h
+}
+
+// hostServer serves host functions to the plugin (host side).
+type hostServer struct{ host pdk.Host }
+
+func (s *hostServer) call(ctx context.Context, fn string, input []byte) ([]byte, error) {
+	if s.host == nil {
+		return nil, status.Error(codes.Unavailable, "no host functions")
+	}
+	out, err := pdk.ServeHost(ctx, s.host, fn, input)
+	if err != nil {
+		return nil, status.Error(codes.Unimplemented, err.Error())
+	}
+	return out, nil
+}

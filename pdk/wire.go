@@ -1,0 +1,161 @@
+package pdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// HostError is a failure reported by a host function to the plugin.
+type HostError struct {
+	Function string
+	Message  string
+}
+
+func (e *HostError) Error() string { return e.Function + ": " + e.Message }
+
+// errorEnvelope is how a host function reports a failure on the wire:
+// {"error": "message"} instead of its normal output.
+type errorEnvelope struct {
+	Error *string `json:"error"`
+}
+
+// CallFunc calls a host function by name with JSON input and returns its raw
+// JSON output. It is the only transport-specific part of a plugin-side Host.
+type CallFunc func(ctx context.Context, fn string, input []byte) ([]byte, error)
+
+// NewHostClient returns a Host that encodes each call as JSON, sends it
+// through call and decodes the output (or the {"error": …} envelope).
+func NewHostClient(call CallFunc) Host { return hostClient{call} }
+
+type hostClient struct{ call CallFunc }
+
+func (c hostClient) do(ctx context.Context, fn string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("%s: encode: %w", fn, err)
+	}
+	raw, err := c.call(ctx, fn, b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", fn, err)
+	}
+	var env errorEnvelope
+	if len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &env) == nil && env.Error != nil {
+		return &HostError{Function: fn, Message: *env.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s: decode: %w", fn, err)
+	}
+	return nil
+}
+
+func (c hostClient) HTTP(ctx context.Context, req HTTPRequest) (*HTTPResponse, error) {
+	var r HTTPResponse
+	return &r, c.do(ctx, FnHTTP, req, &r)
+}
+
+func (c hostClient) HMAC(ctx context.Context, req HMACRequest) (*HMACResponse, error) {
+	var r HMACResponse
+	return &r, c.do(ctx, FnHMAC, req, &r)
+}
+
+func (c hostClient) Log(ctx context.Context, req LogRequest) error {
+	return c.do(ctx, FnLog, req, nil)
+}
+
+func (c hostClient) KVGet(ctx context.Context, req KVGetRequest) (*KVGetResponse, error) {
+	var r KVGetResponse
+	return &r, c.do(ctx, FnKVGet, req, &r)
+}
+
+func (c hostClient) KVSet(ctx context.Context, req KVSetRequest) error {
+	return c.do(ctx, FnKVSet, req, nil)
+}
+
+func (c hostClient) CatalogGet(ctx context.Context, req CatalogGetRequest) (json.RawMessage, error) {
+	var r json.RawMessage
+	if err := c.do(ctx, FnCatalogGet, req, &r); err != nil {
+		return nil, err
+	}
+	if string(r) == "null" {
+		return nil, nil
+	}
+	return r, nil
+}
+
+// ErrUnknownFunction is returned for a host function name Portico does not offer.
+var ErrUnknownFunction = errors.New("unknown host function")
+
+// ServeHost decodes a host function call, runs it on h and encodes its output.
+// A failure of h is encoded as {"error": "message"} so the plugin can handle
+// it; only an unknown function name is returned as an error.
+func ServeHost(ctx context.Context, h Host, fn string, input []byte) ([]byte, error) {
+	var (
+		out any
+		err error
+	)
+	switch fn {
+	case FnHTTP:
+		out, err = serve(ctx, input, h.HTTP)
+	case FnHMAC:
+		out, err = serve(ctx, input, h.HMAC)
+	case FnLog:
+		out, err = serve(ctx, input, func(ctx context.Context, r LogRequest) (struct{}, error) {
+			return struct{}{}, h.Log(ctx, r)
+		})
+	case FnKVGet:
+		out, err = serve(ctx, input, h.KVGet)
+	case FnKVSet:
+		out, err = serve(ctx, input, func(ctx context.Context, r KVSetRequest) (struct{}, error) {
+			return struct{}{}, h.KVSet(ctx, r)
+		})
+	case FnCatalogGet:
+		out, err = serve(ctx, input, h.CatalogGet)
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrUnknownFunction, fn)
+	}
+	if err != nil {
+		msg := err.Error()
+		return json.Marshal(errorEnvelope{Error: &msg})
+	}
+	return json.Marshal(out)
+}
+
+func serve[Req, Resp any](ctx context.Context, input []byte, fn func(context.Context, Req) (Resp, error)) (any, error) {
+	var req Req
+	if len(input) > 0 {
+		if err := json.Unmarshal(input, &req); err != nil {
+			return nil, fmt.Errorf("decode input: %w", err)
+		}
+	}
+	return fn(ctx, req)
+}
+
+// Dispatch decodes the input of export, calls the matching method of impl and
+// encodes its output. Transports without per-export entry points use it.
+func Dispatch(ctx context.Context, impl Integration, export string, input []byte) ([]byte, error) {
+	var (
+		out any
+		err error
+	)
+	switch export {
+	case ExportInfo:
+		out, err = impl.Info(ctx)
+	case ExportResync:
+		out, err = serve(ctx, input, impl.Resync)
+	case ExportWebhook:
+		out, err = serve(ctx, input, impl.Webhook)
+	case ExportAct:
+		out, err = serve(ctx, input, impl.Act)
+	default:
+		return nil, fmt.Errorf("unknown export %q", export)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(out)
+}
