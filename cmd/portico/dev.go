@@ -18,6 +18,7 @@ import (
 
 func devCmd() *cobra.Command {
 	var pprofAddr, addr, dataDir, adminToken string
+	var ac accessConfig
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole portal in one process with embedded Redis, persisted under --data-dir",
@@ -37,7 +38,12 @@ func devCmd() *cobra.Command {
 			}
 			rdb := redis.NewClient(&redis.Options{Addr: db.Addr(), PoolSize: 64})
 			rdb.AddHook(db.Hook())
-			p := newPortal(log, rdb, token, addr)
+			ac.adminToken = token
+			p, err := newPortal(log, rdb, ac, addr, filepath.Join(dataDir, "wasm-cache"))
+			if err != nil {
+				_ = rdb.Close()
+				return errors.Join(err, db.Close())
+			}
 			runErr := p.run()
 			_ = rdb.Close()
 			if err := db.Close(); err != nil {
@@ -50,6 +56,7 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7070", "listen address")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".portico", "where the embedded catalog is persisted")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token (generated and written to <data-dir>/admin-token when empty)")
+	ac.register(cmd.Flags())
 	return cmd
 }
 

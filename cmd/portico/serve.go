@@ -9,7 +9,8 @@ import (
 )
 
 func serveCmd() *cobra.Command {
-	var pprofAddr, addr, redisURL, adminToken string
+	var pprofAddr, addr, redisURL, adminToken, cacheDir string
+	var ac accessConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the stateless API against a real Redis (run N replicas behind a load balancer)",
@@ -28,12 +29,19 @@ func serveCmd() *cobra.Command {
 			opts.PoolSize = 64
 			rdb := redis.NewClient(opts)
 			defer rdb.Close()
-			return newPortal(newLogger(), rdb, adminToken, addr).run()
+			ac.adminToken = adminToken
+			p, err := newPortal(newLogger(), rdb, ac, addr, cacheDir)
+			if err != nil {
+				return err
+			}
+			return p.run()
 		},
 	}
 	cmd.Flags().StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler on this address (off when empty)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7070", "listen address")
 	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")
+	ac.register(cmd.Flags())
 	return cmd
 }

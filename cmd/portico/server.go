@@ -20,27 +20,43 @@ import (
 	"github.com/portico-dev/portico/core/catalog/redisstore"
 )
 
-// portal is the assembled process: one HTTP server over the catalog.
+// portal is the assembled process: one HTTP server over the catalog and
+// the plugin host.
 type portal struct {
 	log     *slog.Logger
 	rdb     *redis.Client
 	catalog *catalog.Service
+	plugins *pluginHost
 	srv     *http.Server
 }
 
-func newPortal(log *slog.Logger, rdb *redis.Client, adminToken, addr string) *portal {
+// newPortal assembles the process; cacheDir holds the Wasm compilation
+// cache (empty: a temp dir).
+func newPortal(log *slog.Logger, rdb *redis.Client, ac accessConfig, addr, cacheDir string) (*portal, error) {
 	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
-	handler := api.New(api.Config{Catalog: cat, Auth: api.AdminToken(adminToken), Logger: log})
+	acc, err := newAccess(log, rdb, cat, ac)
+	if err != nil {
+		return nil, err
+	}
+	ph, err := newPluginHost(log, rdb, cat, cacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("plugin host: %w", err)
+	}
+	handler := api.New(api.Config{
+		Catalog: cat, Access: acc, CORSOrigins: ac.corsOrigins, Logger: log,
+		Plugins: ph.registry, Integrations: ph.integrations,
+	})
 	return &portal{
 		log:     log,
 		rdb:     rdb,
 		catalog: cat,
+		plugins: ph,
 		srv: &http.Server{
 			Addr:              addr,
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
 		},
-	}
+	}, nil
 }
 
 // servePprof exposes Go's profiler on its own listener, only when asked
@@ -72,18 +88,24 @@ func (p *portal) run() error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- p.srv.Serve(ln) }()
+	go p.plugins.integrations.Run(ctx) // scheduled resyncs
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	p.log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	if serveErr == nil {
+		if err := p.srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	return nil
+	if err := p.plugins.close(shutdown); err != nil {
+		p.log.Warn("stop plugin host", "err", err)
+	}
+	return serveErr
 }
 
 func newLogger() *slog.Logger {

@@ -45,6 +45,7 @@ func authenticate(a Authenticator) gin.HandlerFunc {
 			return
 		}
 		c.Request = c.Request.WithContext(catalog.WithActor(c.Request.Context(), actor))
+		c.Set(actorKey, actor)
 		c.Next()
 	}
 }

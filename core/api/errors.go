@@ -2,12 +2,17 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/host/integrations"
+	"github.com/portico-dev/portico/host/registry"
 )
 
 // errorBody is the one error shape of the API (DESIGN §4).
@@ -26,6 +31,13 @@ var (
 	ErrUnauthorized = errors.New("missing or invalid bearer token")
 	errTooLarge     = errors.New("request body too large")
 )
+
+// bodyTooLarge reports a body over a route's own limit (413).
+type bodyTooLarge struct{ limit int64 }
+
+func (e *bodyTooLarge) Error() string {
+	return fmt.Sprintf("request body exceeds the %d MiB limit", e.limit>>20)
+}
 
 // badRequest marks malformed input (400).
 type badRequest struct{ msg string }
@@ -59,15 +71,37 @@ func errorResponse(err error) (int, errorBody) {
 	var verr *catalog.ValidationError
 	var bad *badRequest
 	var tooBig *http.MaxBytesError
+	var overLimit *bodyTooLarge
+	var limited *integrations.RateLimitError
 	switch {
+	case errors.As(err, &overLimit):
+		return http.StatusRequestEntityTooLarge, body("body_too_large", overLimit.Error(), nil)
 	case errors.As(err, &tooBig), errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, body("body_too_large", "request body exceeds the 10 MiB limit", nil)
 	case errors.As(err, &verr):
 		return http.StatusUnprocessableEntity, body("validation_failed", verr.Message, verr.Violations)
 	case errors.As(err, &bad), errors.Is(err, catalog.ErrMalformed):
 		return http.StatusBadRequest, body("malformed_request", err.Error(), nil)
-	case errors.Is(err, ErrUnauthorized):
+	case errors.Is(err, registry.ErrVersionConflict):
+		return http.StatusConflict, body("version_conflict", err.Error(), nil)
+	case errors.Is(err, integrations.ErrWebhookRejected):
+		return http.StatusUnauthorized, body("webhook_rejected", err.Error(), nil)
+	case errors.As(err, &limited):
+		return http.StatusTooManyRequests, body("rate_limited", err.Error(), nil)
+	case errors.Is(err, integrations.ErrNoWebhook):
+		return http.StatusNotFound, body("webhook_not_supported", err.Error(), nil)
+	case errors.Is(err, integrations.ErrActionFailed):
+		return http.StatusUnprocessableEntity, body("action_failed", err.Error(), nil)
+	case errors.Is(err, integrations.ErrPluginFailed):
+		return http.StatusBadGateway, body("plugin_failed", err.Error(), nil)
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, integrations.ErrNotFound):
+		return http.StatusNotFound, body("not_found", err.Error(), nil)
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, access.ErrUnauthenticated):
 		return http.StatusUnauthorized, body("unauthorized", err.Error(), nil)
+	case errors.Is(err, catalog.ErrForbidden):
+		return http.StatusForbidden, body("forbidden", strings.TrimPrefix(err.Error(), catalog.ErrForbidden.Error()+": "), nil)
+	case errors.Is(err, errRateLimited):
+		return http.StatusTooManyRequests, body("rate_limited", err.Error(), nil)
 	case errors.Is(err, catalog.ErrNotFound):
 		return http.StatusNotFound, body("not_found", err.Error(), nil)
 	case errors.Is(err, catalog.ErrAlreadyExists):

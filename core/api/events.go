@@ -67,9 +67,12 @@ func (h *handlers) events(c *gin.Context) {
 			return
 		}
 		for _, ev := range evs {
+			after = ev.ID
+			if ev.Type == "" {
+				continue // redacted: this actor may not read it
+			}
 			data, _ := json.Marshal(ev)
 			fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, data)
-			after = ev.ID
 		}
 		if len(evs) > 0 {
 			w.Flush()

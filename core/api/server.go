@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/catalog"
 )
 
@@ -25,6 +26,17 @@ type Config struct {
 	Ready map[string]func(context.Context) error
 	// Registry receives the HTTP metrics; nil means a fresh registry.
 	Registry *prometheus.Registry
+	// Plugins and Integrations serve /api/v1/plugins and
+	// /api/v1/integrations; nil leaves those routes out.
+	Plugins      Plugins
+	Integrations Integrations
+	// Access serves tokens, /me and the audit log, rate-limits tokens,
+	// checks scopes and audits writes; nil leaves all that out (Auth alone
+	// authenticates). Auth defaults to it.
+	Access *access.Service
+	// CORSOrigins are the origins allowed cross-origin requests ("*":
+	// any); empty means no CORS headers at all.
+	CORSOrigins []string
 }
 
 // New builds the HTTP handler.
@@ -39,7 +51,10 @@ func New(cfg Config) http.Handler {
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(gin.Recovery(), observe(cfg.Registry), renderErrors(cfg.Logger))
+	if cfg.Auth == nil && cfg.Access != nil {
+		cfg.Auth = cfg.Access
+	}
+	r.Use(gin.Recovery(), observe(cfg.Registry), securityHeaders(cfg.CORSOrigins), audit(cfg.Access), renderErrors(cfg.Logger))
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, body("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path, nil))
 	})
@@ -54,6 +69,9 @@ func New(cfg Config) http.Handler {
 	r.GET("/api/v1/openapi.json", openAPI)
 
 	v1 := r.Group("/api/v1", authenticate(cfg.Auth))
+	if cfg.Access != nil {
+		v1.Use(guard(cfg.Access))
+	}
 	v1.GET("/blueprints", h.listBlueprints)
 	v1.POST("/blueprints", h.createBlueprint)
 	v1.GET("/blueprints/:bp", h.getBlueprint)
@@ -72,6 +90,8 @@ func New(cfg Config) http.Handler {
 	v1.POST("/entities/bulk", h.bulk)
 	v1.POST("/entities/search", h.search)
 	v1.GET("/events", h.events)
+	mountPlugins(r, v1, cfg.Plugins, cfg.Integrations)
+	mountAccess(v1, cfg.Access, cfg.Catalog)
 	return r
 }
 

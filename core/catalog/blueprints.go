@@ -28,6 +28,9 @@ func (s *Service) ListBlueprints(ctx context.Context) ([]*Blueprint, error) {
 // entities is rejected with the offending entities listed; nothing changes.
 // It reports whether the blueprint was created.
 func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) (*Blueprint, bool, error) {
+	if err := s.authorizeBlueprint(ctx, OpPut, in); err != nil {
+		return nil, false, err
+	}
 	compiled, err := CompileBlueprint(in)
 	if err != nil {
 		return nil, false, err
@@ -157,6 +160,9 @@ func sameBlueprint(a, b *Blueprint) bool {
 // DeleteBlueprint deletes a blueprint that has no entities and that no
 // other blueprint's relation targets.
 func (s *Service) DeleteBlueprint(ctx context.Context, id string) error {
+	if err := s.authorizeBlueprint(ctx, OpDelete, &Blueprint{Identifier: id}); err != nil {
+		return err
+	}
 	all, err := s.store.Blueprints(ctx)
 	if err != nil {
 		return err

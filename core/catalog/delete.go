@@ -99,6 +99,9 @@ func (d *deletion) run(ctx context.Context, start Ref) ([]Ref, error) {
 		return nil, fmt.Errorf("%w: required relations point at %s/%s from %s; delete with cascade=true to delete them too",
 			ErrInUse, start.Blueprint, start.Identifier, strings.Join(blockers, ", "))
 	}
+	if err := d.authorize(ctx, order, doomed); err != nil {
+		return nil, err
+	}
 	if err := d.detach(ctx, detach, doomed); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // MaxBatch is the most entities one Write call takes.
@@ -265,6 +267,9 @@ func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
 		seen[refs[i]] = i
 		w.prepare(i, it)
 	}
+	if err := w.authorize(ctx); err != nil {
+		return nil, err
+	}
 	if err := w.checkRelations(ctx); err != nil {
 		return nil, err
 	}
@@ -459,7 +464,7 @@ type entityContent struct {
 }
 
 func contentOf(e *Entity) []byte {
-	raw, _ := json.Marshal(entityContent{e.Title, e.Icon, e.Team, e.Properties, e.Relations, e.Datasource})
+	raw, _ := gojson.Marshal(entityContent{e.Title, e.Icon, e.Team, e.Properties, e.Relations, e.Datasource})
 	return raw
 }
 

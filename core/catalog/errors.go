@@ -17,6 +17,9 @@ var (
 	ErrInUse = errors.New("in use")
 	// ErrConflict: a concurrent write changed what this write read; retry.
 	ErrConflict = errors.New("concurrent modification")
+	// ErrForbidden: the actor lacks a permission; the wrapping message
+	// names it ("missing permission: update service (roles member)").
+	ErrForbidden = errors.New("forbidden")
 )
 
 // Violation is one reason an input was rejected; Path is a JSON pointer into

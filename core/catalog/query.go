@@ -496,7 +496,7 @@ func (r *Rule) validateRelatedTo(v *violations, path string) {
 		switch {
 		case f.value == "":
 			v.add(path+"/"+f.name, "is required with operator relatedTo")
-		case !IdentifierPattern.MatchString(f.value):
+		case !IdentifierPattern.MatchString(f.value) && (f.name != "blueprint" || blueprintIdentifierProblem(f.value) != ""):
 			v.add(path+"/"+f.name, "is not a valid identifier")
 		}
 	}

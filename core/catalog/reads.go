@@ -6,15 +6,17 @@ import (
 )
 
 // GetEntity returns one entity with its computed properties.
+// An entity the actor may not read is reported as not found.
 func (s *Service) GetEntity(ctx context.Context, ref Ref) (*Entity, error) {
-	if _, err := s.store.Blueprint(ctx, ref.Blueprint); err != nil {
+	bp, err := s.store.Blueprint(ctx, ref.Blueprint)
+	if err != nil {
 		return nil, err
 	}
 	ents, err := s.store.Entities(ctx, []Ref{ref})
 	if err != nil {
 		return nil, err
 	}
-	if ents[0] == nil {
+	if ents[0] == nil || !s.newReadFilter(ctx, map[string]*Blueprint{bp.Identifier: bp}).allows(ents[0]) {
 		return nil, fmt.Errorf("entity %s/%s: %w", ref.Blueprint, ref.Identifier, ErrNotFound)
 	}
 	return s.decorateOne(ctx, ents[0])
@@ -28,13 +30,18 @@ type EntityPage struct {
 }
 
 // ListEntities pages through a blueprint's entities in identifier order
-// (limit ≤ 0 means DefaultSearchLimit).
+// (limit ≤ 0 means DefaultSearchLimit). Entities the actor may not read
+// are left out, also from the total.
 func (s *Service) ListEntities(ctx context.Context, bp, after string, limit int) (*EntityPage, error) {
 	if limit <= 0 {
 		limit = DefaultSearchLimit
 	}
-	if _, err := s.store.Blueprint(ctx, bp); err != nil {
+	def, err := s.store.Blueprint(ctx, bp)
+	if err != nil {
 		return nil, err
+	}
+	if f := s.newReadFilter(ctx, map[string]*Blueprint{bp: def}); f != nil {
+		return s.listFiltered(ctx, f, bp, after, limit)
 	}
 	ids, total, err := s.store.EntityIDs(ctx, bp, after, limit+1)
 	if err != nil {

@@ -160,7 +160,7 @@ func CompileBlueprint(bp *Blueprint) (*CompiledBlueprint, error) {
 		relations: make(map[string]*schemaRelRule, len(bp.Relations)),
 		computed:  make(map[string]struct{}, len(bp.CalculationProperties)+len(bp.MirrorProperties)),
 	}
-	if msg := schemaIdentifierProblem(bp.Identifier); msg != "" {
+	if msg := blueprintIdentifierProblem(bp.Identifier); msg != "" {
 		vs.add("/identifier", "%s", msg)
 	}
 	names := make(map[string]string) // name -> what declared it first
@@ -202,7 +202,7 @@ func CompileBlueprint(bp *Blueprint) (*CompiledBlueprint, error) {
 		path := pointer("relations", name)
 		claim(path, name, "relation")
 		rel := bp.Relations[name]
-		if msg := schemaIdentifierProblem(rel.Target); msg != "" {
+		if msg := blueprintIdentifierProblem(rel.Target); msg != "" {
 			vs.add(path+"/target", "%s", msg)
 		}
 		r := &schemaRelRule{name: name, path: path, many: rel.Many, required: rel.Required}
@@ -254,6 +254,7 @@ func CompileBlueprint(bp *Blueprint) (*CompiledBlueprint, error) {
 		}
 		c.mirrors = append(c.mirrors, Mirror{Name: name, Relation: rel, Property: prop})
 	}
+	validateAccess(bp, &vs)
 
 	if err := vs.err("invalid blueprint"); err != nil {
 		return nil, err
@@ -1107,6 +1108,15 @@ var schemaEntityFields = map[string]int{
 // datasource) are accepted and dropped. Properties and Relations are never
 // nil. Numbers decode as float64. The result still needs ValidateEntity.
 func DecodeEntity(data []byte) (*Entity, error) {
+	if e, ok := decodeEntityFast(data); ok {
+		return e, nil
+	}
+	return decodeEntityStrict(data)
+}
+
+// decodeEntityStrict is the token-by-token decoder that explains exactly
+// what is wrong with a document.
+func decodeEntityStrict(data []byte) (*Entity, error) {
 	if err := schemaExpectJSONObject(data); err != nil {
 		return nil, err
 	}

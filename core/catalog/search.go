@@ -29,8 +29,11 @@ type SearchPage struct {
 	Total    int       `json:"total"`
 }
 
-// Search runs a rule query over the whole catalog.
+// Search runs a rule query over the whole catalog. Rule values may use the
+// "$me" placeholders (MeValue, MyTeamsValue); entities the actor may not
+// read are left out, also from the total.
 func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error) {
+	expandMe(q.Query, ActorFrom(ctx))
 	offset, err := s.validateSearch(&q)
 	if err != nil {
 		return nil, err
@@ -54,10 +57,15 @@ func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error
 		needsComputed = needsComputed || computed[f.Property]
 	}
 	now := s.now()
+	visible := s.newReadFilter(ctx, bps)
 	res, err := s.store.Search(ctx, SearchRequest{
-		Query:    q.Query,
-		Computed: computed,
+		Query:      q.Query,
+		Computed:   computed,
+		Restricted: visible != nil,
 		Match: func(e *Entity, related Related) bool {
+			if !visible.allows(e) {
+				return false
+			}
 			if needsComputed {
 				if err := s.decorate(ctx, []*Entity{e}); err != nil {
 					return false
@@ -162,6 +170,9 @@ func (s *Service) Related(ctx context.Context, ref Ref, direction string, depth 
 		}
 		hops, err := Walk(ctx, s.store, ref, dir, "", depth, bps)
 		if err != nil {
+			return nil, err
+		}
+		if hops, err = s.filterHops(ctx, s.newReadFilter(ctx, bps), hops); err != nil {
 			return nil, err
 		}
 		if hops == nil {

@@ -15,6 +15,17 @@ type Actor struct {
 	ID string
 	// Datasource is recorded on written entities; empty means "user:<ID>".
 	Datasource string
+	// Role is admin, member or viewer for an authenticated user; empty for
+	// internal callers (system, integrations, workflows), which the
+	// Authorizer trusts.
+	Role string
+	// Teams are the user's teams (identifiers of _team entities).
+	Teams []string
+	// Scopes restrict what the credential may do (read, write, run,
+	// approve, admin); nil means unrestricted.
+	Scopes []string
+	// TokenID names the API token used, for the audit log ("" for none).
+	TokenID string
 }
 
 type actorKey struct{}
@@ -47,6 +58,8 @@ type Service struct {
 
 	mu       sync.Mutex
 	compiled map[string]compiledEntry
+
+	authz Authorizer // nil: everything allowed
 }
 
 type compiledEntry struct {
@@ -125,8 +138,14 @@ func rawJSON(v any) json.RawMessage {
 }
 
 // Events reads the change stream (see Store.Events).
+// Entity events the actor may not read come back redacted, with only ID
+// set, so a reader can move past them.
 func (s *Service) Events(ctx context.Context, after string, count int, block time.Duration) ([]Event, error) {
-	return s.store.Events(ctx, after, count, block)
+	evs, err := s.store.Events(ctx, after, count, block)
+	if err != nil {
+		return nil, err
+	}
+	return s.filterEvents(ctx, evs)
 }
 
 // History returns an entity's recent changes, oldest first.

@@ -75,10 +75,13 @@ type SearchRequest struct {
 	Computed map[string]bool
 	// Match decides the final verdict for a candidate entity, given the
 	// relatedTo sets the store resolved.
-	Match  func(e *Entity, related Related) bool
-	Sort   []SortField
-	Offset int
-	Limit  int
+	Match func(e *Entity, related Related) bool
+	// Restricted says Match also applies a filter no index answers (read
+	// permissions): the total must count only entities Match admits.
+	Restricted bool
+	Sort       []SortField
+	Offset     int
+	Limit      int
 	// SortValue returns the value to sort by (it may be computed); nil means
 	// use stored properties.
 	SortValue func(e *Entity, property string) any

@@ -24,8 +24,13 @@ type Blueprint struct {
 	Relations             map[string]Relation            `json:"relations,omitempty"`
 	CalculationProperties map[string]CalculationProperty `json:"calculationProperties,omitempty"`
 	MirrorProperties      map[string]MirrorProperty      `json:"mirrorProperties,omitempty"`
-	CreatedAt             time.Time                      `json:"createdAt"`
-	UpdatedAt             time.Time                      `json:"updatedAt"`
+	// Permissions restricts who may write (and optionally read) entities;
+	// nil means admins and members (see access.go).
+	Permissions *Permissions `json:"permissions,omitempty"`
+	// Ownership makes entities inherit owning teams through a relation.
+	Ownership *Ownership `json:"ownership,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+	UpdatedAt time.Time  `json:"updatedAt"`
 }
 
 // Schema is the JSON-Schema subset an entity's properties are validated with.

@@ -133,8 +133,11 @@ func appendScalarEntries(out []indexEntry, prop, id string, v any, i int, inArra
 // indexDiff returns the entries to remove and to add to go from before to
 // after (either may be nil). Values-index members are never removed.
 func indexDiff(before, after *catalog.Entity) (remove, add []indexEntry) {
-	old := indexEntries(before)
 	cur := indexEntries(after)
+	if before == nil {
+		return nil, cur
+	}
+	old := indexEntries(before)
 	seen := make(map[indexEntry]struct{}, len(old))
 	for _, e := range old {
 		seen[e] = struct{}{}

@@ -52,7 +52,7 @@ func (s *Store) Search(ctx context.Context, req catalog.SearchRequest) (*catalog
 			refs = append(refs, catalog.Ref{Blueprint: bp.Identifier, Identifier: id})
 		}
 	}
-	if exact {
+	if exact && !req.Restricted {
 		if page, ok, err := s.pageWithoutDocuments(ctx, refs, req, related); ok || err != nil {
 			return page, err
 		}

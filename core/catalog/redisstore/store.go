@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -237,9 +238,12 @@ func getEntities(ctx context.Context, c redis.Cmdable, k keys, refs []catalog.Re
 	return out, nil
 }
 
+// decodeEntity reads a stored entity. Documents are written by this
+// package, so the faster goccy decoder is safe here; it yields the same
+// values as encoding/json.
 func decodeEntity(raw string) (*catalog.Entity, error) {
 	var e catalog.Entity
-	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+	if err := gojson.Unmarshal([]byte(raw), &e); err != nil {
 		return nil, err
 	}
 	normaliseRelations(&e)

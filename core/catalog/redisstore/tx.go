@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -106,7 +107,7 @@ func (t *tx) DeleteBlueprint(id string, ev catalog.Event) {
 func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev catalog.Event) {
 	k := t.s.keys
 	id := after.Identifier
-	raw, _ := json.Marshal(after)
+	raw, _ := gojson.Marshal(after)
 	t.w.set(k.entity(bp.Identifier, id), raw)
 	ev.Before, ev.After = marshalOrNull(before), raw
 	if before == nil {
@@ -196,6 +197,6 @@ func marshalOrNull(e *catalog.Entity) json.RawMessage {
 	if e == nil {
 		return json.RawMessage("null")
 	}
-	raw, _ := json.Marshal(e)
+	raw, _ := gojson.Marshal(e)
 	return raw
 }

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+
+	"github.com/portico-dev/portico/core/access"
+	"github.com/portico-dev/portico/core/access/redisaccess"
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// accessConfig is the identity-and-access configuration of dev and serve.
+type accessConfig struct {
+	adminToken     string
+	rateLimit      float64
+	auditRetention int64
+	corsOrigins    []string
+}
+
+// register adds the access flags (their PORTICO_* twins come from bindEnv).
+func (a *accessConfig) register(fs *pflag.FlagSet) {
+	fs.Float64Var(&a.rateLimit, "rate-limit", 1000, "requests per second per API token, bursts of twice that (0: unlimited; the bootstrap admin token is never limited)")
+	fs.Int64Var(&a.auditRetention, "audit-retention", 1_000_000, "audit log entries kept (approximately)")
+	fs.StringSliceVar(&a.corsOrigins, "cors-origin", nil, "origins allowed cross-origin API calls (\"*\": any; none: CORS off)")
+}
+
+// newAccess builds the access layer, installs it as the catalog's
+// Authorizer and creates the built-in _user and _team blueprints.
+func newAccess(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Service, cfg accessConfig) (*access.Service, error) {
+	store := redisaccess.New(rdb, redisaccess.Options{AuditRetention: cfg.auditRetention})
+	acc := access.NewService(cat, store, access.Options{AdminToken: cfg.adminToken, RateLimit: cfg.rateLimit, Logger: log})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := acc.Bootstrap(ctx); err != nil {
+		return nil, fmt.Errorf("access: %w", err)
+	}
+	return acc, nil
+}

@@ -1,0 +1,201 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// CanChangeBlueprint implements catalog.Authorizer: blueprint definitions
+// (and with them permissions) are changed by admins holding the write
+// scope, protected ones only with the admin scope; the built-in blueprints
+// are never deleted and keep their core.
+func (s *Service) CanChangeBlueprint(ctx context.Context, op string, bp *catalog.Blueprint) error {
+	if op == catalog.OpDelete && isBuiltin(bp.Identifier) {
+		return fmt.Errorf("%w: missing permission: delete blueprint %s (built-in blueprints are never deleted)", catalog.ErrForbidden, bp.Identifier)
+	}
+	a := catalog.ActorFrom(ctx)
+	if a.Role != "" {
+		if err := RequireScope(a, ScopeWrite); err != nil {
+			return err
+		}
+		if a.Role != catalog.RoleAdmin {
+			return fmt.Errorf("%w: missing permission: %s blueprint %s (role admin)", catalog.ErrForbidden, verb(op), bp.Identifier)
+		}
+		if catalog.IsProtected(bp.Identifier) {
+			if err := RequireScope(a, ScopeAdmin); err != nil {
+				return err
+			}
+		}
+	}
+	if op == catalog.OpPut && isBuiltin(bp.Identifier) {
+		return checkBuiltinShape(bp)
+	}
+	return nil
+}
+
+func verb(op string) string {
+	if op == catalog.OpPut {
+		return "change"
+	}
+	return op
+}
+
+// CanWrite implements catalog.Authorizer.
+func (s *Service) CanWrite(ctx context.Context, w catalog.WriteCheck) error {
+	a := catalog.ActorFrom(ctx)
+	if a.Role == "" {
+		return nil
+	}
+	if err := RequireScope(a, ScopeWrite); err != nil {
+		return err
+	}
+	if a.Role == catalog.RoleAdmin {
+		return nil
+	}
+	bp := w.Blueprint
+	if a.Role != catalog.RoleMember {
+		return fmt.Errorf("%w: missing permission: %s %s (role %s is read-only)", catalog.ErrForbidden, w.Op, bp.Identifier, a.Role)
+	}
+	if catalog.IsProtected(bp.Identifier) {
+		return fmt.Errorf("%w: missing permission: %s %s (role admin)", catalog.ErrForbidden, w.Op, bp.Identifier)
+	}
+	var perms catalog.Permissions
+	if bp.Permissions != nil {
+		perms = *bp.Permissions
+	}
+	p := map[string]*catalog.Permission{catalog.OpCreate: perms.Create, catalog.OpUpdate: perms.Update, catalog.OpDelete: perms.Delete}[w.Op]
+	if p != nil && !Admits(p, a, w.Owners) {
+		return fmt.Errorf("%w: missing permission: %s %s (%s)", catalog.ErrForbidden, w.Op, bp.Identifier, Describe(p))
+	}
+	if w.Op != catalog.OpUpdate || len(perms.Properties) == 0 {
+		return nil
+	}
+	for _, name := range sortedKeys(perms.Properties) {
+		pp := perms.Properties[name].Update
+		if pp == nil || !changed(w.Before, w.After, name) {
+			continue
+		}
+		if !Admits(pp, a, w.Owners) {
+			return fmt.Errorf("%w: missing permission: update %s.%s (%s)", catalog.ErrForbidden, bp.Identifier, name, Describe(pp))
+		}
+	}
+	return nil
+}
+
+// ReadFiltered implements catalog.Authorizer: only blueprints with
+// read.ownedOnly hide entities, and never from admins.
+func (s *Service) ReadFiltered(ctx context.Context, bp *catalog.Blueprint) bool {
+	a := catalog.ActorFrom(ctx)
+	return a.Role != "" && a.Role != catalog.RoleAdmin &&
+		bp.Permissions != nil && bp.Permissions.Read != nil && bp.Permissions.Read.OwnedOnly
+}
+
+// CanRead implements catalog.Authorizer: the actor's teams must own e.
+func (s *Service) CanRead(ctx context.Context, bp *catalog.Blueprint, e *catalog.Entity, owners []string) bool {
+	if !s.ReadFiltered(ctx, bp) {
+		return true
+	}
+	return intersects(owners, catalog.ActorFrom(ctx).Teams)
+}
+
+// Admits reports whether p admits the principal for an entity owned by
+// owners. Admins are always admitted.
+func Admits(p *catalog.Permission, a Principal, owners []string) bool {
+	switch {
+	case a.Role == catalog.RoleAdmin:
+		return true
+	case a.Role != "" && slices.Contains(p.Roles, a.Role):
+		return true
+	case slices.Contains(p.Users, a.ID):
+		return true
+	case intersects(p.Teams, a.Teams):
+		return true
+	case p.OwningTeam && intersects(owners, a.Teams):
+		return true
+	}
+	return false
+}
+
+// Describe names what a permission admits, for 403 messages:
+// "roles member; teams platform; owning team".
+func Describe(p *catalog.Permission) string {
+	var parts []string
+	if len(p.Roles) > 0 {
+		parts = append(parts, "roles "+strings.Join(p.Roles, ", "))
+	}
+	if len(p.Teams) > 0 {
+		parts = append(parts, "teams "+strings.Join(p.Teams, ", "))
+	}
+	if len(p.Users) > 0 {
+		parts = append(parts, "users "+strings.Join(p.Users, ", "))
+	}
+	if p.OwningTeam {
+		parts = append(parts, "owning team")
+	}
+	if len(parts) == 0 {
+		return "role admin"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func intersects(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// changed reports whether property name differs between before and after.
+func changed(before, after *catalog.Entity, name string) bool {
+	var x, y any
+	var okX, okY bool
+	if before != nil {
+		x, okX = before.Properties[name]
+	}
+	if after != nil {
+		y, okY = after.Properties[name]
+	}
+	if okX != okY {
+		return true
+	}
+	return !reflect.DeepEqual(normalize(x), normalize(y))
+}
+
+// normalize makes numbers comparable whatever their Go type.
+func normalize(v any) any {
+	switch n := v.(type) {
+	case int:
+		return float64(n)
+	case int64:
+		return float64(n)
+	case []any:
+		out := make([]any, len(n))
+		for i, x := range n {
+			out[i] = normalize(x)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(n))
+		for k, x := range n {
+			out[k] = normalize(x)
+		}
+		return out
+	}
+	return v
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,273 @@
+package integrations
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/host"
+	"github.com/portico-dev/portico/host/mapping"
+	"github.com/portico-dev/portico/host/registry"
+)
+
+// Options configure a Manager; zero fields take the defaults noted.
+type Options struct {
+	Catalog  *catalog.Service
+	Registry *registry.Registry
+	Store    Store
+	// KV holds plugins' small per-installation state.
+	KV     host.KVStore
+	Logger *slog.Logger
+	// ScheduleTick is how often schedules are checked (default 5s).
+	ScheduleTick time.Duration
+	// WebhookRate and WebhookBurst size each installation's webhook token
+	// bucket (default 50/s, burst 100).
+	WebhookRate  float64
+	WebhookBurst int
+	// Writers is how many catalog writes a resync runs at once (default 4).
+	Writers int
+	// SyncRetention is how long sync records are kept (default 7 days).
+	SyncRetention time.Duration
+}
+
+// Manager runs the installed integrations of this process. It is safe for
+// concurrent use; several replicas may share one Store.
+type Manager struct {
+	opts    Options
+	cat     *catalog.Service
+	reg     *registry.Registry
+	store   Store
+	log     *slog.Logger
+	limiter *limiter
+
+	ctx    context.Context // lives until Close: background syncs
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	loadMu sync.Mutex // serialises installs and (re)loads
+	mu     sync.Mutex
+	live   map[string]*live
+}
+
+// New returns a Manager; call Close to stop its syncs and plugins.
+func New(opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ScheduleTick <= 0 {
+		opts.ScheduleTick = 5 * time.Second
+	}
+	if opts.WebhookRate <= 0 {
+		opts.WebhookRate = 50
+	}
+	if opts.WebhookBurst <= 0 {
+		opts.WebhookBurst = 100
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = 4
+	}
+	if opts.SyncRetention <= 0 {
+		opts.SyncRetention = 7 * 24 * time.Hour
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		opts: opts, cat: opts.Catalog, reg: opts.Registry, store: opts.Store, log: opts.Logger,
+		limiter: newLimiter(opts.WebhookRate, opts.WebhookBurst),
+		ctx:     ctx, cancel: cancel, live: map[string]*live{},
+	}
+}
+
+// Close cancels running syncs, waits for them and closes every plugin.
+func (m *Manager) Close(ctx context.Context) error {
+	m.cancel()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("close integrations: %w", ctx.Err())
+	}
+	m.mu.Lock()
+	all := m.live
+	m.live = map[string]*live{}
+	m.mu.Unlock()
+	var errs []error
+	for _, l := range all {
+		errs = append(errs, l.close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// live is a loaded installation: its plugin, host functions and mapping.
+// It is reference counted so that a swap closes the old plugin only once
+// the calls using it are done.
+type live struct {
+	inst        *Installation
+	plugin      *registry.Plugin
+	integration host.Integration
+	services    *host.Services
+	mapper      *mapping.Mapper
+
+	refs    int  // guarded by Manager.mu
+	retired bool // guarded by Manager.mu
+}
+
+func (l *live) close(ctx context.Context) error {
+	err := l.integration.Close(ctx)
+	l.services.Close()
+	return err
+}
+
+// acquire returns the live integration of id, loading (or reloading, when
+// the stored installation changed, possibly on another replica) it first.
+// Call release when done.
+func (m *Manager) acquire(ctx context.Context, id string) (*live, func(), error) {
+	inst, err := m.store.Installation(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if l, ok := m.take(id, inst.Revision); ok {
+		return l, m.releaser(l), nil
+	}
+	m.loadMu.Lock()
+	defer m.loadMu.Unlock()
+	if l, ok := m.take(id, inst.Revision); ok {
+		return l, m.releaser(l), nil
+	}
+	p, err := m.reg.Resolve(ctx, inst.Plugin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("integration %s: %w", id, err)
+	}
+	l, err := m.build(ctx, inst, p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("integration %s: %w", id, err)
+	}
+	m.swap(id, l)
+	l, _ = m.take(id, inst.Revision)
+	return l, m.releaser(l), nil
+}
+
+// take returns a reference to the live integration of id at revision.
+func (m *Manager) take(id, revision string) (*live, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.live[id]
+	if l == nil || l.inst.Revision != revision {
+		return nil, false
+	}
+	l.refs++
+	return l, true
+}
+
+func (m *Manager) releaser(l *live) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			l.refs--
+			closeNow := l.retired && l.refs == 0
+			m.mu.Unlock()
+			if closeNow {
+				m.closeLater(l)
+			}
+		})
+	}
+}
+
+// swap makes l the live integration of its installation (nil: none) and
+// retires the previous one.
+func (m *Manager) swap(id string, l *live) {
+	m.mu.Lock()
+	old := m.live[id]
+	if l == nil {
+		delete(m.live, id)
+	} else {
+		m.live[id] = l
+	}
+	closeNow := false
+	if old != nil && old != l {
+		old.retired = true
+		closeNow = old.refs == 0
+	}
+	m.mu.Unlock()
+	if closeNow {
+		m.closeLater(old)
+	}
+}
+
+func (m *Manager) closeLater(l *live) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := l.close(ctx); err != nil {
+			m.log.Warn("close retired plugin", "integration", l.inst.ID, "plugin", l.plugin.Ref(), "err", err)
+		}
+	}()
+}
+
+// build loads plugin p for inst.
+func (m *Manager) build(ctx context.Context, inst *Installation, p *registry.Plugin) (*live, error) {
+	mapper, err := mapping.Compile(effectiveMappings(p, inst.Spec.Mapping))
+	if err != nil {
+		return nil, err
+	}
+	sb := sandbox(inst, p)
+	services := host.NewServices(inst.ID, sb, host.Deps{
+		KV: m.opts.KV, Catalog: catalogReader{m.cat}, Logger: m.log,
+	})
+	it, err := m.reg.Load(ctx, p, sb, services, registry.LoadOptions{Uninterruptible: inst.Spec.Limits.Uninterruptible})
+	if err != nil {
+		services.Close()
+		return nil, err
+	}
+	return &live{inst: inst, plugin: p, integration: it, services: services, mapper: mapper}, nil
+}
+
+func sandbox(inst *Installation, p *registry.Plugin) host.Sandbox {
+	s := inst.Spec
+	auth := p.Info.Auth
+	if s.Auth != nil {
+		auth = s.Auth
+	}
+	return host.Sandbox{
+		MemoryMiB:    s.Limits.MemoryMiB,
+		Timeout:      time.Duration(s.Limits.TimeoutMs) * time.Millisecond,
+		Concurrency:  s.Limits.Concurrency,
+		AllowedHosts: s.AllowedHosts,
+		Secrets:      s.Secrets,
+		Auth:         auth,
+	}.WithDefaults()
+}
+
+// ctxFor returns ctx acting as installation id: its writes carry the
+// integration's datasource.
+func ctxFor(ctx context.Context, id string) context.Context {
+	return catalog.WithActor(ctx, catalog.Actor{ID: Datasource(id), Datasource: Datasource(id)})
+}
+
+// catalogReader gives plugins read-only catalog access (portico_catalog_get).
+type catalogReader struct{ cat *catalog.Service }
+
+func (r catalogReader) GetEntity(ctx context.Context, blueprint, identifier string) (json.RawMessage, error) {
+	e, err := r.cat.GetEntity(ctx, catalog.Ref{Blueprint: blueprint, Identifier: identifier})
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(e)
+}
+
+func newID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x-%s", time.Now().UnixMilli(), hex.EncodeToString(b))
+}

@@ -1,0 +1,228 @@
+package integrations
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/host"
+	"github.com/portico-dev/portico/host/mapping"
+	"github.com/portico-dev/portico/pdk"
+)
+
+// WebhookResponse is what to answer a webhook sender.
+type WebhookResponse struct {
+	Status int
+	Body   string
+}
+
+// Changes reports what a webhook delivery or an action changed.
+type Changes struct {
+	Upserts []catalog.WriteResult
+	Deleted []catalog.Ref
+	Errors  []SyncError
+}
+
+// Webhook hands a delivery to installation id's plugin, which verifies it,
+// and applies the changes it reports through the installation's mapping.
+func (m *Manager) Webhook(ctx context.Context, id string, headers map[string][]string, body []byte) (*WebhookResponse, error) {
+	if wait, ok := m.limiter.allow(id); !ok {
+		return nil, &RateLimitError{RetryAfter: wait}
+	}
+	l, release, err := m.acquire(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if !l.plugin.Info.Webhook {
+		return nil, fmt.Errorf("%w: %s", ErrNoWebhook, l.plugin.Ref())
+	}
+	res, err := l.integration.Webhook(ctx, pdk.WebhookRequest{Headers: headers, Body: body, Config: l.inst.Spec.Config})
+	if err != nil {
+		var pe *host.PluginError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%w: %s", ErrWebhookRejected, pe.Message)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrPluginFailed, err)
+	}
+	ch := m.apply(ctxFor(ctx, id), l, res.Upserts, res.Deletes)
+	if len(ch.Errors) > 0 {
+		m.log.Warn("webhook changes not applied", "integration", id, "errors", len(ch.Errors), "first", ch.Errors[0].Message)
+	}
+	out := &WebhookResponse{Status: http.StatusAccepted, Body: `{"status":"accepted"}`}
+	if r := res.Response; r != nil && r.Status >= 200 && r.Status <= 599 {
+		out.Status, out.Body = r.Status, r.Body
+	}
+	return out, nil
+}
+
+// ActResult is the outcome of a write-back action: the plugin's result and
+// what it changed in the catalog.
+type ActResult struct {
+	Message string          `json:"message,omitempty"`
+	Logs    []string        `json:"logs"`
+	Outputs json.RawMessage `json:"outputs,omitempty"`
+	// Upserted and Deleted are the entities the action's changes touched.
+	Upserted []catalog.Ref `json:"upserted"`
+	Deleted  []catalog.Ref `json:"deleted"`
+	Errors   []SyncError   `json:"errors"`
+}
+
+// Act runs action on installation id's plugin, for entity (nil: none), and
+// applies the changes it returns.
+func (m *Manager) Act(ctx context.Context, id, action string, entity *catalog.Ref, inputs json.RawMessage) (*ActResult, error) {
+	l, release, err := m.acquire(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	known := false
+	for _, a := range l.plugin.Info.Actions {
+		known = known || a.Name == action
+	}
+	if !known {
+		return nil, fmt.Errorf("action %q of %s: %w", action, l.plugin.Ref(), catalog.ErrNotFound)
+	}
+	req := pdk.ActRequest{Action: action, Inputs: inputs, Config: l.inst.Spec.Config}
+	if entity != nil {
+		e, err := m.cat.GetEntity(ctx, *entity)
+		if err != nil {
+			return nil, err
+		}
+		if req.Entity, err = json.Marshal(e); err != nil {
+			return nil, fmt.Errorf("encode entity: %w", err)
+		}
+	}
+	res, err := l.integration.Act(ctx, req)
+	if err != nil {
+		var pe *host.PluginError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%w: %s", ErrActionFailed, pe.Message)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrPluginFailed, err)
+	}
+	ch := m.apply(ctxFor(ctx, id), l, res.Upserts, res.Deletes)
+	out := &ActResult{
+		Message: res.Message, Logs: res.Logs, Outputs: res.Outputs,
+		Upserted: []catalog.Ref{}, Deleted: ch.Deleted, Errors: ch.Errors,
+	}
+	if out.Logs == nil {
+		out.Logs = []string{}
+	}
+	for _, r := range ch.Upserts {
+		out.Upserted = append(out.Upserted, catalog.Ref{Blueprint: r.Blueprint, Identifier: r.Identifier})
+	}
+	return out, nil
+}
+
+// apply maps and writes upserts and deletes reported by a plugin.
+func (m *Manager) apply(ctx context.Context, l *live, upserts, deletes []pdk.KindItem) Changes {
+	ch := Changes{Deleted: []catalog.Ref{}, Errors: []SyncError{}}
+	var items []catalog.WriteItem
+	var kinds []string
+	for _, ki := range upserts {
+		v, err := mapping.Decode(ki.Item)
+		var ents []*catalog.Entity
+		if err == nil {
+			ents, err = l.mapper.Map(ki.Kind, v)
+		}
+		if err != nil {
+			ch.Errors = append(ch.Errors, SyncError{Kind: ki.Kind, Message: err.Error()})
+			continue
+		}
+		for _, e := range ents {
+			items = append(items, catalog.WriteItem{Mode: catalog.Upsert, Entity: e})
+			kinds = append(kinds, ki.Kind)
+		}
+	}
+	for len(items) > 0 {
+		n := min(len(items), catalog.MaxBatch)
+		res, err := m.cat.Write(ctx, items[:n])
+		if err != nil {
+			ch.Errors = append(ch.Errors, SyncError{Message: "write entities: " + err.Error()})
+			break
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				ch.Errors = append(ch.Errors, SyncError{Kind: kinds[i], Blueprint: r.Blueprint, Identifier: r.Identifier, Message: r.Err.Error()})
+				continue
+			}
+			ch.Upserts = append(ch.Upserts, r)
+		}
+		items, kinds = items[n:], kinds[n:]
+	}
+	var refs []catalog.Ref
+	for _, ki := range deletes {
+		v, err := mapping.Decode(ki.Item)
+		var rs []catalog.Ref
+		if err == nil {
+			rs, err = l.mapper.Refs(ki.Kind, v)
+		}
+		if err != nil {
+			ch.Errors = append(ch.Errors, SyncError{Kind: ki.Kind, Message: err.Error()})
+			continue
+		}
+		refs = append(refs, rs...)
+	}
+	for _, ref := range refs {
+		_, err := m.cat.DeleteEntity(ctx, ref, false)
+		switch {
+		case err == nil:
+			ch.Deleted = append(ch.Deleted, ref)
+		case errors.Is(err, catalog.ErrNotFound):
+		default:
+			ch.Errors = append(ch.Errors, SyncError{Blueprint: ref.Blueprint, Identifier: ref.Identifier, Message: "delete: " + err.Error()})
+		}
+	}
+	return ch
+}
+
+// limiter is a token bucket per installation, in memory (per replica).
+type limiter struct {
+	rate  float64 // tokens per second
+	burst float64
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+func newLimiter(rate float64, burst int) *limiter {
+	return &limiter{rate: rate, burst: float64(burst), buckets: map[string]*bucket{}}
+}
+
+// allow takes a token for key, or says how long until one is available.
+func (l *limiter) allow(key string) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{tokens: l.burst, at: now}
+		l.buckets[key] = b
+	}
+	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0, true
+	}
+	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return wait, false
+}
+
+func (l *limiter) forget(key string) {
+	l.mu.Lock()
+	delete(l.buckets, key)
+	l.mu.Unlock()
+}

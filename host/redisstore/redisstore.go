@@ -1,0 +1,372 @@
+// Package redisstore keeps the plugin host's state in Redis (go-redis v9,
+// real Redis or miniredis): the plugin registry with its Wasm modules,
+// installations with their secrets, sync progress and locks, and plugins'
+// per-installation key/value state. It is the only writer of these keys.
+//
+// Key layout (prefix "portico|plugins" by default; "|" never appears in
+// plugin names, versions or installation ids):
+//
+//	<p>|names                    set of plugin names
+//	<p>|versions|<name>          set of versions of a plugin
+//	<p>|plugin|<name>|<version>  plugin record (JSON)
+//	<p>|module|<sha256>          Wasm module bytes
+//	<p>|insts                    set of installation ids
+//	<p>|inst|<id>                installation (JSON, with secrets)
+//	<p>|last|<id>                id of the installation's newest sync
+//	<p>|sync|<id>|<sid>          sync progress (JSON, expires)
+//	<p>|lock|<id>                sync lock: owner token (expires)
+//	<p>|kv|<id>                  hash of the plugin's key/value state
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/host"
+	"github.com/portico-dev/portico/host/integrations"
+	"github.com/portico-dev/portico/host/registry"
+)
+
+// DefaultPrefix namespaces every key.
+const DefaultPrefix = "portico|plugins"
+
+// MaxKVKeys caps the keys of one installation's key/value state.
+const MaxKVKeys = 1000
+
+// ErrKVFull is returned when an installation's key/value state is full.
+var ErrKVFull = fmt.Errorf("key/value state holds at most %d keys", MaxKVKeys)
+
+// Store implements registry.Store, integrations.Store and host.KVStore.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+var (
+	_ registry.Store     = (*Store)(nil)
+	_ integrations.Store = (*Store)(nil)
+	_ host.KVStore       = (*Store)(nil)
+)
+
+// New returns a Store over rdb; prefix "" means DefaultPrefix.
+func New(rdb redis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &Store{rdb: rdb, prefix: prefix}
+}
+
+func (s *Store) key(parts ...string) string {
+	k := s.prefix
+	for _, p := range parts {
+		k += "|" + p
+	}
+	return k
+}
+
+// CreatePlugin implements registry.Store.
+func (s *Store) CreatePlugin(ctx context.Context, p *registry.Plugin, module []byte) (*registry.Plugin, error) {
+	if module != nil {
+		// Content-addressed: writing the same bytes twice is harmless.
+		if err := s.rdb.Set(ctx, s.key("module", p.SHA256), module, 0).Err(); err != nil {
+			return nil, fmt.Errorf("store module: %w", err)
+		}
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	created, err := s.rdb.SetNX(ctx, s.key("plugin", p.Name, p.Version), raw, 0).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store plugin: %w", err)
+	}
+	if !created {
+		return s.Plugin(ctx, p.Name, p.Version)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.SAdd(ctx, s.key("names"), p.Name)
+		pipe.SAdd(ctx, s.key("versions", p.Name), p.Version)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index plugin: %w", err)
+	}
+	return nil, nil
+}
+
+// Plugin implements registry.Store.
+func (s *Store) Plugin(ctx context.Context, name, version string) (*registry.Plugin, error) {
+	raw, err := s.rdb.Get(ctx, s.key("plugin", name, version)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%w: %s@%s", registry.ErrNotFound, name, version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read plugin %s@%s: %w", name, version, err)
+	}
+	var p registry.Plugin
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("decode plugin %s@%s: %w", name, version, err)
+	}
+	return &p, nil
+}
+
+// Plugins implements registry.Store.
+func (s *Store) Plugins(ctx context.Context) ([]*registry.Plugin, error) {
+	names, err := s.rdb.SMembers(ctx, s.key("names")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list plugins: %w", err)
+	}
+	var keys []string
+	for _, name := range names {
+		versions, err := s.rdb.SMembers(ctx, s.key("versions", name)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list versions of %s: %w", name, err)
+		}
+		for _, v := range versions {
+			keys = append(keys, s.key("plugin", name, v))
+		}
+	}
+	out := []*registry.Plugin{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read plugins: %w", err)
+	}
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var p registry.Plugin
+		if err := json.Unmarshal([]byte(str), &p); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", keys[i], err)
+		}
+		out = append(out, &p)
+	}
+	return out, nil
+}
+
+// Module implements registry.Store.
+func (s *Store) Module(ctx context.Context, sha256 string) ([]byte, error) {
+	b, err := s.rdb.Get(ctx, s.key("module", sha256)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%w: module %s", registry.ErrNotFound, sha256)
+	}
+	return b, err
+}
+
+// PutInstallation implements integrations.Store.
+func (s *Store) PutInstallation(ctx context.Context, inst *integrations.Installation) error {
+	raw, err := json.Marshal(inst)
+	if err != nil {
+		return err
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Set(ctx, s.key("inst", inst.ID), raw, 0)
+		pipe.SAdd(ctx, s.key("insts"), inst.ID)
+		return nil
+	})
+	return err
+}
+
+// Installation implements integrations.Store.
+func (s *Store) Installation(ctx context.Context, id string) (*integrations.Installation, error) {
+	raw, err := s.rdb.Get(ctx, s.key("inst", id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%w: %s", integrations.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read integration %s: %w", id, err)
+	}
+	return decodeInstallation(raw)
+}
+
+func decodeInstallation(raw []byte) (*integrations.Installation, error) {
+	var inst integrations.Installation
+	if err := json.Unmarshal(raw, &inst); err != nil {
+		return nil, fmt.Errorf("decode integration: %w", err)
+	}
+	return &inst, nil
+}
+
+// Installations implements integrations.Store.
+func (s *Store) Installations(ctx context.Context) ([]*integrations.Installation, error) {
+	ids, err := s.rdb.SMembers(ctx, s.key("insts")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list integrations: %w", err)
+	}
+	out := []*integrations.Installation{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.key("inst", id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read integrations: %w", err)
+	}
+	for _, v := range vals {
+		if str, ok := v.(string); ok {
+			inst, err := decodeInstallation([]byte(str))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, inst)
+		}
+	}
+	return out, nil
+}
+
+// DeleteInstallation implements integrations.Store.
+func (s *Store) DeleteInstallation(ctx context.Context, id string) error {
+	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Del(ctx, s.key("inst", id), s.key("kv", id), s.key("last", id))
+		pipe.SRem(ctx, s.key("insts"), id)
+		return nil
+	})
+	return err
+}
+
+// PutSync implements integrations.Store.
+func (s *Store) PutSync(ctx context.Context, sy *integrations.Sync, ttl time.Duration) error {
+	raw, err := json.Marshal(sy)
+	if err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, s.key("sync", sy.Integration, sy.ID), raw, ttl).Err()
+}
+
+// Sync implements integrations.Store.
+func (s *Store) Sync(ctx context.Context, integration, id string) (*integrations.Sync, error) {
+	raw, err := s.rdb.Get(ctx, s.key("sync", integration, id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%w: sync %s of %s", integrations.ErrNotFound, id, integration)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read sync %s: %w", id, err)
+	}
+	var sy integrations.Sync
+	if err := json.Unmarshal(raw, &sy); err != nil {
+		return nil, fmt.Errorf("decode sync %s: %w", id, err)
+	}
+	return &sy, nil
+}
+
+// SetLastSync implements integrations.Store.
+func (s *Store) SetLastSync(ctx context.Context, integration, id string) error {
+	return s.rdb.Set(ctx, s.key("last", integration), id, 0).Err()
+}
+
+// LastSync implements integrations.Store.
+func (s *Store) LastSync(ctx context.Context, integration string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.key("last", integration)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return id, err
+}
+
+// AcquireSyncLock implements integrations.Store.
+func (s *Store) AcquireSyncLock(ctx context.Context, integration, owner string, ttl time.Duration) (bool, error) {
+	return s.rdb.SetNX(ctx, s.key("lock", integration), owner, ttl).Result()
+}
+
+// errLockLost reports a sync lock that expired or was taken over.
+var errLockLost = errors.New("sync lock lost")
+
+// ifOwner runs write in a transaction if key still holds owner. It uses
+// WATCH/MULTI rather than Lua, which the embedded dev Redis refuses.
+func (s *Store) ifOwner(ctx context.Context, key, owner string, write func(redis.Pipeliner)) (bool, error) {
+	held := false
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		v, err := tx.Get(ctx, key).Result()
+		if errors.Is(err, redis.Nil) || err == nil && v != owner {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		held = true
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { write(p); return nil })
+		return err
+	}, key)
+	if errors.Is(err, redis.TxFailedErr) {
+		return false, nil
+	}
+	return held, err
+}
+
+// RefreshSyncLock implements integrations.Store.
+func (s *Store) RefreshSyncLock(ctx context.Context, integration, owner string, ttl time.Duration) error {
+	key := s.key("lock", integration)
+	held, err := s.ifOwner(ctx, key, owner, func(p redis.Pipeliner) { p.PExpire(ctx, key, ttl) })
+	if err != nil {
+		return err
+	}
+	if !held {
+		return errLockLost
+	}
+	return nil
+}
+
+// ReleaseSyncLock implements integrations.Store.
+func (s *Store) ReleaseSyncLock(ctx context.Context, integration, owner string) error {
+	key := s.key("lock", integration)
+	_, err := s.ifOwner(ctx, key, owner, func(p redis.Pipeliner) { p.Del(ctx, key) })
+	return err
+}
+
+// Get implements host.KVStore.
+func (s *Store) Get(ctx context.Context, namespace, key string) (string, bool, error) {
+	v, err := s.rdb.HGet(ctx, s.key("kv", namespace), key).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return v, true, nil
+}
+
+// Set implements host.KVStore; an installation holds at most MaxKVKeys keys.
+func (s *Store) Set(ctx context.Context, namespace, key, value string) error {
+	k := s.key("kv", namespace)
+	if value == "" {
+		return s.rdb.HDel(ctx, k, key).Err()
+	}
+	for range 10 {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			exists, err := tx.HExists(ctx, k, key).Result()
+			if err != nil {
+				return err
+			}
+			if !exists {
+				n, err := tx.HLen(ctx, k).Result()
+				if err != nil {
+					return err
+				}
+				if n >= MaxKVKeys {
+					return ErrKVFull
+				}
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HSet(ctx, k, key, value)
+				return nil
+			})
+			return err
+		}, k)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return fmt.Errorf("kv set %s: too much contention", key)
+}
