@@ -19,6 +19,7 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			servePprof(newLogger(), pprofAddr)
+			tuneGC()
 			if adminToken == "" {
 				return errors.New("serve needs --admin-token (or PORTICO_ADMIN_TOKEN)")
 			}
