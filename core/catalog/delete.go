@@ -162,7 +162,7 @@ func (d *deletion) detach(ctx context.Context, detach map[Ref]bool, doomed map[R
 				delete(after.Relations, name)
 			}
 		}
-		after.UpdatedAt, after.UpdatedBy = d.s.timestamp(), actor.ID
+		after.UpdatedAt, after.UpdatedBy = changedAt(e, d.s.timestamp()), actor.ID
 		d.tx.PutEntity(bp, e, after, d.s.entityEvent(ctx, EventEntityUpdated, e.Ref()))
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -422,6 +423,16 @@ func (w *batch) targets(e *Entity) []relationTarget {
 	return out
 }
 
+// changedAt is the UpdatedAt of a change to before made at now: strictly
+// later than before.UpdatedAt even when clocks stall or lag, so that
+// UpdatedAt == CreatedAt means "never changed" (the store relies on it).
+func changedAt(before *Entity, now time.Time) time.Time {
+	if now.After(before.UpdatedAt) {
+		return now
+	}
+	return before.UpdatedAt.Add(time.Microsecond)
+}
+
 // stage queues the successful writes, skipping unchanged entities.
 func (w *batch) stage(ctx context.Context) {
 	actor := ActorFrom(ctx)
@@ -436,6 +447,7 @@ func (w *batch) stage(ctx context.Context) {
 		a.CreatedAt, a.CreatedBy = now, actor.ID
 		if before != nil {
 			a.CreatedAt, a.CreatedBy = before.CreatedAt, before.CreatedBy
+			a.UpdatedAt = changedAt(before, now)
 			if sameContent(before, a) {
 				w.results[i].Status = StatusUnchanged
 				w.results[i].Entity = before

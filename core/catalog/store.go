@@ -48,6 +48,8 @@ type Tx interface {
 	PutBlueprint(bp *Blueprint, ev Event)
 	DeleteBlueprint(id string, ev Event)
 	// PutEntity writes after (before is the stored version or nil), keeping
+	// indexes in step. UpdatedAt strictly increases with every change, so
+	// an entity with UpdatedAt == CreatedAt was never changed.
 	// indexes in step; ev, with Before and After filled in from the
 	// entities, is appended to the stream and the entity history.
 	// The blueprint supplies the relations' target blueprints.

@@ -63,19 +63,35 @@ func (s *Store) Events(ctx context.Context, after string, count int, block time.
 	return out, nil
 }
 
-// History returns an entity's recent events, oldest first.
+// History returns an entity's recent events, oldest first. The creation
+// of an entity that never changed is not stored in its history list (see
+// historyPrelude); it is reconstructed from the entity.
 func (s *Store) History(ctx context.Context, ref catalog.Ref) ([]catalog.Event, error) {
-	raws, err := s.rdb.LRange(ctx, s.keys.history(ref.Blueprint, ref.Identifier), 0, -1).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	list := pipe.LRange(ctx, s.keys.history(ref.Blueprint, ref.Identifier), 0, -1)
+	doc := pipe.Get(ctx, s.keys.entity(ref.Blueprint, ref.Identifier))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("history of %s/%s: %w", ref.Blueprint, ref.Identifier, err)
 	}
-	out := make([]catalog.Event, 0, len(raws))
-	for _, raw := range raws {
+	out := make([]catalog.Event, 0, len(list.Val())+1)
+	for _, raw := range list.Val() {
 		var ev catalog.Event
 		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
 			return nil, fmt.Errorf("decode history of %s/%s: %w", ref.Blueprint, ref.Identifier, err)
 		}
 		out = append(out, ev)
+	}
+	if doc.Err() == nil {
+		e, err := decodeEntity(doc.Val())
+		if err != nil {
+			return nil, fmt.Errorf("decode entity %s/%s: %w", ref.Blueprint, ref.Identifier, err)
+		}
+		if e.CreatedAt.Equal(e.UpdatedAt) {
+			out = append(out, createdEvent(e))
+			if n := int(s.opts.HistoryLength); len(out) > n {
+				out = out[len(out)-n:]
+			}
+		}
 	}
 	return out, nil
 }

@@ -95,13 +95,13 @@ func (t *tx) PutBlueprint(bp *catalog.Blueprint, ev catalog.Event) {
 	raw, _ := json.Marshal(bp)
 	t.w.set(t.s.keys.blueprint(bp.Identifier), raw)
 	t.w.sadd(t.s.keys.blueprints(), bp.Identifier)
-	t.w.event(ev, "")
+	t.w.event(ev, "", nil)
 }
 
 func (t *tx) DeleteBlueprint(id string, ev catalog.Event) {
 	t.w.del(t.s.keys.blueprint(id))
 	t.w.srem(t.s.keys.blueprints(), id)
-	t.w.event(ev, "")
+	t.w.event(ev, "", nil)
 }
 
 func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev catalog.Event) {
@@ -115,7 +115,14 @@ func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev 
 	}
 	t.queueIndexDiff(before, after)
 	t.queueEdgeDiff(bp, before, after)
-	t.w.event(ev, k.history(bp.Identifier, id))
+	if before == nil {
+		// A creation goes to the stream only; the history gets it with the
+		// first change (historyPrelude), so bulk-loaded entities that never
+		// change cost no history key.
+		t.w.event(ev, "", nil)
+		return
+	}
+	t.w.event(ev, k.history(bp.Identifier, id), historyPrelude(before))
 }
 
 func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev catalog.Event) {
@@ -127,7 +134,7 @@ func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev cata
 	t.w.del(k.referrers(bp.Identifier, id))
 	t.queueIndexDiff(before, nil)
 	t.queueEdgeDiff(bp, before, nil)
-	t.w.event(ev, k.history(bp.Identifier, id))
+	t.w.event(ev, k.history(bp.Identifier, id), historyPrelude(before))
 }
 
 func (t *tx) queueIndexDiff(before, after *catalog.Entity) {
@@ -199,4 +206,23 @@ func marshalOrNull(e *catalog.Entity) json.RawMessage {
 	}
 	raw, _ := gojson.Marshal(e)
 	return raw
+}
+
+// historyPrelude returns the creation event of an entity that was never
+// changed since it was created (CreatedAt == UpdatedAt): its history list
+// does not hold that event yet. The entity as stored is exactly what was
+// created.
+func historyPrelude(e *catalog.Entity) []byte {
+	if !e.CreatedAt.Equal(e.UpdatedAt) {
+		return nil
+	}
+	return encodeEvent(createdEvent(e))
+}
+
+// createdEvent reconstructs the creation event of a never-changed entity.
+func createdEvent(e *catalog.Entity) catalog.Event {
+	return catalog.Event{
+		Type: catalog.EventEntityCreated, Blueprint: e.Blueprint, Identifier: e.Identifier,
+		Before: json.RawMessage("null"), After: marshalOrNull(e), Actor: e.CreatedBy, At: e.CreatedAt,
+	}
 }

@@ -34,6 +34,9 @@ type kv struct {
 type queuedEvent struct {
 	ev      catalog.Event
 	history string
+	// prelude is pushed to the history before ev: the creation event of an
+	// entity whose history was never written (see tx.historyPrelude).
+	prelude []byte
 }
 
 func newWrites() *writes {
@@ -67,8 +70,8 @@ func (w *writes) sadd(key, member string) {
 }
 func (w *writes) zadd(key string, z redis.Z) { w.touch(key); w.zadds[key] = append(w.zadds[key], z) }
 func (w *writes) zaddLex(key, member string) { w.zadd(key, redis.Z{Score: 0, Member: member}) }
-func (w *writes) event(ev catalog.Event, history string) {
-	w.events = append(w.events, queuedEvent{ev: ev, history: history})
+func (w *writes) event(ev catalog.Event, history string, prelude []byte) {
+	w.events = append(w.events, queuedEvent{ev: ev, history: history, prelude: prelude})
 }
 
 // apply queues every command on p (inside MULTI).
@@ -108,10 +111,12 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 			Values: []any{"e", raw},
 		})
 		if q.history != "" {
-			p.RPush(ctx, q.history, raw)
-			if q.ev.Type != catalog.EventEntityCreated { // a new history holds one entry
-				p.LTrim(ctx, q.history, -s.opts.HistoryLength, -1)
+			if q.prelude != nil {
+				p.RPush(ctx, q.history, q.prelude, raw)
+			} else {
+				p.RPush(ctx, q.history, raw)
 			}
+			p.LTrim(ctx, q.history, -s.opts.HistoryLength, -1)
 		}
 	}
 }
