@@ -634,14 +634,12 @@ func (p *planner) stringRange(ctx context.Context, prop, op string, v string, v2
 	k := p.s.keys
 	bp := p.bp.Identifier
 	tag := string(rune(tagString))
-	var min, max string
 	if op == "=" {
-		min, max = "["+tag+v, "["+tag+v
-	} else {
-		var ok bool
-		if min, max, ok = lexRange(op, tag+v, prefixed(tag, v2)); !ok {
-			return nil, false, nil
-		}
+		return p.stringEquals(ctx, prop, v)
+	}
+	min, max, ok := lexRange(op, tag+v, prefixed(tag, v2))
+	if !ok {
+		return nil, false, nil
 	}
 	// Bound the range to string values (tag 's').
 	if min == "-" {
@@ -665,6 +663,20 @@ func (p *planner) stringRange(ctx context.Context, prop, op string, v string, v2
 	}
 	long, err := p.s.rdb.SCard(ctx, k.longIndex(bp, prop)).Result()
 	return ids, long == 0 && len(v) <= maxIndexedValue, err
+}
+
+// stringEquals reads the equality set of one string value, plus the
+// over-long values (checked later), in one round trip.
+func (p *planner) stringEquals(ctx context.Context, prop, v string) ([]string, bool, error) {
+	k := p.s.keys
+	bp := p.bp.Identifier
+	pipe := p.s.rdb.Pipeline()
+	ids := pipe.SUnion(ctx, k.eqIndex(bp, prop, taggedString(v)), k.longIndex(bp, prop))
+	long := pipe.SCard(ctx, k.longIndex(bp, prop))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, false, err
+	}
+	return ids.Val(), long.Val() == 0 && len(v) <= maxIndexedValue, nil
 }
 
 func prefixed(tag string, v any) any {
