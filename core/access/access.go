@@ -15,6 +15,7 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -174,21 +175,11 @@ func checkBuiltinShape(bp *catalog.Blueprint) error {
 			}
 		}
 		if len(vs) > 0 {
-			slices.SortFunc(vs, func(a, b catalog.Violation) int { return cmpString(a.Path, b.Path) })
+			slices.SortFunc(vs, func(a, b catalog.Violation) int { return cmp.Compare(a.Path, b.Path) })
 			return &catalog.ValidationError{Message: "invalid built-in blueprint", Violations: vs}
 		}
 	}
 	return nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func isBuiltin(id string) bool { return id == UserBlueprint || id == TeamBlueprint }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,7 +40,7 @@ func compareDotted(a, b string, pre bool) int {
 		switch {
 		case aErr == nil && bErr == nil:
 			if an != bn {
-				return cmpInt(an, bn)
+				return cmp.Compare(an, bn)
 			}
 		case aErr == nil && pre:
 			return -1
@@ -51,17 +52,7 @@ func compareDotted(a, b string, pre bool) int {
 			}
 		}
 	}
-	return cmpInt(uint64(len(as)), uint64(len(bs)))
-}
-
-func cmpInt(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Compare(len(as), len(bs))
 }
 
 // sortPlugins orders by name, then newest version first.
