@@ -28,7 +28,7 @@ var (
 )
 
 // portico builds cmd/portico once per test binary.
-func portico(t *testing.T) string {
+func portico(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "portico-it-")
@@ -50,14 +50,14 @@ func portico(t *testing.T) string {
 
 // proc is a running portico process.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	base string
 	log  *bytes.Buffer
 	mu   sync.Mutex
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,7 +68,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // start runs portico with args plus --addr and waits for /healthz.
-func start(t *testing.T, addr string, args ...string) *proc {
+func start(t testing.TB, addr string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(portico(t), append(args, "--addr", addr)...)
 	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_TOKEN=T")

@@ -21,6 +21,12 @@ type HTTPRequest struct {
 	URL     string              `json:"url"`
 	Headers map[string][]string `json:"headers,omitempty"`
 	Body    []byte              `json:"body,omitempty"`
+	// Fields asks the host to find the top-level members of a JSON object
+	// response body, for HTTPResponse.Fields: the host does natively what
+	// costs a Wasm guest a scan of the whole body. On the wire the output
+	// then carries "fields": {"name": [start, end], …}, byte spans of the
+	// members' values in the body.
+	Fields bool `json:"fields,omitempty"`
 }
 
 // HTTPResponse is the output of portico_http; Body is base64 in JSON.
@@ -28,10 +34,29 @@ type HTTPResponse struct {
 	Status  int                 `json:"status"`
 	Headers map[string][]string `json:"headers,omitempty"`
 	Body    []byte              `json:"body,omitempty"`
+
+	fields map[string][2]int // spans found by the host (HTTPRequest.Fields)
 }
 
 // JSON decodes the response body into v.
 func (r *HTTPResponse) JSON(v any) error { return json.Unmarshal(r.Body, v) }
+
+// Fields returns the top-level members of the JSON object body as raw
+// values, like SplitObject(r.Body). When the request set Fields the host
+// has already found them and the body is not scanned again.
+func (r *HTTPResponse) Fields() (map[string]json.RawMessage, error) {
+	if r.fields == nil {
+		return SplitObject(r.Body)
+	}
+	out := make(map[string]json.RawMessage, len(r.fields))
+	for name, sp := range r.fields {
+		if sp[0] < 0 || sp[0] > sp[1] || sp[1] > len(r.Body) {
+			return SplitObject(r.Body)
+		}
+		out[name] = r.Body[sp[0]:sp[1]:sp[1]]
+	}
+	return out, nil
+}
 
 // HMACRequest is the input of portico_hmac: sign Data with the named secret.
 type HMACRequest struct {

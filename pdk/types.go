@@ -78,7 +78,23 @@ type ResyncRequest struct {
 type ResyncPage struct {
 	Items  []json.RawMessage `json:"items"`
 	Cursor string            `json:"cursor"`
+	// ItemsJSON, when set, holds the items as one raw JSON array and is
+	// sent instead of Items: a plugin can pass an upstream array through
+	// without splitting it (see HTTPResponse.Fields). On the wire the page
+	// is the same {"items": [...], "cursor": ...}.
+	ItemsJSON json.RawMessage `json:"-"`
 }
+
+// RawItems returns the page's items: Items, or ItemsJSON split.
+func (p *ResyncPage) RawItems() ([]json.RawMessage, error) {
+	if len(p.ItemsJSON) == 0 {
+		return p.Items, nil
+	}
+	return SplitArray(p.ItemsJSON)
+}
+
+// MarshalJSON encodes the page, honouring ItemsJSON.
+func (p ResyncPage) MarshalJSON() ([]byte, error) { return p.AppendJSON(nil) }
 
 // WebhookRequest carries an incoming webhook delivery; Body is base64 in JSON.
 type WebhookRequest struct {

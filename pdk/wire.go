@@ -1,6 +1,7 @@
 package pdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,10 @@ type errorEnvelope struct {
 	Error *string `json:"error"`
 }
 
+// errorPrefix starts every encoded errorEnvelope: other outputs are not
+// scanned twice.
+var errorPrefix = []byte(`{"error":`)
+
 // CallFunc calls a host function by name with JSON input and returns its raw
 // JSON output. It is the only transport-specific part of a plugin-side Host.
 type CallFunc func(ctx context.Context, fn string, input []byte) ([]byte, error)
@@ -40,8 +45,14 @@ func (c hostClient) do(ctx context.Context, fn string, in, out any) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", fn, err)
 	}
+	return decodeOutput(fn, raw, out)
+}
+
+// decodeOutput decodes the output of host function fn into out (nil:
+// ignore it), or returns the error it reports.
+func decodeOutput(fn string, raw []byte, out any) error {
 	var env errorEnvelope
-	if len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &env) == nil && env.Error != nil {
+	if bytes.HasPrefix(raw, errorPrefix) && json.Unmarshal(raw, &env) == nil && env.Error != nil {
 		return &HostError{Function: fn, Message: *env.Error}
 	}
 	if out == nil {
@@ -53,9 +64,61 @@ func (c hostClient) do(ctx context.Context, fn string, in, out any) error {
 	return nil
 }
 
+// httpCall is the wire form of an HTTPRequest. With RawBody the host
+// answers with the JSON of the response without its body, a newline, then
+// the body's bytes as they are: no base64 and no JSON string to scan, which
+// matters in Wasm guests where every loop iteration is costly. Hosts that do
+// not know rawBody answer with plain JSON, which the client still accepts.
+type httpCall struct {
+	HTTPRequest
+	RawBody bool `json:"rawBody,omitempty"`
+}
+
 func (c hostClient) HTTP(ctx context.Context, req HTTPRequest) (*HTTPResponse, error) {
-	var r HTTPResponse
-	return &r, c.do(ctx, FnHTTP, req, &r)
+	b, err := json.Marshal(httpCall{HTTPRequest: req, RawBody: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode: %w", FnHTTP, err)
+	}
+	raw, err := c.call(ctx, FnHTTP, b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", FnHTTP, err)
+	}
+	// JSON output never holds a raw newline: the first one ends the head.
+	head, body, framed := bytes.Cut(raw, []byte{'\n'})
+	var r httpHead
+	if err := decodeOutput(FnHTTP, head, &r); err != nil {
+		return nil, err
+	}
+	if framed {
+		r.Body = body
+	}
+	r.HTTPResponse.fields = r.Fields
+	return &r.HTTPResponse, nil
+}
+
+// httpHead is the wire form of an HTTPResponse: with a request's Fields, the
+// spans of the body's top-level members.
+type httpHead struct {
+	HTTPResponse
+	Fields map[string][2]int `json:"fields,omitempty"`
+}
+
+// frameHTTP encodes resp as the head (its JSON without the body), a
+// newline and the raw body.
+func frameHTTP(resp *HTTPResponse, fields bool) ([]byte, error) {
+	head := httpHead{HTTPResponse: *resp}
+	head.Body = nil
+	if fields {
+		head.Fields = fieldSpans(resp.Body)
+	}
+	b, err := json.Marshal(&head)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(b)+1+len(resp.Body))
+	out = append(out, b...)
+	out = append(out, '\n')
+	return append(out, resp.Body...), nil
 }
 
 func (c hostClient) HMAC(ctx context.Context, req HMACRequest) (*HMACResponse, error) {
@@ -100,7 +163,23 @@ func ServeHost(ctx context.Context, h Host, fn string, input []byte) ([]byte, er
 	)
 	switch fn {
 	case FnHTTP:
-		out, err = serve(ctx, input, h.HTTP)
+		var call httpCall
+		if err = json.Unmarshal(input, &call); err != nil {
+			err = fmt.Errorf("decode input: %w", err)
+			break
+		}
+		var resp *HTTPResponse
+		if resp, err = h.HTTP(ctx, call.HTTPRequest); err == nil && call.RawBody {
+			if resp == nil {
+				resp = &HTTPResponse{}
+			}
+			return frameHTTP(resp, call.Fields)
+		}
+		if err == nil && resp != nil && call.Fields {
+			out = httpHead{HTTPResponse: *resp, Fields: fieldSpans(resp.Body)}
+			break
+		}
+		out = resp
 	case FnHMAC:
 		out, err = serve(ctx, input, h.HMAC)
 	case FnLog:
@@ -128,7 +207,7 @@ func ServeHost(ctx context.Context, h Host, fn string, input []byte) ([]byte, er
 func serve[Req, Resp any](ctx context.Context, input []byte, fn func(context.Context, Req) (Resp, error)) (any, error) {
 	var req Req
 	if len(input) > 0 {
-		if err := json.Unmarshal(input, &req); err != nil {
+		if err := DecodeInput(input, &req); err != nil {
 			return nil, fmt.Errorf("decode input: %w", err)
 		}
 	}
@@ -157,5 +236,5 @@ func Dispatch(ctx context.Context, impl Integration, export string, input []byte
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(out)
+	return EncodeOutput(out)
 }

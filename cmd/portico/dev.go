@@ -19,9 +19,10 @@ import (
 func devCmd() *cobra.Command {
 	var pprofAddr, addr, dataDir, adminToken string
 	var ac accessConfig
+	var tc temporalConfig
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the whole portal in one process with embedded Redis, persisted under --data-dir",
+		Short: "Run the whole portal in one process with embedded Redis and Temporal, persisted under --data-dir",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd); err != nil {
 				return err
@@ -39,8 +40,14 @@ func devCmd() *cobra.Command {
 			rdb := redis.NewClient(&redis.Options{Addr: db.Addr(), PoolSize: 64})
 			rdb.AddHook(db.Hook())
 			ac.adminToken = token
-			p, err := newPortal(log, rdb, ac, addr, filepath.Join(dataDir, "wasm-cache"))
+			eng, err := startEmbedded(log, dataDir, tc)
 			if err != nil {
+				_ = rdb.Close()
+				return errors.Join(err, db.Close())
+			}
+			p, err := newPortal(log, rdb, ac, addr, filepath.Join(dataDir, "wasm-cache"), eng, true)
+			if err != nil {
+				_ = eng.stop()
 				_ = rdb.Close()
 				return errors.Join(err, db.Close())
 			}
@@ -57,6 +64,9 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".portico", "where the embedded catalog is persisted")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token (generated and written to <data-dir>/admin-token when empty)")
 	ac.register(cmd.Flags())
+	cmd.Flags().IntVar(&tc.port, "temporal-port", 0, "gRPC port of the embedded Temporal server on 127.0.0.1 (0: a free port)")
+	cmd.Flags().StringVar(&tc.namespace, "temporal-namespace", "default", "Temporal namespace registered in the embedded server")
+	cmd.Flags().StringVar(&tc.taskQueue, "temporal-task-queue", "portico", "task queue of action runs and timers")
 	return cmd
 }
 

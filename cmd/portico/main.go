@@ -1,6 +1,7 @@
 // Command portico is the Portico binary: `portico dev` runs the whole portal
 // in one process with embedded defaults, `portico serve` runs the stateless
-// API against a real Redis.
+// API against a real Redis, `portico worker` runs the Temporal worker and
+// the plugin host apart from the API.
 package main
 
 import (
@@ -27,7 +28,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), serveCmd())
+	root.AddCommand(devCmd(), serveCmd(), workerCmd())
 	return root
 }
 

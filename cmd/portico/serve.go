@@ -11,6 +11,7 @@ import (
 func serveCmd() *cobra.Command {
 	var pprofAddr, addr, redisURL, adminToken, cacheDir string
 	var ac accessConfig
+	var tc temporalConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the stateless API against a real Redis (run N replicas behind a load balancer)",
@@ -31,9 +32,17 @@ func serveCmd() *cobra.Command {
 			rdb := redis.NewClient(opts)
 			defer rdb.Close()
 			ac.adminToken = adminToken
-			p, err := newPortal(newLogger(), rdb, ac, addr, cacheDir)
+			log := newLogger()
+			eng, err := connect(log, tc)
 			if err != nil {
 				return err
+			}
+			if eng == nil {
+				log.Warn("no --temporal-address: action runs answer 503")
+			}
+			p, err := newPortal(log, rdb, ac, addr, cacheDir, eng, false)
+			if err != nil {
+				return errors.Join(err, eng.stop())
 			}
 			return p.run()
 		},
@@ -44,5 +53,6 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")
 	ac.register(cmd.Flags())
+	tc.register(cmd.Flags(), "Temporal frontend host:port (empty: no action runs; /readyz then leaves Temporal out)")
 	return cmd
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portico-dev/portico/core/actions"
+	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
@@ -27,12 +29,14 @@ type portal struct {
 	rdb     *redis.Client
 	catalog *catalog.Service
 	plugins *pluginHost
+	engine  *engine // nil: no Temporal (runs answer 503)
 	srv     *http.Server
 }
 
 // newPortal assembles the process; cacheDir holds the Wasm compilation
-// cache (empty: a temp dir).
-func newPortal(log *slog.Logger, rdb *redis.Client, ac accessConfig, addr, cacheDir string) (*portal, error) {
+// cache (empty: a temp dir). eng (nil: none) runs action runs; with
+// runWorker the process also runs the Temporal worker.
+func newPortal(log *slog.Logger, rdb *redis.Client, ac accessConfig, addr, cacheDir string, eng *engine, runWorker bool) (*portal, error) {
 	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
 	acc, err := newAccess(log, rdb, cat, ac)
 	if err != nil {
@@ -42,15 +46,28 @@ func newPortal(log *slog.Logger, rdb *redis.Client, ac accessConfig, addr, cache
 	if err != nil {
 		return nil, fmt.Errorf("plugin host: %w", err)
 	}
+	svc := actions.NewService(redisactions.New(rdb, ""), cat, nil)
+	svc.LinkBase = "http://" + addr
+	ready := map[string]func(context.Context) error{}
+	if eng != nil {
+		svc.SetRunner(eng.runner)
+		ready["temporal"] = eng.ready
+		if runWorker {
+			if err := eng.startWorker(rdb, cat, svc, ph.integrations); err != nil {
+				return nil, err
+			}
+		}
+	}
 	handler := api.New(api.Config{
 		Catalog: cat, Access: acc, CORSOrigins: ac.corsOrigins, Logger: log,
-		Plugins: ph.registry, Integrations: ph.integrations,
+		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Ready: ready,
 	})
 	return &portal{
 		log:     log,
 		rdb:     rdb,
 		catalog: cat,
 		plugins: ph,
+		engine:  eng,
 		srv: &http.Server{
 			Addr:              addr,
 			Handler:           handler,
@@ -101,6 +118,9 @@ func (p *portal) run() error {
 		if err := p.srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr = fmt.Errorf("shutdown: %w", err)
 		}
+	}
+	if err := p.engine.stop(); err != nil {
+		p.log.Warn("stop temporal", "err", err)
 	}
 	if err := p.plugins.close(shutdown); err != nil {
 		p.log.Warn("stop plugin host", "err", err)

@@ -56,11 +56,19 @@ func guard(acc *access.Service) gin.HandlerFunc {
 		switch {
 		case route == "/api/v1/me" || route == "/api/v1/tokens/:id" && c.Request.Method == http.MethodDelete:
 			scope = ""
+		case runScopes[c.Request.Method+" "+route] != "":
+			scope = runScopes[c.Request.Method+" "+route]
 		case isRead(c):
 			scope = access.ScopeRead
 		}
 		if scope != "" {
 			if err := access.RequireScope(p, scope); err != nil {
+				fail(c, err)
+				return
+			}
+		}
+		if adminRoutes[c.Request.Method+" "+route] {
+			if err := access.RequireAdmin(p, "define actions and workflows"); err != nil {
 				fail(c, err)
 				return
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portico-dev/portico/core/access"
+	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/registry"
@@ -102,6 +103,14 @@ func errorResponse(err error) (int, errorBody) {
 		return http.StatusForbidden, body("forbidden", strings.TrimPrefix(err.Error(), catalog.ErrForbidden.Error()+": "), nil)
 	case errors.Is(err, errRateLimited):
 		return http.StatusTooManyRequests, body("rate_limited", err.Error(), nil)
+	case errors.Is(err, actions.ErrUnavailable):
+		return http.StatusServiceUnavailable, body("temporal_unavailable", "runs need the Temporal workflow engine: "+err.Error(), nil)
+	case errors.Is(err, actions.ErrNotWaiting):
+		return http.StatusConflict, body("not_waiting", err.Error(), nil)
+	case errors.Is(err, actions.ErrFinished):
+		return http.StatusConflict, body("run_finished", err.Error(), nil)
+	case errors.Is(err, actions.ErrNotFound):
+		return http.StatusNotFound, body("not_found", err.Error(), nil)
 	case errors.Is(err, catalog.ErrNotFound):
 		return http.StatusNotFound, body("not_found", err.Error(), nil)
 	case errors.Is(err, catalog.ErrAlreadyExists):

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portico-dev/portico/core/access"
+	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/catalog"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	// CORSOrigins are the origins allowed cross-origin requests ("*":
 	// any); empty means no CORS headers at all.
 	CORSOrigins []string
+	// Actions serves actions, composed workflows and runs; nil leaves
+	// those routes out.
+	Actions *actions.Service
 }
 
 // New builds the HTTP handler.
@@ -92,6 +96,7 @@ func New(cfg Config) http.Handler {
 	v1.GET("/events", h.events)
 	mountPlugins(r, v1, cfg.Plugins, cfg.Integrations)
 	mountAccess(v1, cfg.Access, cfg.Catalog)
+	mountActions(v1, cfg.Actions)
 	return r
 }
 

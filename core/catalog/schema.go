@@ -289,6 +289,13 @@ func schemaCompileProperty(p *Property, path string, vs *violations) *schemaProp
 			r.format = f
 		}
 	}
+	if p.ExpiryAction != "" {
+		if p.Format != "timer" {
+			vs.add(path+"/expiryAction", "only allowed on properties of format timer")
+		} else if msg := schemaIdentifierProblem(p.ExpiryAction); msg != "" {
+			vs.add(path+"/expiryAction", "%s", msg)
+		}
+	}
 
 	if p.Minimum != nil {
 		if !numeric {

@@ -56,6 +56,9 @@ type Property struct {
 	Pattern     string    `json:"pattern,omitempty"`
 	Items       *Property `json:"items,omitempty"`
 	Default     any       `json:"default,omitempty"`
+	// ExpiryAction (format "timer" only) names the action run, on the
+	// entity, when the timer expires.
+	ExpiryAction string `json:"expiryAction,omitempty"`
 }
 
 // Relation declares that entities of a blueprint may point at entities of
@@ -155,6 +158,8 @@ const (
 	EventBlueprintCreated = "blueprint.created"
 	EventBlueprintUpdated = "blueprint.updated"
 	EventBlueprintDeleted = "blueprint.deleted"
+	// EventTimerExpired: a timer property of the entity came due.
+	EventTimerExpired = "timer.expired"
 )
 
 // Event is one change in the catalog, as appended to the event stream.

@@ -2,6 +2,7 @@ package integrations
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host/mapping"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/host/schema"
 	"github.com/portico-dev/portico/pdk"
 )
 
@@ -77,6 +79,25 @@ func (m *Manager) Put(ctx context.Context, id string, spec Spec) (*Status, bool,
 	m.log.Info("integration installed", "integration", id, "plugin", p.Ref(), "secrets", spec.Secrets)
 	st, err := m.status(ctx, inst)
 	return st, existing == nil, err
+}
+
+// configViolations validates an installation's config (absent: {})
+// against the plugin's config schema; without a schema it must be an object.
+func configViolations(config json.RawMessage, p *registry.Plugin) []catalog.Violation {
+	if len(config) == 0 || string(config) == "null" {
+		config = json.RawMessage(`{}`)
+	}
+	if len(p.Info.Config) == 0 {
+		if config[0] != '{' {
+			return []catalog.Violation{{Path: "/config", Message: "must be a JSON object"}}
+		}
+		return nil
+	}
+	s, err := schema.Compile(p.Info.Config, "")
+	if err != nil {
+		return []catalog.Violation{{Path: "/config", Message: p.Ref() + " declares an invalid config schema: " + err.Error()}}
+	}
+	return s.Validate(config, "/config")
 }
 
 func invalid(path, msg string) error {
@@ -151,9 +172,7 @@ func validateSpec(spec *Spec, p *registry.Plugin) error {
 			}
 		}
 	}
-	if len(spec.Config) > 0 && string(spec.Config) != "null" && spec.Config[0] != '{' {
-		bad("/config", "must be a JSON object")
-	}
+	vs = append(vs, configViolations(spec.Config, p)...)
 	if len(vs) > 0 {
 		return &catalog.ValidationError{Message: "invalid integration", Violations: vs}
 	}

@@ -373,6 +373,52 @@ func TestInstallValidation(t *testing.T) {
 	p.must(http.StatusBadRequest, "PUT", "/api/v1/integrations/x", map[string]any{"plugin": "example", "secret": 1})
 }
 
+func TestConfigSchema(t *testing.T) {
+	p := newPortal(t, nil, integrations.Options{})
+	p.publish(examplePkg)
+	api := newStandIn(t, 3)
+	tests := []struct {
+		name   string
+		config any
+		paths  []string
+	}{
+		{"missing required", map[string]any{"pageSize": 10}, []string{"/config"}},
+		{"wrong values", map[string]any{"baseUrl": "not a uri", "pageSize": 0}, []string{"/config/baseUrl", "/config/pageSize"}},
+		{"wrong type", map[string]any{"baseUrl": api.URL, "pageSize": "ten"}, []string{"/config/pageSize"}},
+		{"not an object", []int{1}, []string{"/config"}},
+		{"absent", nil, []string{"/config"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := p.do("PUT", "/api/v1/integrations/x", map[string]any{"plugin": "example", "config": tt.config})
+			var e errorBody
+			r.json(t, &e)
+			var paths []string
+			for _, d := range e.Error.Details {
+				paths = append(paths, d.Path)
+			}
+			if r.status != http.StatusUnprocessableEntity || e.Error.Code != "validation_failed" ||
+				strings.Join(paths, " ") != strings.Join(tt.paths, " ") {
+				t.Fatalf("%d %s, want 422 at %v", r.status, r.body, tt.paths)
+			}
+		})
+	}
+	p.must(http.StatusNotFound, "GET", "/api/v1/integrations/x", nil)
+	p.install("x", "example", api, map[string]any{"config": map[string]any{"baseUrl": api.URL, "pageSize": 1000}})
+
+	// A plugin whose schemas are not valid JSON Schemas is refused at publish.
+	r := p.publish(badSchemaPkg)
+	var e errorBody
+	r.json(t, &e)
+	got := map[string]bool{}
+	for _, d := range e.Error.Details {
+		got[d.Path] = true
+	}
+	if r.status != http.StatusUnprocessableEntity || !got["/info/config/type"] || !got["/info/actions/0/inputs/properties/n/minimum"] {
+		t.Fatalf("publish with bad schemas: %d %s", r.status, r.body)
+	}
+}
+
 func TestUpgradeWithoutRestart(t *testing.T) {
 	p := newPortal(t, nil, integrations.Options{})
 	api := newStandIn(t, 5)

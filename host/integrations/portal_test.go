@@ -37,6 +37,8 @@ const (
 	examplePkg  = "./plugins/example"
 	upgradedPkg = "./host/integrations/testdata/upgraded"
 	impostorPkg = "./host/integrations/testdata/impostor"
+	// badSchemaPkg declares config and inputs schemas that do not compile.
+	badSchemaPkg = "./host/integrations/testdata/badschema"
 )
 
 // portal is Portico's HTTP API over a catalog on miniredis, with the plugin

@@ -2,6 +2,7 @@ package integrations
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -144,11 +145,12 @@ func (m *Manager) runSync(l *live, s *Sync, owner string) {
 		s.Status = SyncFailed
 	}
 	r.mu.Unlock()
-	if err := m.store.PutSync(context.WithoutCancel(ctx), s, m.opts.SyncRetention); err != nil {
-		m.log.Error("record sync", "integration", id, "sync", s.ID, "err", err)
-	}
+	// Release the lock first: whoever sees this sync ended can start another.
 	if err := m.store.ReleaseSyncLock(context.WithoutCancel(ctx), id, owner); err != nil {
 		m.log.Warn("release sync lock", "integration", id, "err", err)
+	}
+	if err := m.store.PutSync(context.WithoutCancel(ctx), s, m.opts.SyncRetention); err != nil {
+		m.log.Error("record sync", "integration", id, "sync", s.ID, "err", err)
 	}
 	m.log.Info("resync done", "integration", id, "sync", s.ID, "status", s.Status, "items", s.Items,
 		"upserts", s.Upserts, "unchanged", s.Unchanged, "deletes", s.Deletes, "errors", s.ErrorCount,
@@ -174,10 +176,11 @@ func (m *Manager) heartbeat(ctx context.Context, cancel context.CancelFunc, id, 
 	}
 }
 
-// page is one page of raw items of a kind.
+// page is one page of raw items of a kind, decoded by the writer that
+// maps it: the fetch loop, which bounds a resync, only calls the plugin.
 type page struct {
 	kind  string
-	items []any
+	items []json.RawMessage
 }
 
 // fetchAndWrite pages through every mapped kind (one plugin call at a
@@ -215,20 +218,11 @@ func (r *syncRun) fetch(pages chan<- page) {
 				r.fail(SyncError{Kind: k.Kind, Message: fmt.Sprintf("resync page %d: %v", r.pagesDone()+1, err)})
 				return
 			}
-			items := make([]any, 0, len(res.Items))
-			for _, raw := range res.Items {
-				v, err := mapping.Decode(raw)
-				if err != nil {
-					r.addError(SyncError{Kind: k.Kind, Message: err.Error()})
-					continue
-				}
-				items = append(items, v)
-			}
 			r.mu.Lock()
 			r.s.Pages++
 			r.s.Items += len(res.Items)
 			r.mu.Unlock()
-			pages <- page{kind: k.Kind, items: items}
+			pages <- page{kind: k.Kind, items: res.Items}
 			if res.Cursor == "" {
 				break
 			}
@@ -249,8 +243,13 @@ func (r *syncRun) pagesDone() int {
 
 // writePage maps a page and writes its entities.
 func (r *syncRun) writePage(p page) {
-	var batch []pending
-	for _, item := range p.items {
+	batch := make([]pending, 0, len(p.items))
+	for _, raw := range p.items {
+		item, err := mapping.Decode(raw)
+		if err != nil {
+			r.addError(SyncError{Kind: p.kind, Message: err.Error()})
+			continue
+		}
 		ents, err := r.l.mapper.Map(p.kind, item)
 		if err != nil {
 			r.addError(SyncError{Kind: p.kind, Message: err.Error()})

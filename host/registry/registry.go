@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host"
 	"github.com/portico-dev/portico/host/mapping"
+	"github.com/portico-dev/portico/host/schema"
 	"github.com/portico-dev/portico/pdk"
 )
 
@@ -189,6 +191,16 @@ func Validate(info *pdk.Info) error {
 			vs = append(vs, catalog.Violation{Path: fmt.Sprintf("/info/blueprints/%d", i), Message: err.Error()})
 		}
 	}
+	// The config and action inputs schemas must compile: installations and
+	// action runs are validated against them.
+	if len(info.Config) > 0 {
+		vs = append(vs, schemaViolations(info.Config, "/info/config")...)
+	}
+	for i, a := range info.Actions {
+		if len(a.Inputs) > 0 {
+			vs = append(vs, schemaViolations(a.Inputs, fmt.Sprintf("/info/actions/%d/inputs", i))...)
+		}
+	}
 	if _, err := mapping.Compile(info.Mappings.Resources); err != nil {
 		var verr *catalog.ValidationError
 		if errors.As(err, &verr) {
@@ -201,6 +213,19 @@ func Validate(info *pdk.Info) error {
 		return &catalog.ValidationError{Message: "invalid plugin module", Violations: vs}
 	}
 	return nil
+}
+
+// schemaViolations returns why raw is not a valid JSON Schema, at base.
+func schemaViolations(raw json.RawMessage, base string) []catalog.Violation {
+	_, err := schema.Compile(raw, base)
+	if err == nil {
+		return nil
+	}
+	var verr *catalog.ValidationError
+	if errors.As(err, &verr) {
+		return verr.Violations
+	}
+	return []catalog.Violation{{Path: base, Message: err.Error()}}
 }
 
 // unjoin flattens the errors.Join tree under pdk's "invalid plugin info" wrap.

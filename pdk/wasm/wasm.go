@@ -83,7 +83,7 @@ func Handle[Req, Resp any](fn func(context.Context, Req) (Resp, error)) (rc int3
 	}()
 	var req Req
 	if in := extism.Input(); len(in) > 0 {
-		if err := json.Unmarshal(in, &req); err != nil {
+		if err := pdk.DecodeInput(in, &req); err != nil {
 			extism.SetError(fmt.Errorf("decode input: %w", err))
 			return 1
 		}
@@ -93,10 +93,12 @@ func Handle[Req, Resp any](fn func(context.Context, Req) (Resp, error)) (rc int3
 		extism.SetError(err)
 		return 1
 	}
-	if err := extism.OutputJSON(resp); err != nil {
+	out, err := pdk.EncodeOutput(resp)
+	if err != nil {
 		extism.SetError(fmt.Errorf("encode output: %w", err))
 		return 1
 	}
+	extism.Output(out)
 	return 0
 }
 

@@ -70,7 +70,11 @@ func TestResyncPages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, it := range page.Items {
+		items, err := page.RawItems()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
 			ids = append(ids, string(it))
 		}
 		if cursor = page.Cursor; cursor == "" {

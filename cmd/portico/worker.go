@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/portico-dev/portico/core/actions"
+	"github.com/portico-dev/portico/core/actions/redisactions"
+	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/core/catalog/redisstore"
+)
+
+func workerCmd() *cobra.Command {
+	var redisURL, cacheDir string
+	var tc temporalConfig
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the Temporal worker, the TTL timer scheduler and the plugin host (no HTTP API)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd); err != nil {
+				return err
+			}
+			if tc.address == "" {
+				return errors.New("worker needs --temporal-address (or PORTICO_TEMPORAL_ADDRESS)")
+			}
+			log := newLogger()
+			opts, err := redis.ParseURL(redisURL)
+			if err != nil {
+				return fmt.Errorf("--redis-url: %w", err)
+			}
+			opts.PoolSize = 64
+			rdb := redis.NewClient(opts)
+			defer rdb.Close()
+			cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+			ph, err := newPluginHost(log, rdb, cat, cacheDir)
+			if err != nil {
+				return fmt.Errorf("plugin host: %w", err)
+			}
+			eng, err := connect(log, tc)
+			if err != nil {
+				return err
+			}
+			svc := actions.NewService(redisactions.New(rdb, ""), cat, eng.runner)
+			if err := eng.startWorker(rdb, cat, svc, ph.integrations); err != nil {
+				return errors.Join(err, eng.stop())
+			}
+			log.Info("portico worker running", "temporal", tc.address, "namespace", tc.namespace, "taskQueue", tc.taskQueue)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			go ph.integrations.Run(ctx) // scheduled resyncs
+			<-ctx.Done()
+			log.Info("shutting down")
+			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return errors.Join(eng.stop(), ph.close(shutdown))
+		},
+	}
+	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")
+	tc.register(cmd.Flags(), "Temporal frontend host:port")
+	return cmd
+}

@@ -1,0 +1,409 @@
+// Package redisactions implements actions.Store on Redis with go-redis v9:
+// versioned action and workflow definitions, signing secrets and run
+// records with the indexes that list them.
+package redisactions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/core/actions"
+)
+
+// Store is an actions.Store on Redis.
+//
+// Key layout (<p> = "portico|actions|"):
+//
+//	<p>action|<id>        hash: "latest" → version, "v<n>" → definition JSON
+//	<p>actions            set of action ids
+//	<p>workflow|<id>      hash, like actions
+//	<p>workflows          set of workflow ids
+//	<p>secret|<id>        string: an action's webhook signing secret
+//	<p>run|<id>           hash: "rev", "status", "json"
+//	<p>runs               zset of run ids by creation time (ms)
+//	<p>runs|action|<a>    zset, runs of one action
+//	<p>runs|status|<s>    zset, runs in one status
+//	<p>runs|entity|<b>/<e> zset, runs on one entity
+//	<p>cursor|<name>      string: a consumer's last processed event id
+type Store struct {
+	rdb redis.UniversalClient
+	p   string
+	now func() time.Time
+}
+
+var _ actions.Store = (*Store)(nil)
+
+// New returns a Store over an open client; prefix defaults to "portico".
+func New(rdb redis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = "portico"
+	}
+	return &Store{rdb: rdb, p: prefix + "|actions|", now: time.Now}
+}
+
+// PutAction stores a new version of a unless it equals the latest.
+func (s *Store) PutAction(ctx context.Context, a *actions.Action) (*actions.Action, bool, error) {
+	out := *a
+	created, err := s.putVersioned(ctx, "action", a.Identifier, &out, func(prev []byte) (bool, error) {
+		var old actions.Action
+		if err := json.Unmarshal(prev, &old); err != nil {
+			return false, err
+		}
+		out.CreatedAt = old.CreatedAt
+		out.Version, out.UpdatedAt = old.Version, old.UpdatedAt
+		return reflect.DeepEqual(roundTrip(&old), roundTrip(&out)), nil
+	}, func(v int, now time.Time, fresh bool) {
+		out.Version, out.UpdatedAt = v, now
+		if fresh {
+			out.CreatedAt = now
+		}
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("put action %s: %w", a.Identifier, err)
+	}
+	return &out, created, nil
+}
+
+// GetAction returns version (0: latest) of an action.
+func (s *Store) GetAction(ctx context.Context, id string, version int) (*actions.Action, error) {
+	var a actions.Action
+	if err := s.getVersioned(ctx, "action", id, version, &a); err != nil {
+		return nil, fmt.Errorf("action %s: %w", id, err)
+	}
+	return &a, nil
+}
+
+// ListActions returns the latest version of every action, by identifier.
+func (s *Store) ListActions(ctx context.Context) ([]*actions.Action, error) {
+	ids, err := s.rdb.SMembers(ctx, s.p+"actions").Result()
+	if err != nil {
+		return nil, fmt.Errorf("list actions: %w", err)
+	}
+	sort.Strings(ids)
+	out := make([]*actions.Action, 0, len(ids))
+	for _, id := range ids {
+		a, err := s.GetAction(ctx, id, 0)
+		if errors.Is(err, actions.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// DeleteAction removes an action (every version) and its secret.
+func (s *Store) DeleteAction(ctx context.Context, id string) error {
+	n, err := s.rdb.Del(ctx, s.p+"action|"+id, s.p+"secret|"+id).Result()
+	if err != nil {
+		return fmt.Errorf("delete action %s: %w", id, err)
+	}
+	s.rdb.SRem(ctx, s.p+"actions", id)
+	if n == 0 {
+		return fmt.Errorf("action %s: %w", id, actions.ErrNotFound)
+	}
+	return nil
+}
+
+// PutWorkflow stores a new version of w unless it equals the latest.
+func (s *Store) PutWorkflow(ctx context.Context, w *actions.Workflow) (*actions.Workflow, bool, error) {
+	out := *w
+	created, err := s.putVersioned(ctx, "workflow", w.Identifier, &out, func(prev []byte) (bool, error) {
+		var old actions.Workflow
+		if err := json.Unmarshal(prev, &old); err != nil {
+			return false, err
+		}
+		out.CreatedAt = old.CreatedAt
+		out.Version, out.UpdatedAt = old.Version, old.UpdatedAt
+		return reflect.DeepEqual(roundTrip(&old), roundTrip(&out)), nil
+	}, func(v int, now time.Time, fresh bool) {
+		out.Version, out.UpdatedAt = v, now
+		if fresh {
+			out.CreatedAt = now
+		}
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("put workflow %s: %w", w.Identifier, err)
+	}
+	return &out, created, nil
+}
+
+// GetWorkflow returns version (0: latest) of a workflow.
+func (s *Store) GetWorkflow(ctx context.Context, id string, version int) (*actions.Workflow, error) {
+	var w actions.Workflow
+	if err := s.getVersioned(ctx, "workflow", id, version, &w); err != nil {
+		return nil, fmt.Errorf("workflow %s: %w", id, err)
+	}
+	return &w, nil
+}
+
+// ListWorkflows returns the latest version of every workflow.
+func (s *Store) ListWorkflows(ctx context.Context) ([]*actions.Workflow, error) {
+	ids, err := s.rdb.SMembers(ctx, s.p+"workflows").Result()
+	if err != nil {
+		return nil, fmt.Errorf("list workflows: %w", err)
+	}
+	sort.Strings(ids)
+	out := make([]*actions.Workflow, 0, len(ids))
+	for _, id := range ids {
+		w, err := s.GetWorkflow(ctx, id, 0)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func roundTrip(v any) any {
+	raw, _ := json.Marshal(v)
+	var out any
+	_ = json.Unmarshal(raw, &out)
+	return out
+}
+
+// putVersioned appends a version under an optimistic transaction.
+// same reports whether the new definition equals the stored latest (it
+// may copy metadata from it first); stamp sets version and times.
+func (s *Store) putVersioned(ctx context.Context, kind, id string, def any, same func(prev []byte) (bool, error), stamp func(v int, now time.Time, fresh bool)) (bool, error) {
+	key := s.p + kind + "|" + id
+	created := false
+	for attempt := 0; attempt < 10; attempt++ {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			latest, err := tx.HGet(ctx, key, "latest").Int()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			if latest > 0 {
+				prev, err := tx.HGet(ctx, key, "v"+strconv.Itoa(latest)).Bytes()
+				if err != nil {
+					return err
+				}
+				unchanged, err := same(prev)
+				if err != nil {
+					return err
+				}
+				if unchanged {
+					return nil
+				}
+			}
+			created = latest == 0
+			stamp(latest+1, s.now().UTC(), created)
+			raw, err := json.Marshal(def)
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HSet(ctx, key, "latest", latest+1, "v"+strconv.Itoa(latest+1), raw)
+				p.SAdd(ctx, s.p+kind+"s", id)
+				return nil
+			})
+			return err
+		}, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		return created, err
+	}
+	return false, errors.New("too much contention")
+}
+
+func (s *Store) getVersioned(ctx context.Context, kind, id string, version int, dst any) error {
+	key := s.p + kind + "|" + id
+	if version <= 0 {
+		v, err := s.rdb.HGet(ctx, key, "latest").Int()
+		if errors.Is(err, redis.Nil) {
+			return actions.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		version = v
+	}
+	raw, err := s.rdb.HGet(ctx, key, "v"+strconv.Itoa(version)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("version %d: %w", version, actions.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+// InitSecret stores an action's signing secret unless it has one.
+func (s *Store) InitSecret(ctx context.Context, action, secret string) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.p+"secret|"+action, secret, 0).Result()
+	if err != nil {
+		return false, fmt.Errorf("init secret of %s: %w", action, err)
+	}
+	return ok, nil
+}
+
+// Secret returns an action's signing secret.
+func (s *Store) Secret(ctx context.Context, action string) (string, error) {
+	v, err := s.rdb.Get(ctx, s.p+"secret|"+action).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("secret of %s: %w", action, actions.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("secret of %s: %w", action, err)
+	}
+	return v, nil
+}
+
+// SaveRun writes a run record unless a revision at least as new is stored,
+// moving it between the status indexes (an optimistic transaction: no
+// Lua, so it also works on the embedded dev Redis).
+func (s *Store) SaveRun(ctx context.Context, r *actions.Run) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode run %s: %w", r.ID, err)
+	}
+	key := s.p + "run|" + r.ID
+	score := float64(r.CreatedAt.UnixMilli())
+	for attempt := 0; attempt < 20; attempt++ {
+		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			vals, err := tx.HMGet(ctx, key, "rev", "status").Result()
+			if err != nil {
+				return err
+			}
+			oldStatus, _ := vals[1].(string)
+			if cur, ok := vals[0].(string); ok {
+				if n, _ := strconv.Atoi(cur); n >= r.Revision {
+					return nil
+				}
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HSet(ctx, key, "rev", r.Revision, "status", r.Status, "json", raw)
+				if oldStatus != "" && oldStatus != r.Status {
+					p.ZRem(ctx, s.p+"runs|status|"+oldStatus, r.ID)
+				}
+				member := redis.Z{Score: score, Member: r.ID}
+				p.ZAdd(ctx, s.p+"runs|status|"+r.Status, member)
+				if oldStatus == "" {
+					p.ZAdd(ctx, s.p+"runs", member)
+					p.ZAdd(ctx, s.p+"runs|action|"+r.Action, member)
+					if r.Entity != "" {
+						p.ZAdd(ctx, s.p+"runs|entity|"+r.Blueprint+"/"+r.Entity, member)
+					}
+				}
+				return nil
+			})
+			return err
+		}, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("save run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// GetRun returns a run record.
+func (s *Store) GetRun(ctx context.Context, id string) (*actions.Run, error) {
+	raw, err := s.rdb.HGet(ctx, s.p+"run|"+id, "json").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("run %s: %w", id, actions.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", id, err)
+	}
+	var r actions.Run
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("decode run %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// ListRuns returns runs newest first; the cursor is an offset into the
+// most selective index, the other filters apply on the page.
+func (s *Store) ListRuns(ctx context.Context, f actions.RunFilter) (*actions.RunPage, error) {
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 100
+	}
+	index := s.p + "runs"
+	switch {
+	case strings.Contains(f.Entity, "/"):
+		index = s.p + "runs|entity|" + f.Entity
+	case f.Action != "":
+		index = s.p + "runs|action|" + f.Action
+	case f.Status != "":
+		index = s.p + "runs|status|" + f.Status
+	}
+	offset, _ := strconv.Atoi(f.Cursor)
+	out := &actions.RunPage{Runs: []*actions.Run{}}
+	for len(out.Runs) < f.Limit {
+		ids, err := s.rdb.ZRevRange(ctx, index, int64(offset), int64(offset+f.Limit-1)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		if len(ids) == 0 {
+			return out, nil
+		}
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, len(ids))
+		for i, id := range ids {
+			cmds[i] = pipe.HGet(ctx, s.p+"run|"+id, "json")
+		}
+		_, _ = pipe.Exec(ctx)
+		for i, cmd := range cmds {
+			offset++
+			raw, err := cmd.Bytes()
+			if err != nil {
+				continue
+			}
+			var r actions.Run
+			if json.Unmarshal(raw, &r) != nil {
+				continue
+			}
+			if (f.Action != "" && r.Action != f.Action) || (f.Status != "" && r.Status != f.Status) ||
+				(f.Entity != "" && r.Entity != f.Entity && r.Blueprint+"/"+r.Entity != f.Entity) {
+				continue
+			}
+			out.Runs = append(out.Runs, &r)
+			if len(out.Runs) == f.Limit {
+				if i < len(cmds)-1 || len(ids) == f.Limit {
+					out.Next = strconv.Itoa(offset)
+				}
+				return out, nil
+			}
+		}
+		if len(ids) < f.Limit {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// Cursor returns a consumer's last processed event id ("" when none).
+func (s *Store) Cursor(ctx context.Context, name string) (string, error) {
+	v, err := s.rdb.Get(ctx, s.p+"cursor|"+name).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("cursor %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetCursor remembers a consumer's last processed event id.
+func (s *Store) SetCursor(ctx context.Context, name, id string) error {
+	if err := s.rdb.Set(ctx, s.p+"cursor|"+name, id, 0).Err(); err != nil {
+		return fmt.Errorf("set cursor %s: %w", name, err)
+	}
+	return nil
+}

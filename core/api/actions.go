@@ -1,0 +1,241 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"sigs.k8s.io/yaml"
+
+	"github.com/portico-dev/portico/core/access"
+	"github.com/portico-dev/portico/core/actions"
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// runScopes are the token scopes the action routes need beyond the
+// default read/write split.
+var runScopes = map[string]string{
+	"POST /api/v1/actions/:id/runs":    access.ScopeRun,
+	"POST /api/v1/runs/:id/cancel":     access.ScopeRun,
+	"POST /api/v1/runs/:id/approval":   access.ScopeApprove,
+	"PUT /api/v1/actions/:id":          access.ScopeWrite,
+	"DELETE /api/v1/actions/:id":       access.ScopeWrite,
+	"PUT /api/v1/workflows/:id":        access.ScopeWrite,
+	"GET /api/v1/runs/:id/logs/stream": access.ScopeRead,
+}
+
+// adminRoutes are action routes that need the admin role: defining
+// actions and workflows is the platform team's job.
+var adminRoutes = map[string]bool{
+	"PUT /api/v1/actions/:id":    true,
+	"DELETE /api/v1/actions/:id": true,
+	"PUT /api/v1/workflows/:id":  true,
+}
+
+type actionHandlers struct{ svc *actions.Service }
+
+// mountActions adds actions, workflows and runs (nil svc: left out).
+func mountActions(v1 *gin.RouterGroup, svc *actions.Service) {
+	if svc == nil {
+		return
+	}
+	h := &actionHandlers{svc: svc}
+	v1.GET("/actions", h.listActions)
+	v1.GET("/actions/:id", h.getAction)
+	v1.PUT("/actions/:id", h.putAction)
+	v1.DELETE("/actions/:id", h.deleteAction)
+	v1.POST("/actions/:id/runs", h.trigger)
+	v1.GET("/workflows", h.listWorkflows)
+	v1.GET("/workflows/:id", h.getWorkflow)
+	v1.PUT("/workflows/:id", h.putWorkflow)
+	v1.GET("/runs", h.listRuns)
+	v1.GET("/runs/:id", h.getRun)
+	v1.GET("/runs/:id/logs", h.runLogs)
+	v1.POST("/runs/:id/approval", h.decide)
+	v1.POST("/runs/:id/cancel", h.cancel)
+}
+
+// actionResponse is an action plus, once at creation, its signing secret.
+type actionResponse struct {
+	*actions.Action
+	SigningSecret string `json:"signingSecret,omitempty"`
+}
+
+func (h *actionHandlers) putAction(c *gin.Context) {
+	var a actions.Action
+	if err := bindDefinition(c, &a); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := pathIdentifier(c, &a.Identifier); err != nil {
+		fail(c, err)
+		return
+	}
+	out, secret, created, err := h.svc.PutAction(c.Request.Context(), &a)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(createdStatus(created), actionResponse{Action: out, SigningSecret: secret})
+}
+
+func (h *actionHandlers) getAction(c *gin.Context) {
+	a, err := h.svc.GetAction(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, a)
+}
+
+func (h *actionHandlers) deleteAction(c *gin.Context) {
+	if err := h.svc.DeleteAction(c.Request.Context(), c.Param("id")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (h *actionHandlers) listActions(c *gin.Context) {
+	list, err := h.svc.ListActions(c.Request.Context())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"actions": list})
+}
+
+func (h *actionHandlers) putWorkflow(c *gin.Context) {
+	var w actions.Workflow
+	if err := bindDefinition(c, &w); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := pathIdentifier(c, &w.Identifier); err != nil {
+		fail(c, err)
+		return
+	}
+	out, created, err := h.svc.PutWorkflow(c.Request.Context(), &w)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(createdStatus(created), out)
+}
+
+func (h *actionHandlers) getWorkflow(c *gin.Context) {
+	w, err := h.svc.GetWorkflow(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, w)
+}
+
+func (h *actionHandlers) listWorkflows(c *gin.Context) {
+	list, err := h.svc.ListWorkflows(c.Request.Context())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"workflows": list})
+}
+
+func (h *actionHandlers) trigger(c *gin.Context) {
+	var req actions.TriggerRequest
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	run, err := h.svc.Trigger(c.Request.Context(), c.Param("id"), req)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, run)
+}
+
+func (h *actionHandlers) getRun(c *gin.Context) {
+	run, err := h.svc.GetRun(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, run)
+}
+
+func (h *actionHandlers) runLogs(c *gin.Context) {
+	run, err := h.svc.GetRun(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": run.ID, "status": run.Status, "logs": run.Logs})
+}
+
+func (h *actionHandlers) listRuns(c *gin.Context) {
+	limit, _ := strconv.Atoi(c.Query("limit"))
+	page, err := h.svc.ListRuns(c.Request.Context(), actions.RunFilter{
+		Action: c.Query("action"), Status: c.Query("status"), Entity: c.Query("entity"),
+		Limit: limit, Cursor: c.Query("cursor"),
+	})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var next any
+	if page.Next != "" {
+		next = page.Next
+	}
+	c.JSON(http.StatusOK, gin.H{"runs": page.Runs, "next": next})
+}
+
+func (h *actionHandlers) decide(c *gin.Context) {
+	var req actions.DecideRequest
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	run, err := h.svc.Decide(c.Request.Context(), c.Param("id"), req)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, run)
+}
+
+func (h *actionHandlers) cancel(c *gin.Context) {
+	run, err := h.svc.Cancel(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, run)
+}
+
+// bindDefinition decodes a JSON or (Content-Type *yaml) YAML definition.
+func bindDefinition(c *gin.Context, v any) error {
+	raw, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(c.ContentType(), "yaml") {
+		if raw, err = yaml.YAMLToJSON(raw); err != nil {
+			return &badRequest{msg: "invalid YAML: " + err.Error()}
+		}
+	}
+	return decodeStrict(raw, v)
+}
+
+// pathIdentifier fills or checks a body identifier against the path's.
+func pathIdentifier(c *gin.Context, id *string) error {
+	switch *id {
+	case "":
+		*id = c.Param("id")
+	case c.Param("id"):
+	default:
+		return &catalog.ValidationError{Message: "identifier mismatch", Violations: []catalog.Violation{{Path: "/identifier", Message: "must equal the identifier in the path (" + c.Param("id") + ")"}}}
+	}
+	return nil
+}

@@ -1,0 +1,304 @@
+package workflows
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/itchyny/gojq"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/portico-dev/portico/core/actions"
+	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/host/integrations"
+)
+
+// RunStore is what activities need of the actions store.
+type RunStore interface {
+	SaveRun(ctx context.Context, r *actions.Run) error
+	Secret(ctx context.Context, action string) (string, error)
+}
+
+// PluginActor runs plugin actions and applies their changes (the
+// integrations Manager).
+type PluginActor interface {
+	Act(ctx context.Context, id, action string, entity *catalog.Ref, inputs json.RawMessage) (*integrations.ActResult, error)
+}
+
+// Activities hold the dependencies of every activity; register one value
+// with a worker.
+type Activities struct {
+	Store   RunStore
+	Catalog *catalog.Service
+	Plugins PluginActor // nil: plugin steps fail
+	HTTP    *http.Client
+	// Actions triggers expiry actions of TTL timers (nil: timers only
+	// record the event).
+	Actions *actions.Service
+
+	jq sync.Map // expression → *gojq.Code
+}
+
+// SaveRun mirrors a run record to the store (a local activity).
+func (a *Activities) SaveRun(ctx context.Context, r *actions.Run) error {
+	return a.Store.SaveRun(ctx, r)
+}
+
+// WebhookRequest is one signed webhook delivery.
+type WebhookRequest struct {
+	RunID   string            `json:"runId"`
+	Step    string            `json:"step"`
+	Action  string            `json:"action"`
+	URL     string            `json:"url"`
+	Method  string            `json:"method,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	// Body is a jq expression over Context; empty sends {"run", "step"}.
+	Body    string          `json:"body,omitempty"`
+	Context json.RawMessage `json:"context"`
+	Run     map[string]any  `json:"run"`
+}
+
+// WebhookResult is a delivered webhook's answer.
+type WebhookResult struct {
+	Status  int             `json:"status"`
+	Body    json.RawMessage `json:"body,omitempty"`
+	Attempt int             `json:"attempt"`
+}
+
+// Signature is the hex HMAC-SHA256 of timestamp + "." + body.
+func Signature(secret, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(timestamp))
+	m.Write([]byte("."))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Webhook delivers a signed webhook: X-Portico-Timestamp,
+// X-Portico-Signature and Idempotency-Key "<run id>:<step id>", so a
+// receiver can drop the duplicates a retry may cause. 5xx and 429 answers
+// are retried, other non-2xx answers fail the step.
+func (a *Activities) Webhook(ctx context.Context, req WebhookRequest) (*WebhookResult, error) {
+	var body []byte
+	var err error
+	if req.Body != "" {
+		v, err := a.eval(ctx, req.Body, req.Context)
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError("webhook body: "+err.Error(), "TemplateError", nil)
+		}
+		body, err = json.Marshal(v)
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError("webhook body: "+err.Error(), "TemplateError", nil)
+		}
+	} else if body, err = json.Marshal(map[string]any{"run": req.Run, "step": req.Step}); err != nil {
+		return nil, err
+	}
+	secret := ""
+	if req.Action != "" {
+		if secret, err = a.Store.Secret(ctx, req.Action); err != nil && !errors.Is(err, actions.ErrNotFound) {
+			return nil, err
+		}
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	hreq, err := http.NewRequestWithContext(ctx, method, req.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError("webhook request: "+err.Error(), "BadRequest", nil)
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	for k, v := range req.Headers {
+		hreq.Header.Set(k, v)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("User-Agent", "Portico-Webhook/1")
+	hreq.Header.Set("X-Portico-Timestamp", ts)
+	hreq.Header.Set("X-Portico-Signature", Signature(secret, ts, body))
+	hreq.Header.Set("Idempotency-Key", req.RunID+":"+req.Step)
+	client := a.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", req.URL, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	res := &WebhookResult{Status: resp.StatusCode, Attempt: int(activity.GetInfo(ctx).Attempt)}
+	if json.Valid(raw) && len(bytes.TrimSpace(raw)) > 0 {
+		res.Body = raw
+	} else if len(raw) > 0 {
+		res.Body, _ = json.Marshal(string(raw))
+	}
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return res, nil
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
+		return nil, fmt.Errorf("webhook %s answered %d", req.URL, resp.StatusCode)
+	}
+	return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("webhook %s answered %d", req.URL, resp.StatusCode), "WebhookRejected", nil)
+}
+
+// ActRequest runs a plugin action.
+type ActRequest struct {
+	Integration string `json:"integration"`
+	Action      string `json:"action"`
+	// Inputs is a jq expression over Context (empty: the run's inputs).
+	Inputs    string          `json:"inputs,omitempty"`
+	Blueprint string          `json:"blueprint,omitempty"`
+	Entity    string          `json:"entity,omitempty"`
+	Context   json.RawMessage `json:"context"`
+}
+
+// ActResult is a plugin action's outcome.
+type ActResult struct {
+	Message  string             `json:"message,omitempty"`
+	Logs     []string           `json:"logs,omitempty"`
+	Outputs  json.RawMessage    `json:"outputs,omitempty"`
+	Affected []actions.Affected `json:"affected,omitempty"`
+	Attempt  int                `json:"attempt"`
+}
+
+// Act runs a plugin action through the plugin host, which applies the
+// entity changes it returns to the catalog.
+func (a *Activities) Act(ctx context.Context, req ActRequest) (*ActResult, error) {
+	if a.Plugins == nil {
+		return nil, temporal.NewNonRetryableApplicationError("no plugin host in this worker", "NoPluginHost", nil)
+	}
+	var inputs json.RawMessage
+	if req.Inputs != "" {
+		v, err := a.eval(ctx, req.Inputs, req.Context)
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError("plugin inputs: "+err.Error(), "TemplateError", nil)
+		}
+		if inputs, err = json.Marshal(v); err != nil {
+			return nil, err
+		}
+	} else {
+		var c struct {
+			Inputs json.RawMessage `json:"inputs"`
+		}
+		_ = json.Unmarshal(req.Context, &c)
+		inputs = c.Inputs
+	}
+	var ref *catalog.Ref
+	if req.Entity != "" {
+		ref = &catalog.Ref{Blueprint: req.Blueprint, Identifier: req.Entity}
+	}
+	ctx = catalog.WithActor(ctx, catalog.Actor{ID: "workflow", Datasource: "integration:" + req.Integration})
+	res, err := a.Plugins.Act(ctx, req.Integration, req.Action, ref, inputs)
+	if err != nil {
+		if errors.Is(err, integrations.ErrActionFailed) || errors.Is(err, catalog.ErrNotFound) || errors.Is(err, integrations.ErrNotFound) {
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), "ActionFailed", nil)
+		}
+		return nil, err
+	}
+	out := &ActResult{Message: res.Message, Logs: res.Logs, Outputs: res.Outputs, Attempt: int(activity.GetInfo(ctx).Attempt)}
+	for _, r := range res.Upserted {
+		out.Affected = append(out.Affected, actions.Affected{Blueprint: r.Blueprint, Identifier: r.Identifier, Change: "upserted"})
+	}
+	for _, r := range res.Deleted {
+		out.Affected = append(out.Affected, actions.Affected{Blueprint: r.Blueprint, Identifier: r.Identifier, Change: "deleted"})
+	}
+	for _, e := range res.Errors {
+		out.Logs = append(out.Logs, fmt.Sprintf("write-back error: %+v", e))
+	}
+	return out, nil
+}
+
+// CheckRequest asks whether a rule holds on an entity named by jq.
+type CheckRequest struct {
+	Blueprint  string          `json:"blueprint"`
+	Identifier string          `json:"identifier"`
+	Until      *catalog.Rule   `json:"until"`
+	Context    json.RawMessage `json:"context"`
+}
+
+// CheckResult is one poll of a wait step.
+type CheckResult struct {
+	Blueprint  string `json:"blueprint"`
+	Identifier string `json:"identifier"`
+	Exists     bool   `json:"exists"`
+	Holds      bool   `json:"holds"`
+}
+
+// CheckEntity reads the entity and matches the rule.
+func (a *Activities) CheckEntity(ctx context.Context, req CheckRequest) (*CheckResult, error) {
+	bp, err := a.evalString(ctx, req.Blueprint, req.Context)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError("wait blueprint: "+err.Error(), "TemplateError", nil)
+	}
+	id, err := a.evalString(ctx, req.Identifier, req.Context)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError("wait identifier: "+err.Error(), "TemplateError", nil)
+	}
+	res := &CheckResult{Blueprint: bp, Identifier: id}
+	e, err := a.Catalog.GetEntity(ctx, catalog.Ref{Blueprint: bp, Identifier: id})
+	if errors.Is(err, catalog.ErrNotFound) {
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Exists = true
+	res.Holds = catalog.Match(req.Until, e, e.Properties, time.Now(), nil)
+	return res, nil
+}
+
+func (a *Activities) evalString(ctx context.Context, expr string, input json.RawMessage) (string, error) {
+	v, err := a.eval(ctx, expr, input)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("%q yields %T, not a string", expr, v)
+	}
+	return s, nil
+}
+
+// eval runs a jq expression over a JSON document and returns its first
+// result.
+func (a *Activities) eval(ctx context.Context, expr string, input json.RawMessage) (any, error) {
+	code, ok := a.jq.Load(expr)
+	if !ok {
+		q, err := gojq.Parse(expr)
+		if err != nil {
+			return nil, fmt.Errorf("parse %q: %w", expr, err)
+		}
+		c, err := gojq.Compile(q)
+		if err != nil {
+			return nil, fmt.Errorf("compile %q: %w", expr, err)
+		}
+		code, _ = a.jq.LoadOrStore(expr, c)
+	}
+	var doc any
+	if len(input) > 0 {
+		if err := json.Unmarshal(input, &doc); err != nil {
+			return nil, fmt.Errorf("jq input: %w", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	v, ok := code.(*gojq.Code).RunWithContext(ctx, doc).Next()
+	if !ok {
+		return nil, fmt.Errorf("%q yields nothing", expr)
+	}
+	if err, isErr := v.(error); isErr {
+		return nil, fmt.Errorf("%q: %w", expr, err)
+	}
+	return v, nil
+}

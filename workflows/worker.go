@@ -1,0 +1,14 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Register adds every workflow and the activities to a worker.
+func Register(w worker.Registry, acts *Activities) {
+	w.RegisterWorkflowWithOptions(ActionRun, workflow.RegisterOptions{Name: ActionRunWorkflow})
+	w.RegisterWorkflowWithOptions(Timer, workflow.RegisterOptions{Name: TimerWorkflow})
+	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+}

@@ -1,0 +1,44 @@
+// Package workflows holds Portico's Temporal workflows and activities:
+// ActionRun, the one interpreter that executes every action run (its
+// approvals, webhooks, plugin actions, waits, sleeps, parallel groups and
+// compensations), and Timer, the durable TTL timer of one entity
+// property. Runner implements actions.Runner on a Temporal client.
+// Workflows orchestrate and stay deterministic; activities do the I/O.
+package workflows
+
+import (
+	"time"
+)
+
+// Names shared by workers, clients and committed histories. Changing one
+// breaks running workflows.
+const (
+	// TaskQueue is the default task queue of workers and runs.
+	TaskQueue = "portico"
+	// ActionRunWorkflow is the interpreter's workflow type.
+	ActionRunWorkflow = "ActionRun"
+	// TimerWorkflow is the TTL timer's workflow type.
+	TimerWorkflow = "Timer"
+	// SignalDecision carries an actions.Decision to a run.
+	SignalDecision = "decision"
+	// SignalReschedule carries a TimerInput's new expiry to a timer.
+	SignalReschedule = "reschedule"
+	// QueryRun returns a run's live actions.Run.
+	QueryRun = "run"
+)
+
+// Activity names (methods of Activities).
+const (
+	activitySaveRun     = "SaveRun"
+	activityWebhook     = "Webhook"
+	activityAct         = "Act"
+	activityCheckEntity = "CheckEntity"
+)
+
+// defaults of the interpreter.
+const (
+	defaultStepTimeout  = 30 * time.Second
+	defaultPollInterval = 10 * time.Second
+	minPollInterval     = time.Second
+	defaultAttempts     = 3
+)
