@@ -78,6 +78,8 @@ func main() {
 
 	rss := rssMiB(server.Process.Pid)
 	searchP50, searchP99, hits := searchLatency(c)
+	member := memberClient(c)
+	fSearchP50, fSearchP99, fHits := searchLatency(member)
 	upsertP50, upsertP99 := upsertLatency(c)
 	ceiling := hsetCeiling(redisPort)
 
@@ -86,13 +88,15 @@ func main() {
 	fmt.Printf("bulk ingest:        %8.0f entities/s  (target ≥ 20,000; rounds %v)\n", ingestRate, roundAll(rates))
 	fmt.Printf("redis ceiling:      %8.0f HSET/s with -P 64 -d 1000; ingest = %.1f%% of it\n", ceiling, 100*ingestRate/ceiling)
 	fmt.Printf("search p50 / p99:   %6.2f ms / %6.2f ms  (target p99 ≤ 20 ms; 2 indexed = + relatedTo, avg %d hits of %d)\n", searchP50, searchP99, hits, *entities)
+	fmt.Printf("filtered search:    %6.2f ms / %6.2f ms  (a member token, blueprint read.ownedOnly: avg %d visible hits)\n", fSearchP50, fSearchP99, fHits)
 	fmt.Printf("upsert p50 / p99:   %6.2f ms / %6.2f ms  (target p50 ≤ 2 ms)\n", upsertP50, upsertP99)
 	fmt.Printf("server RSS loaded:  %8.1f MiB  (target ≤ 300 MiB)\n", rss)
 }
 
 type client struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string
 }
 
 func (c *client) do(method, path string, body any) (int, []byte) {
@@ -104,13 +108,43 @@ func (c *client) do(method, path string, body any) (int, []byte) {
 	}
 	req, err := http.NewRequest(method, c.base+path, rd)
 	check(err)
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Authorization", "Bearer "+c.bearer())
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	check(err)
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, out
+}
+
+func (c *client) bearer() string {
+	if c.token != "" {
+		return c.token
+	}
+	return token
+}
+
+// memberClient makes the service blueprint owner-readable only
+// (read.ownedOnly) and returns a client acting as a member of team-1 and
+// team-2, so searches go through read filtering.
+func memberClient(admin *client) *client {
+	bp := admin.must("GET", "/api/v1/blueprints/service", nil, 200)
+	var def map[string]any
+	check(json.Unmarshal(bp, &def))
+	for _, k := range []string{"createdAt", "updatedAt"} {
+		delete(def, k)
+	}
+	def["permissions"] = map[string]any{"read": map[string]any{"ownedOnly": true}}
+	admin.must("PUT", "/api/v1/blueprints/service", def, 200)
+	for _, t := range []string{"team-1", "team-2"} {
+		admin.must("PUT", "/api/v1/blueprints/_team/entities/"+t, map[string]any{}, 200, 201)
+	}
+	admin.must("PUT", "/api/v1/blueprints/_user/entities/member@example.com", map[string]any{
+		"properties": map[string]any{"role": "member"}, "relations": map[string]any{"teams": []string{"team-1", "team-2"}}}, 200, 201)
+	out := admin.must("POST", "/api/v1/tokens", map[string]any{"name": "bench", "user": "member@example.com", "scopes": []string{"read"}}, 201)
+	var tok struct{ Token string }
+	check(json.Unmarshal(out, &tok))
+	return &client{base: admin.base, http: admin.http, token: tok.Token}
 }
 
 func (c *client) must(method, path string, body any, want ...int) []byte {
