@@ -9,6 +9,9 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	gojson "github.com/goccy/go-json"
+
+	"github.com/portico-dev/portico/core/catalog"
 )
 
 // MaxBodyBytes is the largest request body the API reads.
@@ -58,4 +61,26 @@ func bindJSON(c *gin.Context, v any) error {
 		return err
 	}
 	return decodeStrict(raw, v)
+}
+
+// entityPage is one page of entities as list and search return it.
+type entityPage struct {
+	Entities []*catalog.Entity `json:"entities"`
+	Next     *string           `json:"next"`
+	Total    int               `json:"total"`
+}
+
+// renderPage writes a page of entities with goccy/go-json, which encodes
+// the same bytes as encoding/json about twice as fast: pages of 100-1,000
+// entities are the API's largest responses.
+func renderPage(c *gin.Context, ents []*catalog.Entity, next *string, total int) {
+	if ents == nil {
+		ents = []*catalog.Entity{}
+	}
+	raw, err := gojson.Marshal(entityPage{Entities: ents, Next: next, Total: total})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", raw)
 }

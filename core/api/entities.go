@@ -122,7 +122,7 @@ func (h *handlers) listEntities(c *gin.Context) {
 		n := base64.RawURLEncoding.EncodeToString([]byte(page.Next))
 		next = &n
 	}
-	c.JSON(http.StatusOK, gin.H{"entities": page.Entities, "next": next, "total": page.Total})
+	renderPage(c, page.Entities, next, page.Total)
 }
 
 func (h *handlers) history(c *gin.Context) {

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"net/http"
 
 	"github.com/gin-gonic/gin"
 
@@ -43,7 +42,7 @@ func (h *handlers) search(c *gin.Context) {
 	if page.Next != "" {
 		next = &page.Next
 	}
-	c.JSON(http.StatusOK, gin.H{"entities": page.Entities, "next": next, "total": page.Total})
+	renderPage(c, page.Entities, next, page.Total)
 }
 
 // prefixPaths re-roots a validation error's pointers under prefix.
