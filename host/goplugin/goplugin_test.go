@@ -148,3 +148,21 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestHostFunctionsAfterIdleStart: go-plugin forgets a broker offer the
+// plugin does not dial within ~5 s; a plugin whose first host-function call
+// comes later (an installation that waits for its schedule) must still
+// reach the host.
+func TestHostFunctionsAfterIdleStart(t *testing.T) {
+	api := plugintest.NewAPI(t, 5)
+	p := start(t, "./plugins/example", api.Sandbox())
+	time.Sleep(6 * time.Second)
+	page, err := p.Resync(context.Background(), pdk.ResyncRequest{Kind: "item", Config: api.Config()})
+	if err != nil {
+		t.Fatalf("first host-function call after 6 s idle: %v", err)
+	}
+	items, err := page.RawItems()
+	if err != nil || len(items) == 0 {
+		t.Fatalf("page items: %v, %v", items, err)
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -77,26 +79,58 @@ func (p *Plugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
 // GRPCClient serves the host functions through the broker and returns a
 // *Client (host side).
 func (p *Plugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	id := broker.NextId()
-	h := p.Host
-	go broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-		s := grpc.NewServer(opts...)
-		s.RegisterService(serviceDesc(hostService, pdk.HostFunctions), &hostServer{host: h})
-		return s
-	})
-	return &Client{conn: conn, hostID: strconv.FormatUint(uint64(id), 10)}, nil
+	c := &Client{conn: conn, broker: broker, host: p.Host}
+	c.announce()
+	return c, nil
 }
+
+// reannounceAfter: go-plugin forgets a broker offer the plugin has not
+// dialed within about 5 s, so an offer older than this and still unused
+// is replaced before a call names it.
+const reannounceAfter = 3 * time.Second
 
 // Client calls a plugin's exports (host side).
 type Client struct {
 	conn   *grpc.ClientConn
-	hostID string
+	broker *plugin.GRPCBroker
+	host   pdk.Host
+
+	mu        sync.Mutex
+	hostID    string       // broker id of the current host-functions offer
+	announced time.Time    // when it was offered
+	served    *atomic.Bool // set once the plugin used the offer
+}
+
+// announce offers the host functions under a fresh broker id. Call
+// holds c.mu or the Client is not shared yet.
+func (c *Client) announce() {
+	id := c.broker.NextId()
+	served := &atomic.Bool{}
+	h := c.host
+	go c.broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(opts...)
+		s.RegisterService(serviceDesc(hostService, pdk.HostFunctions), &hostServer{host: h, served: served})
+		return s
+	})
+	c.hostID, c.announced, c.served = strconv.FormatUint(uint64(id), 10), time.Now(), served
+}
+
+// currentHostID returns the broker id to send with a call, offering the
+// host functions anew when the plugin never dialed the current offer and
+// it is about to expire.
+func (c *Client) currentHostID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.served.Load() && time.Since(c.announced) > reannounceAfter {
+		c.announce()
+	}
+	return c.hostID
 }
 
 // Call calls export with JSON input. An error the plugin returned has status
 // code PluginErrorCode.
 func (c *Client) Call(ctx context.Context, export string, input []byte) ([]byte, error) {
-	ctx = metadata.AppendToOutgoingContext(ctx, hostIDKey, c.hostID)
+	ctx = metadata.AppendToOutgoingContext(ctx, hostIDKey, c.currentHostID())
 	var out wrapperspb.BytesValue
 	if err := c.conn.Invoke(ctx, "/"+integrationService+"/"+export, wrapperspb.Bytes(input), &out); err != nil {
 		return nil, err
@@ -198,9 +232,13 @@ func (s *integrationServer) host(ctx context.Context) pdk.Host {
 }
 
 // hostServer serves host functions to the plugin (host side).
-type hostServer struct{ host pdk.Host }
+type hostServer struct {
+	host   pdk.Host
+	served *atomic.Bool
+}
 
 func (s *hostServer) call(ctx context.Context, fn string, input []byte) ([]byte, error) {
+	s.served.Store(true)
 	if s.host == nil {
 		return nil, status.Error(codes.Unavailable, "no host functions")
 	}
