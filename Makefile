@@ -26,10 +26,11 @@ test: vet
 vet:
 	$(GO) vet ./...
 
-## bench: Go micro-benchmarks, then the catalog load test against real redis-server
+## bench: Go benchmarks, the catalog load test against real redis-server, action runs on embedded Temporal
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./core/... ./host/... 
 	$(GO) run ./bench/catalog
+	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkRuns -benchtime 300x
 
 ## fuzz: a short run of each decoder fuzzer (seeds live in testdata/fuzz)
 fuzz:
