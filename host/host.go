@@ -74,6 +74,30 @@ func Invoke[Resp any](ctx context.Context, c Caller, export string, req any) (*R
 	return &resp, nil
 }
 
+// Calls implements Integration's four calls over a Caller; a transport
+// embeds it and provides Call and Close.
+type Calls struct{ Caller Caller }
+
+// Info calls the plugin's info export.
+func (e Calls) Info(ctx context.Context) (*pdk.Info, error) {
+	return Invoke[pdk.Info](ctx, e.Caller, pdk.ExportInfo, nil)
+}
+
+// Resync calls the plugin's resync export.
+func (e Calls) Resync(ctx context.Context, req pdk.ResyncRequest) (*pdk.ResyncPage, error) {
+	return Invoke[pdk.ResyncPage](ctx, e.Caller, pdk.ExportResync, req)
+}
+
+// Webhook calls the plugin's webhook export.
+func (e Calls) Webhook(ctx context.Context, req pdk.WebhookRequest) (*pdk.WebhookResult, error) {
+	return Invoke[pdk.WebhookResult](ctx, e.Caller, pdk.ExportWebhook, req)
+}
+
+// Act calls the plugin's act export.
+func (e Calls) Act(ctx context.Context, req pdk.ActRequest) (*pdk.ActResult, error) {
+	return Invoke[pdk.ActResult](ctx, e.Caller, pdk.ExportAct, req)
+}
+
 // Sandbox holds the limits and credentials of one installation.
 type Sandbox struct {
 	// MemoryMiB caps a Wasm instance's linear memory (Go guests need ≥ 7).

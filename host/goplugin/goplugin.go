@@ -48,6 +48,8 @@ type Config struct {
 // Plugin is a running go-plugin integration. A process that crashed or timed
 // out is killed and restarted on the next call.
 type Plugin struct {
+	host.Calls // Info, Resync, Webhook, Act over Call
+
 	cfg      Config
 	checksum []byte
 	slots    chan struct{}
@@ -74,6 +76,7 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		cfg.StartTimeout = 10 * time.Second
 	}
 	p := &Plugin{cfg: cfg, checksum: sum, slots: make(chan struct{}, cfg.Sandbox.Concurrency)}
+	p.Calls = host.Calls{Caller: p}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, err := p.connectLocked(); err != nil {
@@ -138,26 +141,6 @@ func (p *Plugin) restart(failed *rpc.Client) {
 	if p.rpc == failed {
 		p.killLocked()
 	}
-}
-
-// Info implements host.Integration.
-func (p *Plugin) Info(ctx context.Context) (*pdk.Info, error) {
-	return host.Invoke[pdk.Info](ctx, p, pdk.ExportInfo, nil)
-}
-
-// Resync implements host.Integration.
-func (p *Plugin) Resync(ctx context.Context, req pdk.ResyncRequest) (*pdk.ResyncPage, error) {
-	return host.Invoke[pdk.ResyncPage](ctx, p, pdk.ExportResync, req)
-}
-
-// Webhook implements host.Integration.
-func (p *Plugin) Webhook(ctx context.Context, req pdk.WebhookRequest) (*pdk.WebhookResult, error) {
-	return host.Invoke[pdk.WebhookResult](ctx, p, pdk.ExportWebhook, req)
-}
-
-// Act implements host.Integration.
-func (p *Plugin) Act(ctx context.Context, req pdk.ActRequest) (*pdk.ActResult, error) {
-	return host.Invoke[pdk.ActResult](ctx, p, pdk.ExportAct, req)
 }
 
 // Call calls export with JSON input. It implements host.Caller.

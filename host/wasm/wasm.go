@@ -53,6 +53,8 @@ const maxVarBytes = 64 << 10
 // Plugin is a compiled module bound to one installation: its sandbox and its
 // host functions. It implements host.Integration.
 type Plugin struct {
+	host.Calls // Info, Resync, Webhook, Act over Call
+
 	compiled *extism.CompiledPlugin
 	sandbox  host.Sandbox
 	slots    chan struct{} // one token per concurrent call
@@ -110,6 +112,7 @@ func (e *Engine) Load(ctx context.Context, module []byte, sb host.Sandbox, h pdk
 		return nil, fmt.Errorf("wasm: compile: %w", err)
 	}
 	p := &Plugin{compiled: compiled, sandbox: sb, slots: make(chan struct{}, sb.Concurrency), uninterruptible: o.uninterruptible}
+	p.Calls = host.Calls{Caller: p}
 	inst, err := p.newInstance(ctx)
 	if err != nil {
 		_ = compiled.Close(ctx)
@@ -121,26 +124,6 @@ func (e *Engine) Load(ctx context.Context, module []byte, sb host.Sandbox, h pdk
 	}
 	p.idle = append(p.idle, inst)
 	return p, nil
-}
-
-// Info implements host.Integration.
-func (p *Plugin) Info(ctx context.Context) (*pdk.Info, error) {
-	return host.Invoke[pdk.Info](ctx, p, pdk.ExportInfo, nil)
-}
-
-// Resync implements host.Integration.
-func (p *Plugin) Resync(ctx context.Context, req pdk.ResyncRequest) (*pdk.ResyncPage, error) {
-	return host.Invoke[pdk.ResyncPage](ctx, p, pdk.ExportResync, req)
-}
-
-// Webhook implements host.Integration.
-func (p *Plugin) Webhook(ctx context.Context, req pdk.WebhookRequest) (*pdk.WebhookResult, error) {
-	return host.Invoke[pdk.WebhookResult](ctx, p, pdk.ExportWebhook, req)
-}
-
-// Act implements host.Integration.
-func (p *Plugin) Act(ctx context.Context, req pdk.ActRequest) (*pdk.ActResult, error) {
-	return host.Invoke[pdk.ActResult](ctx, p, pdk.ExportAct, req)
 }
 
 // Call calls export with a raw input on a pooled instance, waiting for a free
