@@ -52,12 +52,12 @@ func bindEnv(cmd *cobra.Command) error {
 }
 
 // tuneGC gives the stateless API (its data lives in Redis) a soft memory
-// limit of 200 MiB unless GOMEMLIMIT says otherwise: bulk requests allocate
+// limit of 180 MiB unless GOMEMLIMIT says otherwise: bulk requests allocate
 // in bursts, and the limit makes the collector run before those bursts
 // inflate the resident set. `dev` keeps Go's defaults: its embedded Redis
 // lives in the same heap.
 func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(200 << 20)
+		debug.SetMemoryLimit(180 << 20)
 	}
 }

@@ -1,6 +1,10 @@
 package redisstore
 
-import "strings"
+import (
+	"sort"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
 
 // Key layout. "|" never appears in identifiers, so keys cannot collide.
 //
@@ -12,7 +16,7 @@ import "strings"
 //	<p>|ix|<bp>|<prop>|v         zset (lex): the property's distinct tagged string values
 //	<p>|ix|<bp>|<prop>|n         zset: numeric values (member id, or id\x00k for array elements)
 //	<p>|ix|<bp>|<prop>|l         set: ids whose string value is too long to index
-//	<p>|in|<bp>|<id>             set of referrers: <bp>\x1f<relation>\x1f<id>
+//	<p>|in|<bp>|<id>|<src>|<rel> set of the <src> identifiers whose relation <rel> points at <bp>/<id>
 //	<p>|events                   stream of change events
 //	<p>|hist|<bp>|<id>           list of the entity's events (JSON), newest last
 type keys struct{ prefix string }
@@ -23,8 +27,8 @@ func (k keys) entity(bp, id string) string  { return k.prefix + "|e|" + bp + "|"
 func (k keys) ids(bp string) string         { return k.prefix + "|ids|" + bp }
 func (k keys) events() string               { return k.prefix + "|events" }
 func (k keys) history(bp, id string) string { return k.prefix + "|hist|" + bp + "|" + id }
-func (k keys) referrers(bp, id string) string {
-	return k.prefix + "|in|" + bp + "|" + id
+func (k keys) referrers(bp, id, srcBP, relation string) string {
+	return k.prefix + "|in|" + bp + "|" + id + "|" + srcBP + "|" + relation
 }
 func (k keys) eqIndex(bp, prop, tagged string) string {
 	return k.prefix + "|ix|" + bp + "|" + prop + "|=|" + tagged
@@ -46,16 +50,26 @@ func (k keys) indexKey(bp string, e indexEntry) string {
 	}
 }
 
-const refSep = "\x1f"
+// edgeKind is one relation that can point at a blueprint: relation Name of
+// blueprint From.
+type edgeKind struct{ From, Name string }
 
-func referrerMember(bp, relation, id string) string {
-	return bp + refSep + relation + refSep + id
-}
-
-func parseReferrerMember(m string) (bp, relation, id string, ok bool) {
-	parts := strings.SplitN(m, refSep, 3)
-	if len(parts) != 3 {
-		return "", "", "", false
+// incoming lists, in a stable order, the relations of all blueprints that
+// target the blueprint target: the reverse index keeps one set per kind.
+func incoming(bps []*catalog.Blueprint, target string) []edgeKind {
+	var out []edgeKind
+	for _, bp := range bps {
+		for name, rel := range bp.Relations {
+			if rel.Target == target {
+				out = append(out, edgeKind{From: bp.Identifier, Name: name})
+			}
+		}
 	}
-	return parts[0], parts[1], parts[2], true
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].From != out[j].From {
+			return out[i].From < out[j].From
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
 }

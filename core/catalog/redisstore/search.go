@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -223,19 +224,36 @@ func (s *Store) resolveRelated(ctx context.Context, q *catalog.Rule, bps map[str
 
 // ReferrersOf returns the referrers of many entities in one round trip.
 func (s *Store) ReferrersOf(ctx context.Context, refs []catalog.Ref) ([][]catalog.Reference, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(refs))
-	for i, r := range refs {
-		cmds[i] = pipe.SMembers(ctx, s.keys.referrers(r.Blueprint, r.Identifier))
+	out := make([][]catalog.Reference, len(refs))
+	if len(refs) == 0 {
+		return out, nil
 	}
-	if len(refs) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("referrers: %w", err)
+	bps, err := s.Blueprints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kinds := map[string][]edgeKind{}
+	pipe := s.rdb.Pipeline()
+	cmds := make([][]*redis.StringSliceCmd, len(refs))
+	for i, r := range refs {
+		ks, ok := kinds[r.Blueprint]
+		if !ok {
+			ks = incoming(bps, r.Blueprint)
+			kinds[r.Blueprint] = ks
+		}
+		for _, kind := range ks {
+			cmds[i] = append(cmds[i], pipe.SMembers(ctx, s.keys.referrers(r.Blueprint, r.Identifier, kind.From, kind.Name)))
 		}
 	}
-	out := make([][]catalog.Reference, len(refs))
-	for i, c := range cmds {
-		out[i] = decodeReferrers(c.Val())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("referrers: %w", err)
+	}
+	for i, r := range refs {
+		members := make([][]string, len(cmds[i]))
+		for k, c := range cmds[i] {
+			members[k] = c.Val()
+		}
+		out[i] = referrersFrom(kinds[r.Blueprint], members)
 	}
 	return out, nil
 }
@@ -352,6 +370,8 @@ func (p *planner) and(ctx context.Context, rules []catalog.Rule, single *catalog
 				return candidates{}, err
 			}
 			out = out.intersect(c)
+		case r.Operator == "relatedTo" && p.edgeKey(r) != "":
+			eqKeys = append(eqKeys, p.edgeKey(r))
 		case r.Operator == "relatedTo":
 			ids := map[string]struct{}{}
 			for ref := range p.related[r] {
@@ -391,6 +411,27 @@ func (p *planner) and(ctx context.Context, rules []catalog.Rule, single *catalog
 		out = out.intersect(c)
 	}
 	return out, nil
+}
+
+// edgeKey returns the reverse-index set answering a relatedTo rule for this
+// blueprint when one set does: upstream, one hop, exactly one relation of
+// this blueprint able to point at the named entity, which is not of this
+// blueprint (a walk never returns its start, a set could).
+func (p *planner) edgeKey(r *catalog.Rule) string {
+	if r.Direction != catalog.Upstream || r.Depth > 1 || r.Blueprint == p.bp.Identifier {
+		return ""
+	}
+	var key string
+	for name, rel := range p.bp.Relations {
+		if rel.Target != r.Blueprint || (r.Relation != "" && r.Relation != name) {
+			continue
+		}
+		if key != "" {
+			return "" // several relations: the walk's union answers it
+		}
+		key = p.s.keys.referrers(r.Blueprint, r.Identifier, p.bp.Identifier, name)
+	}
+	return key
 }
 
 // blueprintRule answers $blueprint rules without touching Redis.

@@ -163,14 +163,14 @@ func (s *Store) EntityIDs(ctx context.Context, bp, after string, limit int) ([]s
 	return rng.Val(), int(card.Val()), nil
 }
 
-func decodeReferrers(members []string) []catalog.Reference {
-	out := make([]catalog.Reference, 0, len(members))
-	for _, m := range members {
-		bp, rel, id, ok := parseReferrerMember(m)
-		if !ok {
-			continue
+// referrersFrom turns the members of each edge kind's set into references,
+// sorted by blueprint, identifier, relation.
+func referrersFrom(kinds []edgeKind, members [][]string) []catalog.Reference {
+	var out []catalog.Reference
+	for i, kind := range kinds {
+		for _, id := range members[i] {
+			out = append(out, catalog.Reference{From: catalog.Ref{Blueprint: kind.From, Identifier: id}, Relation: kind.Name})
 		}
-		out = append(out, catalog.Reference{From: catalog.Ref{Blueprint: bp, Identifier: id}, Relation: rel})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]

@@ -74,12 +74,48 @@ func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entit
 }
 
 func (t *tx) Referrers(ctx context.Context, ref catalog.Ref) ([]catalog.Reference, error) {
-	key := t.s.keys.referrers(ref.Blueprint, ref.Identifier)
-	var members *redis.StringSliceCmd
-	if err := t.watchAndRun(ctx, []string{key}, func(p redis.Pipeliner) { members = p.SMembers(ctx, key) }); err != nil {
-		return nil, fmt.Errorf("referrers of %s/%s: %w", ref.Blueprint, ref.Identifier, err)
+	bps, err := t.blueprints(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return decodeReferrers(members.Val()), nil
+	kinds := incoming(bps, ref.Blueprint)
+	keys := make([]string, len(kinds))
+	for i, kind := range kinds {
+		keys[i] = t.s.keys.referrers(ref.Blueprint, ref.Identifier, kind.From, kind.Name)
+	}
+	cmds := make([]*redis.StringSliceCmd, len(keys))
+	if len(keys) > 0 {
+		if err := t.watchAndRun(ctx, keys, func(p redis.Pipeliner) {
+			for i, k := range keys {
+				cmds[i] = p.SMembers(ctx, k)
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("referrers of %s/%s: %w", ref.Blueprint, ref.Identifier, err)
+		}
+	}
+	members := make([][]string, len(cmds))
+	for i, c := range cmds {
+		members[i] = c.Val()
+	}
+	return referrersFrom(kinds, members), nil
+}
+
+// blueprints reads every blueprint, watching the set of them and each
+// definition: a relation added meanwhile retries the transaction.
+func (t *tx) blueprints(ctx context.Context) ([]*catalog.Blueprint, error) {
+	var ids *redis.StringSliceCmd
+	if err := t.watchAndRun(ctx, []string{t.s.keys.blueprints()}, func(p redis.Pipeliner) { ids = p.SMembers(ctx, t.s.keys.blueprints()) }); err != nil {
+		return nil, fmt.Errorf("list blueprints: %w", err)
+	}
+	out := make([]*catalog.Blueprint, 0, len(ids.Val()))
+	for _, id := range ids.Val() {
+		bp, err := t.Blueprint(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bp)
+	}
+	return out, nil
 }
 
 func (t *tx) EntityIDs(ctx context.Context, bp string) ([]string, error) {
@@ -131,7 +167,6 @@ func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev cata
 	t.w.del(k.entity(bp.Identifier, id))
 	t.w.zrem(k.ids(bp.Identifier), id)
 	ev.Before, ev.After = marshalOrNull(before), json.RawMessage("null")
-	t.w.del(k.referrers(bp.Identifier, id))
 	t.queueIndexDiff(before, nil)
 	t.queueEdgeDiff(bp, before, nil)
 	t.w.event(ev, k.history(bp.Identifier, id), historyPrelude(before))
@@ -176,7 +211,7 @@ func (t *tx) edges(bp *catalog.Blueprint, e *catalog.Entity) map[[2]string]struc
 			continue
 		}
 		for _, to := range catalog.RelationIDs(v) {
-			out[[2]string{t.s.keys.referrers(rel.Target, to), referrerMember(e.Blueprint, name, e.Identifier)}] = struct{}{}
+			out[[2]string{t.s.keys.referrers(rel.Target, to, e.Blueprint, name), e.Identifier}] = struct{}{}
 		}
 	}
 	return out
