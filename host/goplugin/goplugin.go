@@ -143,6 +143,12 @@ func (p *Plugin) restart(failed *rpc.Client) {
 	}
 }
 
+// nearDeadline reports whether ctx's deadline is (almost) reached.
+func nearDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < 20*time.Millisecond
+}
+
 // Call calls export with JSON input. It implements host.Caller.
 func (p *Plugin) Call(ctx context.Context, export string, input []byte) ([]byte, error) {
 	select {
@@ -173,7 +179,9 @@ func (p *Plugin) Call(ctx context.Context, export string, input []byte) ([]byte,
 	case ctx.Err() != nil:
 		p.restart(c) // the call may still be running in the plugin
 		return nil, fmt.Errorf("goplugin: %s: %w", export, ctx.Err())
-	case callCtx.Err() != nil:
+	case callCtx.Err() != nil || nearDeadline(callCtx):
+		// The plugin's gRPC server enforces the same deadline and may reset
+		// the stream a hair before our own timer fires: that is a timeout too.
 		p.restart(c)
 		return nil, fmt.Errorf("goplugin: %s: %w after %s", export, host.ErrTimeout, p.cfg.Sandbox.Timeout)
 	}
