@@ -52,55 +52,17 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 
 // PutAction stores a new version of a unless it equals the latest.
 func (s *Store) PutAction(ctx context.Context, a *actions.Action) (*actions.Action, bool, error) {
-	out := *a
-	created, err := s.putVersioned(ctx, "action", a.Identifier, &out, func(prev []byte) (bool, error) {
-		var old actions.Action
-		if err := json.Unmarshal(prev, &old); err != nil {
-			return false, err
-		}
-		out.CreatedAt = old.CreatedAt
-		out.Version, out.UpdatedAt = old.Version, old.UpdatedAt
-		return reflect.DeepEqual(roundTrip(&old), roundTrip(&out)), nil
-	}, func(v int, now time.Time, fresh bool) {
-		out.Version, out.UpdatedAt = v, now
-		if fresh {
-			out.CreatedAt = now
-		}
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("put action %s: %w", a.Identifier, err)
-	}
-	return &out, created, nil
+	return putDefinition(ctx, s, "action", a.Identifier, a, actionFields)
 }
 
 // GetAction returns version (0: latest) of an action.
 func (s *Store) GetAction(ctx context.Context, id string, version int) (*actions.Action, error) {
-	var a actions.Action
-	if err := s.getVersioned(ctx, "action", id, version, &a); err != nil {
-		return nil, fmt.Errorf("action %s: %w", id, err)
-	}
-	return &a, nil
+	return getDefinition[actions.Action](ctx, s, "action", id, version)
 }
 
 // ListActions returns the latest version of every action, by identifier.
 func (s *Store) ListActions(ctx context.Context) ([]*actions.Action, error) {
-	ids, err := s.rdb.SMembers(ctx, s.p+"actions").Result()
-	if err != nil {
-		return nil, fmt.Errorf("list actions: %w", err)
-	}
-	sort.Strings(ids)
-	out := make([]*actions.Action, 0, len(ids))
-	for _, id := range ids {
-		a, err := s.GetAction(ctx, id, 0)
-		if errors.Is(err, actions.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, nil
+	return listDefinitions[actions.Action](ctx, s, "action")
 }
 
 // DeleteAction removes an action (every version) and its secret.
@@ -118,50 +80,86 @@ func (s *Store) DeleteAction(ctx context.Context, id string) error {
 
 // PutWorkflow stores a new version of w unless it equals the latest.
 func (s *Store) PutWorkflow(ctx context.Context, w *actions.Workflow) (*actions.Workflow, bool, error) {
-	out := *w
-	created, err := s.putVersioned(ctx, "workflow", w.Identifier, &out, func(prev []byte) (bool, error) {
-		var old actions.Workflow
-		if err := json.Unmarshal(prev, &old); err != nil {
-			return false, err
-		}
-		out.CreatedAt = old.CreatedAt
-		out.Version, out.UpdatedAt = old.Version, old.UpdatedAt
-		return reflect.DeepEqual(roundTrip(&old), roundTrip(&out)), nil
-	}, func(v int, now time.Time, fresh bool) {
-		out.Version, out.UpdatedAt = v, now
-		if fresh {
-			out.CreatedAt = now
-		}
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("put workflow %s: %w", w.Identifier, err)
-	}
-	return &out, created, nil
+	return putDefinition(ctx, s, "workflow", w.Identifier, w, workflowFields)
 }
 
 // GetWorkflow returns version (0: latest) of a workflow.
 func (s *Store) GetWorkflow(ctx context.Context, id string, version int) (*actions.Workflow, error) {
-	var w actions.Workflow
-	if err := s.getVersioned(ctx, "workflow", id, version, &w); err != nil {
-		return nil, fmt.Errorf("workflow %s: %w", id, err)
-	}
-	return &w, nil
+	return getDefinition[actions.Workflow](ctx, s, "workflow", id, version)
 }
 
 // ListWorkflows returns the latest version of every workflow.
 func (s *Store) ListWorkflows(ctx context.Context) ([]*actions.Workflow, error) {
-	ids, err := s.rdb.SMembers(ctx, s.p+"workflows").Result()
+	return listDefinitions[actions.Workflow](ctx, s, "workflow")
+}
+
+// versionFields points at a definition's version metadata, so one generic
+// path stores actions and workflows alike.
+type versionFields struct {
+	version              *int
+	createdAt, updatedAt *time.Time
+}
+
+func actionFields(a *actions.Action) versionFields {
+	return versionFields{&a.Version, &a.CreatedAt, &a.UpdatedAt}
+}
+
+func workflowFields(w *actions.Workflow) versionFields {
+	return versionFields{&w.Version, &w.CreatedAt, &w.UpdatedAt}
+}
+
+// putDefinition stores a new version of def unless it equals the latest
+// (version metadata aside); it reports whether the definition is new.
+func putDefinition[T any](ctx context.Context, s *Store, kind, id string, def *T, fields func(*T) versionFields) (*T, bool, error) {
+	out := *def
+	f := fields(&out)
+	created, err := s.putVersioned(ctx, kind, id, &out, func(prev []byte) (bool, error) {
+		var old T
+		if err := json.Unmarshal(prev, &old); err != nil {
+			return false, err
+		}
+		of := fields(&old)
+		*f.createdAt, *f.version, *f.updatedAt = *of.createdAt, *of.version, *of.updatedAt
+		return reflect.DeepEqual(roundTrip(&old), roundTrip(&out)), nil
+	}, func(v int, now time.Time, fresh bool) {
+		*f.version, *f.updatedAt = v, now
+		if fresh {
+			*f.createdAt = now
+		}
+	})
 	if err != nil {
-		return nil, fmt.Errorf("list workflows: %w", err)
+		return nil, false, fmt.Errorf("put %s %s: %w", kind, id, err)
+	}
+	return &out, created, nil
+}
+
+// getDefinition returns version (0: latest) of a definition.
+func getDefinition[T any](ctx context.Context, s *Store, kind, id string, version int) (*T, error) {
+	var def T
+	if err := s.getVersioned(ctx, kind, id, version, &def); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", kind, id, err)
+	}
+	return &def, nil
+}
+
+// listDefinitions returns the latest version of every definition of a
+// kind, by identifier; one deleted meanwhile is left out.
+func listDefinitions[T any](ctx context.Context, s *Store, kind string) ([]*T, error) {
+	ids, err := s.rdb.SMembers(ctx, s.p+kind+"s").Result()
+	if err != nil {
+		return nil, fmt.Errorf("list %ss: %w", kind, err)
 	}
 	sort.Strings(ids)
-	out := make([]*actions.Workflow, 0, len(ids))
+	out := make([]*T, 0, len(ids))
 	for _, id := range ids {
-		w, err := s.GetWorkflow(ctx, id, 0)
+		def, err := getDefinition[T](ctx, s, kind, id, 0)
+		if errors.Is(err, actions.ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, w)
+		out = append(out, def)
 	}
 	return out, nil
 }
