@@ -165,30 +165,7 @@ func changed(before, after *catalog.Entity, name string) bool {
 	if okX != okY {
 		return true
 	}
-	return !reflect.DeepEqual(normalize(x), normalize(y))
-}
-
-// normalize makes numbers comparable whatever their Go type.
-func normalize(v any) any {
-	switch n := v.(type) {
-	case int:
-		return float64(n)
-	case int64:
-		return float64(n)
-	case []any:
-		out := make([]any, len(n))
-		for i, x := range n {
-			out[i] = normalize(x)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(n))
-		for k, x := range n {
-			out[k] = normalize(x)
-		}
-		return out
-	}
-	return v
+	return !reflect.DeepEqual(catalog.JSONValue(x), catalog.JSONValue(y))
 }
 
 func sortedKeys[V any](m map[string]V) []string {

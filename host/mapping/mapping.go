@@ -208,7 +208,7 @@ func (r *resource) entity(item any) (*catalog.Entity, error) {
 			return nil, fmt.Errorf("property %s: %w", p.name, err)
 		}
 		if v != nil {
-			e.Properties[p.name] = normalize(v)
+			e.Properties[p.name] = catalog.JSONValue(v)
 		}
 	}
 	for _, rel := range r.relations {
@@ -294,31 +294,6 @@ func stringList(v any) ([]string, error) {
 		return nil, err
 	}
 	return []string{s}, nil
-}
-
-// normalize copies a jq result into the values encoding/json decodes to, so
-// entities never share containers with the item or with each other.
-func normalize(v any) any {
-	switch t := v.(type) {
-	case int:
-		return float64(t)
-	case *big.Int:
-		f, _ := new(big.Float).SetInt(t).Float64()
-		return f
-	case []any:
-		out := make([]any, len(t))
-		for i, x := range t {
-			out[i] = normalize(x)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, x := range t {
-			out[k] = normalize(x)
-		}
-		return out
-	}
-	return v
 }
 
 func typeName(v any) string {
