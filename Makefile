@@ -30,7 +30,7 @@ vet:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./core/... ./host/... 
 	$(GO) run ./bench/catalog
-	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkRuns -benchtime 300x
+	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkRuns -benchtime 1000x
 
 ## fuzz: a short run of each decoder fuzzer (seeds live in testdata/fuzz)
 fuzz:
