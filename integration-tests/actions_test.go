@@ -3,60 +3,126 @@ package integrationtests
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 )
 
-// receiver counts webhook deliveries per idempotency key, as a real
-// receiver deduplicating retries would.
+// receiver is a webhook receiver that deduplicates by idempotency key, as
+// a real one would: it applies the first delivery of a key and counts the
+// rest. Deliveries to paths in slow are answered after a delay, so a test
+// can kill Portico while they are in flight.
 type receiver struct {
-	mu     sync.Mutex
-	byKey  map[string]int
-	paths  map[string]string
-	signed int
+	mu         sync.Mutex
+	deliveries map[string]int    // idempotency key → deliveries
+	firstEpoch map[string]int    // idempotency key → epoch of its first delivery
+	bodies     map[string][]byte // idempotency key → applied body
+	unsigned   int
+	epoch      int // bumped by the test before each restart
+	slow       map[string]time.Duration
+}
+
+func newReceiver() *receiver {
+	return &receiver{deliveries: map[string]int{}, firstEpoch: map[string]int{}, bodies: map[string][]byte{}, slow: map[string]time.Duration{}}
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.mu.Lock()
+	var body json.RawMessage
+	_ = json.NewDecoder(req.Body).Decode(&body)
 	key := req.Header.Get("Idempotency-Key")
-	r.byKey[key]++
-	r.paths[key] = req.URL.Path
-	if req.Header.Get("X-Portico-Signature") != "" && req.Header.Get("X-Portico-Timestamp") != "" {
-		r.signed++
+	r.mu.Lock()
+	if r.deliveries[key] == 0 {
+		r.firstEpoch[key] = r.epoch
+		r.bodies[key] = body
 	}
+	r.deliveries[key]++
+	if req.Header.Get("X-Portico-Signature") == "" || req.Header.Get("X-Portico-Timestamp") == "" {
+		r.unsigned++
+	}
+	delay := r.slow[req.URL.Path]
 	r.mu.Unlock()
+	time.Sleep(delay)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"ok":true}`))
 }
 
-// runsIn returns the statuses of runs by id.
-func runsIn(p *proc, ids []string) map[string]string {
-	out := map[string]string{}
-	for _, id := range ids {
-		code, raw := p.call("GET", "/api/v1/runs/"+id, nil)
-		if code != 200 {
-			continue
-		}
-		var r struct {
-			Status string `json:"status"`
-			Steps  []struct {
-				ID, Status string
-			} `json:"steps"`
-		}
-		_ = json.Unmarshal(raw, &r)
-		out[id] = r.Status
-		for _, s := range r.Steps {
-			if s.ID == "pause" && s.Status == "IN_PROGRESS" {
-				out[id] = "SLEEPING"
-			}
+// count returns how many distinct keys with prefix suffix were delivered.
+func (r *receiver) count(suffix string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for k := range r.deliveries {
+		if strings.HasSuffix(k, suffix) {
+			n++
 		}
 	}
-	return out
+	return n
+}
+
+func (r *receiver) nextEpoch() {
+	r.mu.Lock()
+	r.epoch++
+	r.mu.Unlock()
+}
+
+// deployment runs Portico in a topology whose workflow-running process
+// a test can kill and restart.
+type deployment struct {
+	name string
+	// api is the process serving HTTP now.
+	api func() *proc
+	// kill sends SIGKILL to the process that runs workflows (in dev, the
+	// whole portal).
+	kill func()
+	// restart starts it again on the same state and waits until it is
+	// ready.
+	restart func()
+}
+
+// devDeployment is `portico dev`: API, worker, embedded Temporal and
+// embedded Redis in one process, killed as a whole.
+func devDeployment(t *testing.T) *deployment {
+	dir, addr := t.TempDir(), freeAddr(t)
+	var p *proc
+	up := func() {
+		p = start(t, addr, "dev", "--data-dir", dir)
+		waitReady(t, p)
+	}
+	up()
+	return &deployment{name: "dev", api: func() *proc { return p }, kill: func() { p.stop(syscall.SIGKILL) }, restart: up}
+}
+
+// splitDeployment is `portico serve` + `portico worker` + an external
+// Temporal server (`portico temporal`) on a real redis-server; only the
+// worker is killed.
+func splitDeployment(t *testing.T) *deployment {
+	redisURL := "redis://" + redistest.Start(t) + "/7"
+	taddr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(taddr)
+	temporal := spawn(t, "temporal", "--data-dir", t.TempDir(), "--port", port)
+	temporal.waitLog("temporal server running", time.Minute)
+	api := start(t, freeAddr(t), "serve", "--redis-url", redisURL, "--temporal-address", taddr)
+	waitReady(t, api)
+	var w *proc
+	up := func() {
+		w = spawn(t, "worker", "--redis-url", redisURL, "--temporal-address", taddr)
+		w.waitLog("portico worker running", 30*time.Second)
+	}
+	up()
+	return &deployment{name: "serve+worker", api: func() *proc { return api }, kill: func() { w.stop(syscall.SIGKILL) }, restart: up}
+}
+
+func waitReady(t *testing.T, p *proc) {
+	t.Helper()
+	waitFor(t, "readyz", 60*time.Second, func() bool { c, _ := p.call("GET", "/readyz", nil); return c == 200 })
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
@@ -68,26 +134,90 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for %s", what)
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
 }
 
-// TestActionRunsSurviveKill9 triggers runs of an action that needs one
-// approval and then runs a 3-step composed workflow (webhook, 5 s sleep,
-// webhook), kills `portico dev` with SIGKILL while the runs wait and again
-// while they sleep, restarts it on the same data dir each time, and checks
-// that every run succeeds with each webhook step delivered exactly once
-// per idempotency key, and that a TTL timer that came due while the
-// process was down fires after the restart.
+// runView is what the test reads of a run.
+type runView struct {
+	ID     string
+	Status string
+	Inputs map[string]any
+	Steps  []struct {
+		ID, Status string
+		Attempts   int
+	}
+	Logs []struct{ Message string }
+}
+
+func getRuns(p *proc, ids []string) map[string]runView {
+	out := map[string]runView{}
+	for _, id := range ids {
+		code, raw := p.call("GET", "/api/v1/runs/"+id, nil)
+		if code != 200 {
+			continue
+		}
+		var r runView
+		if json.Unmarshal(raw, &r) == nil {
+			out[id] = r
+		}
+	}
+	return out
+}
+
+// all reports whether every one of n runs satisfies ok.
+func all(runs map[string]runView, n int, ok func(runView) bool) bool {
+	if len(runs) != n {
+		return false
+	}
+	for _, r := range runs {
+		if !ok(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func stepStatus(r runView, id string) string {
+	for _, s := range r.Steps {
+		if s.ID == id {
+			return s.Status
+		}
+	}
+	return ""
+}
+
+// TestActionRunsSurviveKill9 runs the restart scenario in both
+// topologies: `portico dev` killed as a whole, and `serve` + `worker` +
+// an external Temporal server with only the worker killed.
 func TestActionRunsSurviveKill9(t *testing.T) {
-	const runs = 5
-	rcv := &receiver{byKey: map[string]int{}, paths: map[string]string{}}
+	for _, tc := range []struct {
+		name   string
+		deploy func(*testing.T) *deployment
+	}{
+		{"dev", devDeployment},
+		{"serve+worker", splitDeployment},
+	} {
+		t.Run(tc.name, func(t *testing.T) { restartScenario(t, tc.deploy) })
+	}
+}
+
+// restartScenario triggers 20 runs of an action that needs one approval
+// and then runs a 3-step composed workflow (webhook, 5 s sleep, slow
+// webhook). It kills the workflow process with SIGKILL while the runs
+// wait for approval, while they sleep, and while the second webhooks are
+// in flight, restarting it on the same state each time. Every run must
+// end SUCCESS with each step run once (one start and one success in its
+// log), each webhook applied once per idempotency key, a second delivery
+// only for a webhook in flight at a kill, and a TTL timer that came due
+// while the process was down must fire after the restart.
+func restartScenario(t *testing.T, deploy func(*testing.T) *deployment) {
+	const runs = 20
+	rcv := newReceiver()
+	rcv.slow["/deploy"] = 1500 * time.Millisecond
 	hooks := httptest.NewServer(rcv)
 	defer hooks.Close()
-
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	p := start(t, addr, "dev", "--data-dir", dir)
-	waitFor(t, "readyz", 30*time.Second, func() bool { c, _ := p.call("GET", "/readyz", nil); return c == 200 })
+	d := deploy(t)
+	p := d.api()
 
 	p.must("PUT", "/api/v1/blueprints/service", map[string]any{"schema": map[string]any{"properties": map[string]any{
 		"tier": map[string]any{"type": "integer"}}}}, 201)
@@ -101,7 +231,8 @@ func TestActionRunsSurviveKill9(t *testing.T) {
 	p.must("PUT", "/api/v1/workflows/ship", map[string]any{"steps": []any{
 		map[string]any{"id": "announce", "type": "webhook", "url": hooks.URL + "/announce"},
 		map[string]any{"id": "pause", "type": "sleep", "duration": "5s"},
-		map[string]any{"id": "deploy", "type": "webhook", "url": hooks.URL + "/deploy", "body": "{version: .inputs.version, announced: .steps.announce.status}"},
+		map[string]any{"id": "deploy", "type": "webhook", "url": hooks.URL + "/deploy", "timeout": "8s",
+			"body": "{version: .inputs.version, announced: .steps.announce.status}"},
 	}}, 201)
 	p.must("PUT", "/api/v1/actions/deploy", map[string]any{"blueprint": "service", "operation": "DAY-2",
 		"userInputs": map[string]any{"properties": map[string]any{"version": map[string]any{"type": "string"}}, "required": []string{"version"}},
@@ -119,19 +250,23 @@ func TestActionRunsSurviveKill9(t *testing.T) {
 	}
 	// A TTL timer due in 3 s, while the process will be down.
 	p.must("PUT", "/api/v1/blueprints/env/entities/pr-1", map[string]any{"properties": map[string]any{"expiresAt": time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)}}, 201)
+	waitFor(t, "runs waiting", 20*time.Second, func() bool {
+		return all(getRuns(p, ids), runs, func(r runView) bool { return stepStatus(r, "approval") == "WAITING_FOR_APPROVAL" })
+	})
 	time.Sleep(time.Second) // let the scheduler arm the timer
 
-	// Kill while waiting for approval.
-	p.stop(syscall.SIGKILL)
+	// Kill 1: while the runs wait for approval and before the timer is due.
+	d.kill()
 	time.Sleep(4 * time.Second)
-	p = start(t, addr, "dev", "--data-dir", dir)
-	waitFor(t, "readyz after restart", 30*time.Second, func() bool { c, _ := p.call("GET", "/readyz", nil); return c == 200 })
+	rcv.nextEpoch()
+	d.restart()
+	p = d.api()
 	waitFor(t, "timer.expired after restart", 30*time.Second, func() bool {
 		_, raw := p.call("GET", "/api/v1/blueprints/env/entities/pr-1/history", nil)
 		return strings.Contains(string(raw), "timer.expired")
 	})
 	for _, id := range ids {
-		waitFor(t, "run "+id+" waiting", 20*time.Second, func() bool {
+		waitFor(t, "approval of "+id, 30*time.Second, func() bool {
 			req, _ := http.NewRequest("POST", p.base+"/api/v1/runs/"+id+"/approval", strings.NewReader(`{"decision":"approve","comment":"ok"}`))
 			req.Header.Set("Authorization", "Bearer "+tok.Token)
 			req.Header.Set("Content-Type", "application/json")
@@ -143,40 +278,94 @@ func TestActionRunsSurviveKill9(t *testing.T) {
 			return res.StatusCode == 202
 		})
 	}
-	// Kill while the runs sleep between their webhooks.
+
+	// Kill 2: while every run sleeps between its webhooks.
 	waitFor(t, "runs sleeping", 30*time.Second, func() bool {
-		for _, s := range runsIn(p, ids) {
-			if s != "SLEEPING" {
-				return false
+		return all(getRuns(p, ids), runs, func(r runView) bool { return stepStatus(r, "pause") == "IN_PROGRESS" })
+	})
+	d.kill()
+	rcv.nextEpoch()
+	d.restart()
+	p = d.api()
+
+	// Kill 3: while deploy webhooks are in flight (the receiver holds
+	// each for 1.5 s).
+	waitFor(t, "a deploy webhook in flight", 60*time.Second, func() bool { return rcv.count(":deploy") > 0 })
+	d.kill()
+	time.Sleep(300 * time.Millisecond) // requests already sent still arrive
+	rcv.nextEpoch()
+	d.restart()
+	p = d.api()
+
+	waitFor(t, "all runs SUCCESS", 120*time.Second, func() bool {
+		return all(getRuns(p, ids), runs, func(r runView) bool { return r.Status == "SUCCESS" })
+	})
+
+	final := getRuns(p, ids)
+	wantLog := []string{
+		"waiting for 1 approval(s)", "approved by bob@example.com (1/1)",
+		"step announce (webhook) started", "step announce succeeded",
+		"step pause (sleep) started", "step pause succeeded",
+		"step deploy (webhook) started", "step deploy succeeded",
+		"run finished: SUCCESS",
+	}
+	for i, id := range ids {
+		r := final[id]
+		for _, want := range wantLog {
+			n := 0
+			for _, l := range r.Logs {
+				if l.Message == want {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("run %s: log line %q appears %d times, want once", id, want, n)
 			}
 		}
-		return true
-	})
-	p.stop(syscall.SIGKILL)
-	p = start(t, addr, "dev", "--data-dir", dir)
-	waitFor(t, "all runs SUCCESS", 90*time.Second, func() bool {
-		for _, s := range runsIn(p, ids) {
-			if s != "SUCCESS" {
-				return false
+		for _, step := range []string{"approval", "announce", "pause", "deploy"} {
+			if s := stepStatus(r, step); s != "SUCCESS" {
+				t.Errorf("run %s: step %s is %s", id, step, s)
 			}
 		}
-		return len(runsIn(p, ids)) == runs
-	})
+		rcv.mu.Lock()
+		var body struct{ Version, Announced string }
+		_ = json.Unmarshal(rcv.bodies[id+":deploy"], &body)
+		rcv.mu.Unlock()
+		if body.Version != fmt.Sprint(i) || body.Announced != "SUCCESS" {
+			t.Errorf("run %s: deploy body %+v, want version %d announced SUCCESS", id, body, i)
+		}
+	}
 
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
+	var keys, retried []string
+	for k := range rcv.deliveries {
+		keys = append(keys, k)
+	}
 	for _, id := range ids {
 		for _, step := range []string{"announce", "deploy"} {
-			if n := rcv.byKey[id+":"+step]; n < 1 {
-				t.Errorf("%s:%s never delivered", id, step)
-			} else if n > 1 {
-				t.Logf("%s:%s delivered %d times (a retry; the idempotency key lets the receiver drop it)", id, step, n)
+			key := id + ":" + step
+			n := rcv.deliveries[key]
+			switch {
+			case n == 0:
+				t.Errorf("%s never delivered", key)
+			case n == 1:
+			case n == 2 && rcv.firstEpoch[key] < rcv.epoch:
+				retried = append(retried, key) // in flight when its process was killed
+			default:
+				t.Errorf("%s delivered %d times (first in epoch %d of %d): only a webhook in flight at a kill may be delivered twice", key, n, rcv.firstEpoch[key], rcv.epoch)
 			}
 		}
 	}
-	if len(rcv.byKey) != 2*runs || rcv.signed < 2*runs {
-		t.Fatalf("keys %v, signed %d", rcv.byKey, rcv.signed)
+	if len(keys) != 2*runs {
+		slices.Sort(keys)
+		t.Errorf("%d idempotency keys delivered, want %d: %v", len(keys), 2*runs, keys)
 	}
+	if rcv.unsigned > 0 {
+		t.Errorf("%d deliveries without signature headers", rcv.unsigned)
+	}
+	t.Logf("%s: %d runs SUCCESS; %d webhook(s) in flight at a kill were delivered again and deduplicated by key", d.name, runs, len(retried))
+
 	var list struct{ Runs []any }
 	_ = json.Unmarshal(p.must("GET", "/api/v1/runs?action=deploy&status=SUCCESS", nil, 200), &list)
 	if len(list.Runs) != runs {

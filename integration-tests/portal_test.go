@@ -53,8 +53,7 @@ type proc struct {
 	t    testing.TB
 	cmd  *exec.Cmd
 	base string
-	log  *bytes.Buffer
-	mu   sync.Mutex
+	log  *lockedBuffer
 }
 
 func freeAddr(t testing.TB) string {
@@ -70,14 +69,8 @@ func freeAddr(t testing.TB) string {
 // start runs portico with args plus --addr and waits for /healthz.
 func start(t testing.TB, addr string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(portico(t), append(args, "--addr", addr)...)
-	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_TOKEN=T")
-	p := &proc{t: t, cmd: cmd, base: "http://" + addr, log: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start portico: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	p := spawn(t, append(args, "--addr", addr)...)
+	p.base = "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(p.base + "/healthz"); err == nil {
@@ -88,8 +81,56 @@ func start(t testing.TB, addr string, args ...string) *proc {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("portico did not become healthy:\n%s", p.log.String())
+	t.Fatalf("portico did not become healthy:\n%s", p.output())
 	return nil
+}
+
+// spawn runs portico with args (a process without an HTTP API, such as
+// `portico worker`, or the base of start).
+func spawn(t testing.TB, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(portico(t), args...)
+	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_TOKEN=T")
+	p := &proc{t: t, cmd: cmd, log: &lockedBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start portico %s: %v", args[0], err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return p
+}
+
+// waitLog waits until the process has logged want.
+func (p *proc) waitLog(want string, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.output(), want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("portico did not log %q within %s:\n%s", want, timeout, p.output())
+}
+
+func (p *proc) output() string { return p.log.String() }
+
+// lockedBuffer is an output buffer the process writes while tests read.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(data []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(data)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // stop sends sig and waits for the process to exit.
@@ -103,7 +144,7 @@ func (p *proc) stop(sig syscall.Signal) {
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		p.t.Fatalf("portico did not exit after %v:\n%s", sig, p.log.String())
+		p.t.Fatalf("portico did not exit after %v:\n%s", sig, p.output())
 	}
 }
 

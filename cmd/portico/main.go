@@ -28,7 +28,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), serveCmd(), workerCmd())
+	root.AddCommand(devCmd(), serveCmd(), workerCmd(), temporalCmd())
 	return root
 }
 
