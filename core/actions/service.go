@@ -49,6 +49,11 @@ type Store interface {
 	SaveRun(ctx context.Context, r *Run) error
 	GetRun(ctx context.Context, id string) (*Run, error)
 	ListRuns(ctx context.Context, f RunFilter) (*RunPage, error)
+	// WatchRun signals on changed when a newer revision of run id may
+	// have been saved (by any process). It returns once the watch is
+	// active, so a GetRun after it misses no later write; signals
+	// coalesce. stop (or the end of ctx) ends the watch.
+	WatchRun(ctx context.Context, id string) (changed <-chan struct{}, stop func(), err error)
 }
 
 // Runner executes runs durably (Temporal, in package workflows).

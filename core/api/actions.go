@@ -1,9 +1,13 @@
 package api
 
 import (
+	"encoding/json"
+	"fmt"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"sigs.k8s.io/yaml"
@@ -52,6 +56,7 @@ func mountActions(v1 *gin.RouterGroup, svc *actions.Service) {
 	v1.GET("/runs", h.listRuns)
 	v1.GET("/runs/:id", h.getRun)
 	v1.GET("/runs/:id/logs", h.runLogs)
+	v1.GET("/runs/:id/logs/stream", h.streamRunLogs)
 	v1.POST("/runs/:id/approval", h.decide)
 	v1.POST("/runs/:id/cancel", h.cancel)
 }
@@ -165,13 +170,139 @@ func (h *actionHandlers) getRun(c *gin.Context) {
 	c.JSON(http.StatusOK, run)
 }
 
+// runLogs answers a run's log as JSON, or with Accept: text/event-stream
+// as the stream of GET /runs/{id}/logs/stream.
 func (h *actionHandlers) runLogs(c *gin.Context) {
+	if acceptsEventStream(c.GetHeader("Accept")) {
+		h.streamRunLogs(c)
+		return
+	}
 	run, err := h.svc.GetRun(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"id": run.ID, "status": run.Status, "logs": run.Logs})
+}
+
+// runLogsHeartbeat is how often an open run log stream gets a comment, so
+// proxies keep the connection; each beat also re-reads the run, a
+// backstop should a notification be lost.
+var runLogsHeartbeat = 15 * time.Second
+
+// streamRunLogs streams a run's log as Server-Sent Events: "log" events
+// (id: the line's index, data: the line), a "status" event
+// ({"id","status"}) first and whenever the status changes, and once the
+// run has finished an "end" event with the final run, after which the
+// stream closes (an EventSource should close on "end" rather than
+// reconnect). ?after=<index> or Last-Event-ID resumes after that line.
+func (h *actionHandlers) streamRunLogs(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("id")
+	after := c.Query("after")
+	if after == "" {
+		after = c.GetHeader("Last-Event-ID")
+	}
+	next := 0
+	if after != "" {
+		n, err := strconv.Atoi(after)
+		if err != nil || n < 0 {
+			fail(c, &badRequest{msg: "after (or Last-Event-ID) must be the index of a log line, got " + strconv.Quote(after)})
+			return
+		}
+		next = n + 1
+	}
+	// Watch before reading: a save between the read and the watch would
+	// otherwise go unnoticed.
+	changed, stop, err := h.svc.WatchRun(ctx, id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer stop()
+	run, err := h.svc.GetRun(ctx, id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	startSSE(c.Writer)
+	s := &runLogStream{w: c.Writer, next: next}
+	beat := time.NewTicker(runLogsHeartbeat)
+	defer beat.Stop()
+	for !s.send(run) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-beat.C:
+			fmt.Fprint(c.Writer, ": ping\n\n")
+			c.Writer.Flush()
+		}
+		if run, err = h.svc.GetRun(ctx, id); err != nil {
+			if ctx.Err() == nil {
+				data, _ := json.Marshal("run log stream unavailable")
+				fmt.Fprintf(c.Writer, "event: error\ndata: %s\n\n", data)
+				c.Writer.Flush()
+			}
+			return
+		}
+	}
+}
+
+// runLogStream is what one run log stream has sent so far.
+type runLogStream struct {
+	w      gin.ResponseWriter
+	next   int    // index of the next log line to send
+	status string // last status sent
+}
+
+// runStatus is the data of a "status" event.
+type runStatus struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// send writes what the client has not seen of run (new lines, a changed
+// status, the end once finished) and reports whether the stream is over.
+func (s *runLogStream) send(run *actions.Run) bool {
+	wrote := false
+	for ; s.next < len(run.Logs); s.next++ {
+		data, _ := json.Marshal(run.Logs[s.next])
+		fmt.Fprintf(s.w, "id: %d\nevent: log\ndata: %s\n\n", s.next, data)
+		wrote = true
+	}
+	if run.Status != s.status {
+		s.status = run.Status
+		data, _ := json.Marshal(runStatus{ID: run.ID, Status: run.Status})
+		fmt.Fprintf(s.w, "event: status\ndata: %s\n\n", data)
+		wrote = true
+	}
+	finished := run.Finished()
+	if finished {
+		data, _ := json.Marshal(run)
+		fmt.Fprintf(s.w, "event: end\ndata: %s\n\n", data)
+		wrote = true
+	}
+	if wrote {
+		s.w.Flush()
+	}
+	return finished
+}
+
+// acceptsEventStream reports whether an Accept header asks for
+// text/event-stream (as EventSource does).
+func acceptsEventStream(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || mt != "text/event-stream" {
+			continue
+		}
+		if q, err := strconv.ParseFloat(params["q"], 64); err == nil && q == 0 {
+			continue // explicitly not acceptable
+		}
+		return true
+	}
+	return false
 }
 
 func (h *actionHandlers) listRuns(c *gin.Context) {

@@ -39,11 +39,7 @@ func (h *handlers) events(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	w := c.Writer
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	w.Flush()
+	startSSE(w)
 
 	unsubscribe := h.hub.subscribe()
 	defer unsubscribe()
@@ -101,6 +97,16 @@ func (h *handlers) events(c *gin.Context) {
 			}
 		}
 	}
+}
+
+// startSSE answers 200 with the headers of an event stream (no caching,
+// no proxy buffering) and flushes them.
+func startSSE(w gin.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	w.Flush()
 }
 
 // eventHub wakes SSE streams when the change stream grows: while any stream

@@ -34,10 +34,14 @@ import (
 //	<p>runs|status|<s>    zset, runs in one status
 //	<p>runs|entity|<b>/<e> zset, runs on one entity
 //	<p>cursor|<name>      string: a consumer's last processed event id
+//
+// Channel: SaveRun publishes a run's id on <p>runs|changed each time it
+// stores a newer revision (see WatchRun).
 type Store struct {
-	rdb redis.UniversalClient
-	p   string
-	now func() time.Time
+	rdb     redis.UniversalClient
+	p       string
+	now     func() time.Time
+	watches *runWatches
 }
 
 var _ actions.Store = (*Store)(nil)
@@ -47,7 +51,8 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = "portico"
 	}
-	return &Store{rdb: rdb, p: prefix + "|actions|", now: time.Now}
+	p := prefix + "|actions|"
+	return &Store{rdb: rdb, p: p, now: time.Now, watches: newRunWatches(rdb, p+"runs|changed")}
 }
 
 // PutAction stores a new version of a unless it equals the latest.
@@ -262,7 +267,9 @@ func (s *Store) Secret(ctx context.Context, action string) (string, error) {
 
 // SaveRun writes a run record unless a revision at least as new is stored,
 // moving it between the status indexes (an optimistic transaction: no
-// Lua, so it also works on the embedded dev Redis).
+// Lua, so it also works on the embedded dev Redis). A write publishes the
+// run's id to the run watchers (WatchRun) in the same transaction, so a
+// watcher that hears of it reads the new revision.
 func (s *Store) SaveRun(ctx context.Context, r *actions.Run) error {
 	raw, err := json.Marshal(r)
 	if err != nil {
@@ -296,6 +303,7 @@ func (s *Store) SaveRun(ctx context.Context, r *actions.Run) error {
 						p.ZAdd(ctx, s.p+"runs|entity|"+r.Blueprint+"/"+r.Entity, member)
 					}
 				}
+				p.Publish(ctx, s.watches.channel, r.ID)
 				return nil
 			})
 			return err
