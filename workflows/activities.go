@@ -42,6 +42,8 @@ type Activities struct {
 	Store   RunStore
 	Catalog *catalog.Service
 	Plugins PluginActor // nil: plugin steps fail
+	// Resyncs runs scheduled resyncs (nil: Resync workflows fail).
+	Resyncs Resyncer
 	HTTP    *http.Client
 	// Actions triggers expiry actions of TTL timers (nil: timers only
 	// record the event).

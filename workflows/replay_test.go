@@ -19,6 +19,7 @@ func TestReplay(t *testing.T) {
 	}{
 		{"actionrun.json", ActionRun, ActionRunWorkflow},
 		{"timer.json", Timer, TimerWorkflow},
+		{"resync.json", Resync, ResyncWorkflow},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,5 +10,6 @@ import (
 func Register(w worker.Registry, acts *Activities) {
 	w.RegisterWorkflowWithOptions(ActionRun, workflow.RegisterOptions{Name: ActionRunWorkflow})
 	w.RegisterWorkflowWithOptions(Timer, workflow.RegisterOptions{Name: TimerWorkflow})
+	w.RegisterWorkflowWithOptions(Resync, workflow.RegisterOptions{Name: ResyncWorkflow})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }

@@ -1,8 +1,10 @@
 // Package workflows holds Portico's Temporal workflows and activities:
 // ActionRun, the one interpreter that executes every action run (its
 // approvals, webhooks, plugin actions, waits, sleeps, parallel groups and
-// compensations), and Timer, the durable TTL timer of one entity
-// property. Runner implements actions.Runner on a Temporal client.
+// compensations); Timer, the durable TTL timer of one entity property;
+// and Resync, one turn of an integration's resync schedule.
+// Runner implements actions.Runner on a Temporal client; Schedules keeps
+// the integrations' resync schedules as Temporal Schedules.
 // Workflows orchestrate and stay deterministic; activities do the I/O.
 package workflows
 
@@ -19,6 +21,11 @@ const (
 	ActionRunWorkflow = "ActionRun"
 	// TimerWorkflow is the TTL timer's workflow type.
 	TimerWorkflow = "Timer"
+	// ResyncWorkflow is one scheduled resync of an integration.
+	ResyncWorkflow = "Resync"
+	// ResyncSchedulePrefix + integration id is the Temporal schedule that
+	// starts an integration's resyncs (and the prefix of their workflow ids).
+	ResyncSchedulePrefix = "resync:"
 	// SignalDecision carries an actions.Decision to a run.
 	SignalDecision = "decision"
 	// SignalReschedule carries a TimerInput's new expiry to a timer.
@@ -33,6 +40,7 @@ const (
 	activityWebhook     = "Webhook"
 	activityAct         = "Act"
 	activityCheckEntity = "CheckEntity"
+	activityRunResync   = "RunResync"
 )
 
 // defaults of the interpreter.

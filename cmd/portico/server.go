@@ -20,6 +20,7 @@ import (
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/workflows"
 )
 
 // portal is the assembled process: one HTTP server over the catalog and
@@ -52,6 +53,9 @@ func newPortal(log *slog.Logger, rdb *redis.Client, ac accessConfig, addr, cache
 	if eng != nil {
 		svc.SetRunner(eng.runner)
 		ready["temporal"] = eng.ready
+		// Resync schedules are Temporal Schedules, kept through the client
+		// (API included); without Temporal, run() ticks them itself.
+		ph.integrations.SetScheduler(workflows.NewSchedules(eng.client, eng.taskQueue))
 		if runWorker {
 			if err := eng.startWorker(rdb, cat, svc, ph.integrations); err != nil {
 				return nil, err
@@ -105,7 +109,7 @@ func (p *portal) run() error {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- p.srv.Serve(ln) }()
-	go p.plugins.integrations.Run(ctx) // scheduled resyncs
+	go p.plugins.integrations.Run(ctx) // reconcile resync schedules (no Temporal: run them)
 	var serveErr error
 	select {
 	case serveErr = <-errc:

@@ -89,10 +89,10 @@ func connect(log *slog.Logger, cfg temporalConfig) (*engine, error) {
 
 // startWorker runs the workflows and activities and the TTL timer
 // scheduler until stop.
-func (e *engine) startWorker(rdb redis.UniversalClient, cat *catalog.Service, svc *actions.Service, plugins workflows.PluginActor) error {
+func (e *engine) startWorker(rdb redis.UniversalClient, cat *catalog.Service, svc *actions.Service, plugins workflows.PluginHost) error {
 	store := redisactions.New(rdb, "")
 	acts := &workflows.Activities{
-		Store: store, Catalog: cat, Plugins: plugins, Actions: svc,
+		Store: store, Catalog: cat, Plugins: plugins, Resyncs: plugins, Actions: svc,
 		HTTP: &http.Client{Timeout: 2 * time.Minute},
 	}
 	w := worker.New(e.client, e.taskQueue, worker.Options{})

@@ -16,6 +16,7 @@ import (
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/workflows"
 )
 
 func workerCmd() *cobra.Command {
@@ -49,13 +50,14 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			svc := actions.NewService(redisactions.New(rdb, ""), cat, eng.runner)
+			ph.integrations.SetScheduler(workflows.NewSchedules(eng.client, eng.taskQueue))
 			if err := eng.startWorker(rdb, cat, svc, ph.integrations); err != nil {
 				return errors.Join(err, eng.stop())
 			}
 			log.Info("portico worker running", "temporal", tc.address, "namespace", tc.namespace, "taskQueue", tc.taskQueue)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			go ph.integrations.Run(ctx) // scheduled resyncs
+			go ph.integrations.Run(ctx) // reconcile the resync schedules
 			<-ctx.Done()
 			log.Info("shutting down")
 			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,9 @@ type Integrations interface {
 	Sync(ctx context.Context, id, sid string) (*integrations.Sync, error)
 	Webhook(ctx context.Context, id string, headers map[string][]string, body []byte) (*integrations.WebhookResponse, error)
 	Act(ctx context.Context, id, action string, entity *catalog.Ref, inputs json.RawMessage) (*integrations.ActResult, error)
+	Schedule(ctx context.Context, id string) (*integrations.ScheduleState, error)
+	PauseSchedule(ctx context.Context, id, note string) (*integrations.ScheduleState, error)
+	UnpauseSchedule(ctx context.Context, id, note string) (*integrations.ScheduleState, error)
 }
 
 // MaxWebhookBytes is the largest webhook delivery accepted.
@@ -40,10 +44,17 @@ func (h *integrationHandlers) put(c *gin.Context) {
 	}
 	st, created, err := h.integrations.Put(c.Request.Context(), c.Param("id"), spec)
 	if err != nil {
-		fail(c, err)
+		failSchedule(c, err)
 		return
 	}
 	c.JSON(createdStatus(created), st)
+}
+
+// integrationView is an installation's status with its durable resync
+// schedule ("schedule" stays the period as written).
+type integrationView struct {
+	*integrations.Status
+	ScheduleState *integrations.ScheduleState `json:"scheduleState,omitempty"`
 }
 
 func (h *integrationHandlers) get(c *gin.Context) {
@@ -52,7 +63,62 @@ func (h *integrationHandlers) get(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	view := integrationView{Status: st}
+	if st.Schedule != "" {
+		// Best effort: the status stays readable while Temporal is not.
+		view.ScheduleState, _ = h.integrations.Schedule(c.Request.Context(), st.ID)
+	}
+	c.JSON(http.StatusOK, view)
+}
+
+// pauseSchedule and unpauseSchedule take an optional {"note": "…"}.
+func (h *integrationHandlers) pauseSchedule(c *gin.Context)   { h.setPaused(c, true) }
+func (h *integrationHandlers) unpauseSchedule(c *gin.Context) { h.setPaused(c, false) }
+
+func (h *integrationHandlers) setPaused(c *gin.Context, paused bool) {
+	var req struct {
+		Note string `json:"note"`
+	}
+	raw, err := readBody(c)
+	if err == nil && len(bytes.TrimSpace(raw)) > 0 {
+		err = decodeStrict(raw, &req)
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	ctx, id := c.Request.Context(), c.Param("id")
+	change, set := "unpaused", h.integrations.UnpauseSchedule
+	if paused {
+		change, set = "paused", h.integrations.PauseSchedule
+	}
+	if req.Note == "" {
+		req.Note = change + " by " + catalog.ActorFrom(ctx).ID
+	}
+	st, err := set(ctx, id, req.Note)
+	if err != nil {
+		failSchedule(c, err)
+		return
+	}
 	c.JSON(http.StatusOK, st)
+}
+
+// failSchedule is fail with the resync schedule errors mapped: 503 when
+// Temporal is not configured or reachable, 409 when the integration has
+// no schedule.
+func failSchedule(c *gin.Context, err error) {
+	status, code := 0, ""
+	switch {
+	case errors.Is(err, integrations.ErrSchedulesUnavailable):
+		status, code = http.StatusServiceUnavailable, "temporal_unavailable"
+	case errors.Is(err, integrations.ErrNoSchedule):
+		status, code = http.StatusConflict, "no_schedule"
+	default:
+		fail(c, err)
+		return
+	}
+	_ = c.Error(err)
+	c.AbortWithStatusJSON(status, body(code, err.Error(), nil))
 }
 
 func (h *integrationHandlers) list(c *gin.Context) {
@@ -72,7 +138,7 @@ func (h *integrationHandlers) delete(c *gin.Context) {
 	}
 	n, err := h.integrations.Delete(c.Request.Context(), c.Param("id"), purge)
 	if err != nil {
-		fail(c, err)
+		failSchedule(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"id": c.Param("id"), "deleted": true, "purgedEntities": n})
@@ -152,6 +218,8 @@ func mountPlugins(r *gin.Engine, v1 *gin.RouterGroup, plugins Plugins, ints Inte
 		v1.GET("/integrations/:id", ih.get)
 		v1.DELETE("/integrations/:id", ih.delete)
 		v1.POST("/integrations/:id/resync", ih.resync)
+		v1.POST("/integrations/:id/schedule/pause", ih.pauseSchedule)
+		v1.POST("/integrations/:id/schedule/unpause", ih.unpauseSchedule)
 		v1.GET("/integrations/:id/syncs/:sid", ih.sync)
 		v1.POST("/integrations/:id/actions/:action", ih.act)
 		r.POST("/api/v1/integrations/:id/webhook", ih.webhook)

@@ -71,6 +71,15 @@ func (m *Manager) Put(ctx context.Context, id string, spec Spec) (*Status, bool,
 		_ = l.close(context.WithoutCancel(ctx))
 		return nil, false, err
 	}
+	// The durable schedule first: when the workflow engine refuses, the
+	// write is rejected and changes nothing. (An installation without a
+	// schedule before and after never needs the engine.)
+	if spec.Schedule != "" || existing != nil && existing.Spec.Schedule != "" {
+		if err := m.applySchedule(ctx, id, spec.Schedule); err != nil {
+			_ = l.close(context.WithoutCancel(ctx))
+			return nil, false, err
+		}
+	}
 	if err := m.store.PutInstallation(ctx, inst); err != nil {
 		_ = l.close(context.WithoutCancel(ctx))
 		return nil, false, fmt.Errorf("store integration %s: %w", id, err)
@@ -313,8 +322,14 @@ func (m *Manager) status(ctx context.Context, inst *Installation) (*Status, erro
 func (m *Manager) Delete(ctx context.Context, id string, purge bool) (int, error) {
 	m.loadMu.Lock()
 	defer m.loadMu.Unlock()
-	if _, err := m.store.Installation(ctx, id); err != nil {
+	inst, err := m.store.Installation(ctx, id)
+	if err != nil {
 		return 0, err
+	}
+	if inst.Spec.Schedule != "" {
+		if err := m.applySchedule(ctx, id, ""); err != nil {
+			return 0, err
+		}
 	}
 	if err := m.store.DeleteInstallation(ctx, id); err != nil {
 		return 0, fmt.Errorf("delete integration %s: %w", id, err)

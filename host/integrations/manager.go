@@ -46,6 +46,8 @@ type Manager struct {
 	store   Store
 	log     *slog.Logger
 	limiter *limiter
+	// scheduler keeps durable resync schedules (nil: Run's ticker loop).
+	scheduler Scheduler
 
 	ctx    context.Context // lives until Close: background syncs
 	cancel context.CancelFunc

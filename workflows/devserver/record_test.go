@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/workflows"
 	"github.com/portico-dev/portico/workflows/devserver"
 )
@@ -67,23 +69,31 @@ func TestRecordHistories(t *testing.T) {
 	defer hooks.Close()
 
 	w := worker.New(c, "record", worker.Options{})
-	workflows.Register(w, &workflows.Activities{Store: redisactions.New(rdb, ""), Catalog: cat})
+	workflows.Register(w, &workflows.Activities{Store: redisactions.New(rdb, ""), Catalog: cat, Resyncs: &stubResyncer{}})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
 
-	// ActionRun: approval, sleep, parallel webhooks, a failing step, compensations.
+	// Each workflow type is a subtest: -run TestRecordHistories/Resync
+	// re-records only that one.
+	t.Run("ActionRun", func(t *testing.T) { recordActionRun(ctx, t, c, hooks.URL) })
+	t.Run("Timer", func(t *testing.T) { recordTimer(ctx, t, c) })
+	t.Run("Resync", func(t *testing.T) { recordResync(ctx, t, c) })
+}
+
+// recordActionRun: approval, sleep, parallel webhooks, a failing step, compensations.
+func recordActionRun(ctx context.Context, t *testing.T, c client.Client, hooks string) {
 	plan := actions.Plan{Steps: []actions.Step{
 		{ID: "approval", Type: actions.StepApproval, Count: 1, Timeout: "1h"},
-		{ID: "announce", Type: actions.StepWebhook, URL: hooks.URL + "/announce", OnFailure: []actions.Step{{ID: "retract", Type: actions.StepWebhook, URL: hooks.URL + "/retract"}}},
+		{ID: "announce", Type: actions.StepWebhook, URL: hooks + "/announce", OnFailure: []actions.Step{{ID: "retract", Type: actions.StepWebhook, URL: hooks + "/retract"}}},
 		{ID: "pause", Type: actions.StepSleep, Duration: "1s"},
 		{ID: "both", Type: actions.StepParallel, Steps: []actions.Step{
-			{ID: "a", Type: actions.StepWebhook, URL: hooks.URL + "/a"},
-			{ID: "b", Type: actions.StepWebhook, URL: hooks.URL + "/b", DependsOn: []string{"a"}},
+			{ID: "a", Type: actions.StepWebhook, URL: hooks + "/a"},
+			{ID: "b", Type: actions.StepWebhook, URL: hooks + "/b", DependsOn: []string{"a"}},
 		}},
-		{ID: "fail", Type: actions.StepWebhook, URL: hooks.URL + "/broken"},
-	}, OnFailure: []actions.Step{{ID: "notify", Type: actions.StepWebhook, URL: hooks.URL + "/notify"}}}
+		{ID: "fail", Type: actions.StepWebhook, URL: hooks + "/broken"},
+	}, OnFailure: []actions.Step{{ID: "notify", Type: actions.StepWebhook, URL: hooks + "/notify"}}}
 	run := &actions.Run{ID: "run_record", Action: "deploy", Blueprint: "env", Entity: "pr-1", Inputs: map[string]any{"v": "1"},
 		TriggeredBy: "alice", Status: actions.StatusWaitingForApproval, Revision: 1, CreatedAt: time.Now().UTC(),
 		Approvals: []actions.ApprovalRecord{}, Logs: []actions.LogLine{}, Affected: []actions.Affected{}}
@@ -103,8 +113,10 @@ func TestRecordHistories(t *testing.T) {
 		t.Fatalf("run: %s %v", out.Status, err)
 	}
 	save(t, c, run.ID, "actionrun.json")
+}
 
-	// Timer: armed, rescheduled, expired.
+// recordTimer: armed, rescheduled, expired.
+func recordTimer(ctx context.Context, t *testing.T, c client.Client) {
 	in := workflows.TimerInput{Blueprint: "env", Identifier: "pr-1", Property: "expiresAt", ExpiresAt: time.Now().Add(time.Hour)}
 	id := workflows.TimerID("env", "pr-1", "expiresAt")
 	tr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "record"}, workflows.TimerWorkflow, in)
@@ -120,6 +132,58 @@ func TestRecordHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	save(t, c, id, "timer.json")
+}
+
+// recordResync: started by the integration's Temporal Schedule; the
+// resync runs for one poll, then succeeds.
+func recordResync(ctx context.Context, t *testing.T, c client.Client) {
+	sched := workflows.NewSchedules(c, "record")
+	if err := sched.Ensure(ctx, "items", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h := c.ScheduleClient().GetHandle(ctx, workflows.ResyncScheduleID("items"))
+	var started *client.ScheduleWorkflowExecution
+	for started == nil {
+		d, err := h.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Info.RecentActions) > 0 {
+			started = d.Info.RecentActions[0].StartWorkflowResult
+		} else {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if err := sched.Remove(ctx, "items"); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.ResyncResult
+	if err := c.GetWorkflow(ctx, started.WorkflowID, started.FirstExecutionRunID).Get(ctx, &res); err != nil || res.Status != "succeeded" {
+		t.Fatalf("resync: %+v %v", res, err)
+	}
+	save(t, c, started.WorkflowID, "resync.json")
+}
+
+// stubResyncer starts a sync that is running at the first poll and has
+// succeeded at the second.
+type stubResyncer struct {
+	mu    sync.Mutex
+	polls int
+}
+
+func (s *stubResyncer) StartScheduledResync(_ context.Context, id string) (*integrations.Sync, bool, error) {
+	return &integrations.Sync{ID: "sync-1", Integration: id, Trigger: integrations.TriggerSchedule, Status: integrations.SyncRunning}, true, nil
+}
+
+func (s *stubResyncer) Sync(_ context.Context, id, sid string) (*integrations.Sync, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.polls++
+	st := integrations.SyncRunning
+	if s.polls > 1 {
+		st = integrations.SyncSucceeded
+	}
+	return &integrations.Sync{ID: sid, Integration: id, Trigger: integrations.TriggerSchedule, Status: st, Items: 4, Upserts: 4}, nil
 }
 
 func save(t *testing.T, c client.Client, id, name string) {
