@@ -9,12 +9,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/portico-dev/portico/core/catalog/redisstore"
+
 	"github.com/portico-dev/portico/devredis"
 )
+
+// devStore tunes the catalog store for the embedded miniredis, which
+// scans a stream linearly on every read: blocking reads poll (see
+// redisstore.Options.PollEvents) and the change stream keeps the last
+// 20,000 events instead of 500,000.
+var devStore = redisstore.Options{PollEvents: 200 * time.Millisecond, EventRetention: 20_000}
 
 func devCmd() *cobra.Command {
 	var pprofAddr, addr, dataDir, adminToken string
@@ -45,7 +54,7 @@ func devCmd() *cobra.Command {
 				_ = rdb.Close()
 				return errors.Join(err, db.Close())
 			}
-			p, err := newPortal(log, rdb, ac, addr, filepath.Join(dataDir, "wasm-cache"), eng, true)
+			p, err := newPortal(log, rdb, devStore, ac, addr, filepath.Join(dataDir, "wasm-cache"), eng, true)
 			if err != nil {
 				_ = eng.stop()
 				_ = rdb.Close()

@@ -22,6 +22,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/portico-dev/portico/core/catalog/redisstore"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/workflows"
 )
@@ -48,7 +49,7 @@ func TestResyncSchedules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPortal(log, rdb, accessConfig{adminToken: "admin-token"}, "127.0.0.1:0", t.TempDir(), eng, true)
+	p, err := newPortal(log, rdb, redisstore.Options{}, accessConfig{adminToken: "admin-token"}, "127.0.0.1:0", t.TempDir(), eng, true)
 	if err != nil {
 		_ = eng.stop()
 		t.Fatal(err)

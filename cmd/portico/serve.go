@@ -6,6 +6,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+
+	"github.com/portico-dev/portico/core/catalog/redisstore"
 )
 
 func serveCmd() *cobra.Command {
@@ -40,7 +42,7 @@ func serveCmd() *cobra.Command {
 			if eng == nil {
 				log.Warn("no --temporal-address: action runs answer 503")
 			}
-			p, err := newPortal(log, rdb, ac, addr, cacheDir, eng, false)
+			p, err := newPortal(log, rdb, redisstore.Options{}, ac, addr, cacheDir, eng, false)
 			if err != nil {
 				return errors.Join(err, eng.stop())
 			}

@@ -37,8 +37,8 @@ type portal struct {
 // newPortal assembles the process; cacheDir holds the Wasm compilation
 // cache (empty: a temp dir). eng (nil: none) runs action runs; with
 // runWorker the process also runs the Temporal worker.
-func newPortal(log *slog.Logger, rdb *redis.Client, ac accessConfig, addr, cacheDir string, eng *engine, runWorker bool) (*portal, error) {
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+func newPortal(log *slog.Logger, rdb *redis.Client, storeOpts redisstore.Options, ac accessConfig, addr, cacheDir string, eng *engine, runWorker bool) (*portal, error) {
+	cat := catalog.NewService(redisstore.New(rdb, storeOpts))
 	acc, err := newAccess(log, rdb, cat, ac)
 	if err != nil {
 		return nil, err

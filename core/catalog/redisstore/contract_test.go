@@ -28,8 +28,10 @@ import (
 // The contract suite: everything catalog.Service promises, driven through
 // redisstore, against miniredis and against a real redis-server.
 
+// TestContractMiniredis runs the suite as `portico dev` configures the
+// store on its embedded miniredis: blocking event reads poll.
 func TestContractMiniredis(t *testing.T) {
-	runContract(t, func(t *testing.T) redis.UniversalClient {
+	runContract(t, redisstore.Options{PollEvents: 20 * time.Millisecond}, func(t *testing.T) redis.UniversalClient {
 		m := miniredis.RunT(t)
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		t.Cleanup(func() { _ = c.Close() })
@@ -39,7 +41,7 @@ func TestContractMiniredis(t *testing.T) {
 
 func TestContractRedis(t *testing.T) {
 	addr := redistest.Start(t) // one server for every subtest, killed at the end
-	runContract(t, func(t *testing.T) redis.UniversalClient {
+	runContract(t, redisstore.Options{}, func(t *testing.T) redis.UniversalClient {
 		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32})
 		t.Cleanup(func() { _ = c.Close() })
 		if err := c.FlushAll(context.Background()).Err(); err != nil {
@@ -49,7 +51,7 @@ func TestContractRedis(t *testing.T) {
 	})
 }
 
-func runContract(t *testing.T, newClient func(t *testing.T) redis.UniversalClient) {
+func runContract(t *testing.T, opts redisstore.Options, newClient func(t *testing.T) redis.UniversalClient) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, e *env)
@@ -75,7 +77,7 @@ func runContract(t *testing.T, newClient func(t *testing.T) redis.UniversalClien
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newEnv(t, newClient(t)))
+			tc.fn(t, newEnv(t, newClient(t), opts))
 		})
 	}
 }
@@ -114,9 +116,10 @@ type env struct {
 
 var prefixSeq atomic.Int64
 
-func newEnv(t *testing.T, rdb redis.UniversalClient) *env {
-	prefix := fmt.Sprintf("ct%d", prefixSeq.Add(1))
-	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
+func newEnv(t *testing.T, rdb redis.UniversalClient, opts redisstore.Options) *env {
+	opts.Prefix = fmt.Sprintf("ct%d", prefixSeq.Add(1))
+	prefix := opts.Prefix
+	store := redisstore.New(rdb, opts)
 	svc := catalog.NewService(store)
 	clk := &clock{now: t0}
 	svc.SetClock(clk.Now)
@@ -1228,6 +1231,12 @@ func testHistoryAndEvents(t *testing.T, e *env) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// With nothing new, a blocking read returns empty once block passes.
+	start := time.Now()
+	none, err := e.svc.Events(e.ctx, got[0].ID, 10, 150*time.Millisecond)
+	if waited := time.Since(start); err != nil || len(none) != 0 || waited < 150*time.Millisecond || waited > 3*time.Second {
+		t.Fatalf("idle blocking read: %v %v after %s", eventTypes(none), err, waited)
 	}
 }
 

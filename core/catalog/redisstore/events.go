@@ -28,27 +28,17 @@ func (s *Store) Events(ctx context.Context, after string, count int, block time.
 		}
 	}
 	var msgs []redis.XMessage
-	if block > 0 {
-		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{s.keys.events(), after},
-			Count:   int64(count),
-			Block:   block,
-		}).Result()
-		if errors.Is(err, redis.Nil) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
-		}
-		if len(res) > 0 {
-			msgs = res[0].Messages
-		}
-	} else {
-		res, err := s.rdb.XRangeN(ctx, s.keys.events(), "("+after, "+", int64(count)).Result()
-		if err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
-		}
-		msgs = res
+	var err error
+	switch {
+	case block > 0 && s.opts.PollEvents > 0:
+		msgs, err = s.pollEvents(ctx, after, count, block)
+	case block > 0:
+		msgs, err = s.blockEvents(ctx, after, count, block)
+	default:
+		msgs, err = s.rdb.XRangeN(ctx, s.keys.events(), "("+after, "+", int64(count)).Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
 	}
 	out := make([]catalog.Event, 0, len(msgs))
 	for _, m := range msgs {
@@ -61,6 +51,43 @@ func (s *Store) Events(ctx context.Context, after string, count int, block time.
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// blockEvents waits up to block for events after the id (XREAD BLOCK).
+func (s *Store) blockEvents(ctx context.Context, after string, count int, block time.Duration) ([]redis.XMessage, error) {
+	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
+		Streams: []string{s.keys.events(), after},
+		Count:   int64(count),
+		Block:   block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil || len(res) == 0 {
+		return nil, err
+	}
+	return res[0].Messages, nil
+}
+
+// pollEvents waits up to block for events after the id by reading every
+// PollEvents (see Options.PollEvents).
+func (s *Store) pollEvents(ctx context.Context, after string, count int, block time.Duration) ([]redis.XMessage, error) {
+	deadline := time.Now().Add(block)
+	for {
+		msgs, err := s.rdb.XRangeN(ctx, s.keys.events(), "("+after, "+", int64(count)).Result()
+		if err != nil || len(msgs) > 0 {
+			return msgs, err
+		}
+		wait := min(s.opts.PollEvents, time.Until(deadline))
+		if wait <= 0 {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // History returns an entity's recent events, oldest first. The creation

@@ -28,6 +28,12 @@ type Options struct {
 	HistoryLength int64
 	// MaxRetries bounds optimistic-transaction retries (default 50).
 	MaxRetries int
+	// PollEvents, when set, makes blocking reads of the change stream
+	// poll at this interval instead of using XREAD BLOCK. For miniredis
+	// (portico dev): it re-runs a blocked XREAD, a scan of the whole
+	// stream, after every command any client sends, which made each write
+	// cost O(stream length).
+	PollEvents time.Duration
 }
 
 // Store is a catalog.Store on Redis.
