@@ -372,3 +372,75 @@ func restartScenario(t *testing.T, deploy func(*testing.T) *deployment) {
 		t.Fatalf("%d successful runs listed, want %d", len(list.Runs), runs)
 	}
 }
+
+// TestTimersExtendAndCancel: in `portico dev`, three environments expire
+// in 6 s. One is extended by a day through a DAY-2 "update" action, one is
+// deleted, one is left alone: only the last expires, exactly once, and
+// its expiry action runs once.
+func TestTimersExtendAndCancel(t *testing.T) {
+	rcv := newReceiver()
+	hooks := httptest.NewServer(rcv)
+	defer hooks.Close()
+	p := devDeployment(t).api()
+
+	p.must("PUT", "/api/v1/blueprints/env", map[string]any{"schema": map[string]any{"properties": map[string]any{
+		"expiresAt": map[string]any{"type": "string", "format": "timer", "expiryAction": "destroy"}}}}, 201)
+	p.must("PUT", "/api/v1/actions/destroy", map[string]any{"blueprint": "env", "operation": "DELETE",
+		"invocation": map[string]any{"type": "webhook", "url": hooks.URL + "/destroy"}}, 201)
+	p.must("PUT", "/api/v1/actions/extend-ttl", map[string]any{"blueprint": "env", "operation": "DAY-2",
+		"userInputs": map[string]any{"properties": map[string]any{"days": map[string]any{"type": "integer", "minimum": 1, "maximum": 30}}, "required": []string{"days"}},
+		"invocation": map[string]any{"type": "update",
+			"patch": "{properties: {expiresAt: ((.entity.properties.expiresAt | fromdate) + .inputs.days * 86400 | todate)}}"}}, 201)
+	due := time.Now().Add(6 * time.Second).UTC().Truncate(time.Second)
+	for _, id := range []string{"pr-1", "pr-2", "pr-3"} {
+		p.must("PUT", "/api/v1/blueprints/env/entities/"+id, map[string]any{"properties": map[string]any{"expiresAt": due.Format(time.RFC3339)}}, 201)
+	}
+
+	var run struct{ ID string }
+	_ = json.Unmarshal(p.must("POST", "/api/v1/actions/extend-ttl/runs", map[string]any{"entity": "pr-1", "inputs": map[string]any{"days": 1}}, 202), &run)
+	var done struct {
+		Status   string
+		Affected []struct{ Blueprint, Identifier, Change string }
+	}
+	waitFor(t, "extend-ttl run", 20*time.Second, func() bool {
+		_ = json.Unmarshal(p.must("GET", "/api/v1/runs/"+run.ID, nil, 200), &done)
+		return done.Status == "SUCCESS" || done.Status == "FAILURE"
+	})
+	if done.Status != "SUCCESS" || len(done.Affected) != 1 || done.Affected[0].Identifier != "pr-1" {
+		t.Fatalf("extend-ttl run: %+v", done)
+	}
+	var pr1 struct {
+		Properties struct{ ExpiresAt string }
+		UpdatedBy  string
+	}
+	_ = json.Unmarshal(p.must("GET", "/api/v1/blueprints/env/entities/pr-1", nil, 200), &pr1)
+	if want := due.Add(24 * time.Hour).Format(time.RFC3339); pr1.Properties.ExpiresAt != want {
+		t.Fatalf("pr-1 expires at %s, want %s", pr1.Properties.ExpiresAt, want)
+	}
+	p.must("DELETE", "/api/v1/blueprints/env/entities/pr-2", nil, 200)
+
+	waitFor(t, "pr-3's expiry action", 30*time.Second, func() bool { return rcv.count(":webhook") > 0 })
+	time.Sleep(3 * time.Second) // anything else due would have fired by now
+	expired := func(id string) int {
+		_, raw := p.call("GET", "/api/v1/blueprints/env/entities/"+id+"/history", nil)
+		return strings.Count(string(raw), `"timer.expired"`)
+	}
+	if n := expired("pr-3"); n != 1 {
+		t.Errorf("pr-3: %d timer.expired events, want 1", n)
+	}
+	if n := expired("pr-1"); n != 0 {
+		t.Errorf("pr-1 was extended but expired %d times", n)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if len(rcv.deliveries) != 1 {
+		t.Fatalf("expiry deliveries %v, want one (pr-3)", rcv.deliveries)
+	}
+	for key, body := range rcv.bodies {
+		var b struct{ Run struct{ Entity, Action string } }
+		_ = json.Unmarshal(body, &b)
+		if b.Run.Entity != "pr-3" || b.Run.Action != "destroy" || rcv.deliveries[key] != 1 {
+			t.Fatalf("expiry delivery %s: %s (%d times)", key, body, rcv.deliveries[key])
+		}
+	}
+}

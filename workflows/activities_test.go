@@ -1,15 +1,22 @@
 package workflows
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/testsuite"
+
+	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/core/catalog/redisstore"
 )
 
 func TestWebhookSignsAndKeys(t *testing.T) {
@@ -78,5 +85,70 @@ func TestSignatureVector(t *testing.T) {
 	const want = "b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
 	if got := Signature("secret", "1700000000", []byte("{}")); got != want {
 		t.Fatalf("signature %s, want %s", got, want)
+	}
+}
+
+func TestUpdateEntity(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	ctx := context.Background()
+	bp, err := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":{
+		"expiresAt":{"type":"string","format":"timer"},"owner":{"type":"string"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
+		t.Fatal(err)
+	}
+	e, err := catalog.DecodeEntity([]byte(`{"identifier":"pr-1","properties":{"expiresAt":"2026-11-27T10:00:00Z","owner":"bob"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Blueprint = "env"
+	if _, _, err := cat.PutEntity(ctx, e, true); err != nil {
+		t.Fatal(err)
+	}
+	extend := `{properties: {expiresAt: ((.entity.properties.expiresAt | fromdate) + .inputs.days * 86400 | todate)}}`
+	runCtx := json.RawMessage(`{"inputs":{"days":3},"entity":{"properties":{"expiresAt":"2026-11-27T10:00:00Z"}}}`)
+
+	tests := []struct {
+		name      string
+		req       UpdateRequest
+		wantErr   string // "" means success
+		wantValue string // expiresAt afterwards
+	}{
+		{"extend by 3 days", UpdateRequest{Blueprint: `"env"`, Identifier: `"pr-1"`, Patch: extend, Context: runCtx}, "", "2026-11-30T10:00:00Z"},
+		{"same patch again changes nothing", UpdateRequest{Blueprint: `"env"`, Identifier: `"pr-1"`, Patch: extend, Context: runCtx}, "", "2026-11-30T10:00:00Z"},
+		{"not an object", UpdateRequest{Blueprint: `"env"`, Identifier: `"pr-1"`, Patch: `.inputs.days`, Context: runCtx}, "not an object", "2026-11-30T10:00:00Z"},
+		{"invalid value", UpdateRequest{Blueprint: `"env"`, Identifier: `"pr-1"`, Patch: `{properties: {expiresAt: "soon"}}`, Context: runCtx}, "UpdateRejected", "2026-11-30T10:00:00Z"},
+		{"unknown entity", UpdateRequest{Blueprint: `"env"`, Identifier: `"pr-9"`, Patch: `{}`, Context: runCtx}, "not found", "2026-11-30T10:00:00Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			ts.SetLogger(quietLogger)
+			env := ts.NewTestActivityEnvironment()
+			env.RegisterActivity(&Activities{Store: &memStore{}, Catalog: cat})
+			tt.req.Action, tt.req.By = "extend-ttl", "bob@example.com"
+			_, err := env.ExecuteActivity(activityUpdate, tt.req)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("update: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("update: %v, want an error with %q", err, tt.wantErr)
+			}
+			got, err := cat.GetEntity(ctx, catalog.Ref{Blueprint: "env", Identifier: "pr-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Properties["expiresAt"] != tt.wantValue || got.Properties["owner"] != "bob" {
+				t.Fatalf("entity after update: %v", got.Properties)
+			}
+			if got.UpdatedBy != "bob@example.com" && tt.wantErr == "" {
+				t.Fatalf("updatedBy %q", got.UpdatedBy)
+			}
+		})
 	}
 }

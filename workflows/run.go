@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -200,6 +201,8 @@ func (it *interpreter) step(ctx workflow.Context, s actions.Step, compensation b
 		err = workflow.Sleep(ctx, d)
 	case actions.StepWait:
 		out, attempts, err = it.wait(ctx, s)
+	case actions.StepUpdate:
+		out, attempts, err = it.update(ctx, s)
 	case actions.StepParallel:
 		err = it.parallel(ctx, s.Steps)
 	default:
@@ -355,6 +358,26 @@ func (it *interpreter) plugin(ctx workflow.Context, s actions.Step) (json.RawMes
 	return out, res.Attempt, nil
 }
 
+// update merge-patches the step's entity (default: the run's entity).
+func (it *interpreter) update(ctx workflow.Context, s actions.Step) (json.RawMessage, int, error) {
+	actx, maxAttempts := activityOptions(ctx, s)
+	req := UpdateRequest{
+		Blueprint: strconv.Quote(it.run.Blueprint), Identifier: strconv.Quote(it.run.Entity),
+		Patch: s.Patch, Context: it.runContext(), RunID: it.run.ID, Action: it.run.Action, By: it.run.TriggeredBy,
+	}
+	if s.Entity != nil {
+		req.Blueprint, req.Identifier = actions.LiteralOrJQ(s.Entity.Blueprint), actions.LiteralOrJQ(s.Entity.Identifier)
+	}
+	var res UpdateResult
+	if err := workflow.ExecuteActivity(actx, activityUpdate, req).Get(ctx, &res); err != nil {
+		return nil, maxAttempts, err
+	}
+	it.log(ctx, "info", s.ID, "updated %s/%s", res.Blueprint, res.Identifier)
+	it.run.Affected = append(it.run.Affected, actions.Affected{Blueprint: res.Blueprint, Identifier: res.Identifier, Change: "upserted"})
+	out, _ := json.Marshal(res)
+	return out, res.Attempt, nil
+}
+
 // wait polls the catalog (an activity per poll) until the step's rule
 // holds on its entity or the timeout passes.
 func (it *interpreter) wait(ctx workflow.Context, s actions.Step) (json.RawMessage, int, error) {
@@ -507,7 +530,14 @@ func (it *interpreter) approval(ctx workflow.Context, s actions.Step) (json.RawM
 			return nil, workflow.ErrCanceled
 		}
 		if pol.OnTimeout != "escalate" || escalated || pol.Escalation == nil {
-			return nil, &stopError{status: actions.StatusTimedOut, reason: fmt.Sprintf("approval %s timed out after %s", s.ID, pol.Timeout)}
+			// A deadline declines the run (nothing ran, so nothing is
+			// compensated). Histories recorded before this change ended
+			// TIMED_OUT here and replay so.
+			status, verb := actions.StatusDeclined, "declined"
+			if workflow.GetVersion(ctx, versionDeadlineDeclines, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				status, verb = actions.StatusTimedOut, "timed out"
+			}
+			return nil, &stopError{status: status, reason: fmt.Sprintf("approval %s %s: no decision within %s", s.ID, verb, pol.Timeout)}
 		}
 		escalated = true
 		pending.Escalated = true

@@ -154,10 +154,10 @@ func TestApproval(t *testing.T) {
 		{"approve", approvalStep(1, "decline"), []actions.Decision{{By: "bob", Decision: "approve"}}, actions.StatusSuccess, []string{"bob"}, 1},
 		{"decline", approvalStep(1, "decline"), []actions.Decision{{By: "bob", Decision: "decline"}}, actions.StatusDeclined, []string{"bob"}, 0},
 		{"two distinct approvers", approvalStep(2, "decline"), []actions.Decision{{By: "bob", Decision: "approve"}, {By: "bob", Decision: "approve"}, {By: "carol", Decision: "approve"}}, actions.StatusSuccess, []string{"bob", "carol"}, 1},
-		{"self approval ignored", approvalStep(1, "decline"), []actions.Decision{{By: "alice", Decision: "approve"}}, actions.StatusTimedOut, nil, 0},
-		{"deadline declines", approvalStep(1, "decline"), nil, actions.StatusTimedOut, nil, 0},
+		{"self approval ignored", approvalStep(1, "decline"), []actions.Decision{{By: "alice", Decision: "approve"}}, actions.StatusDeclined, nil, 0},
+		{"deadline declines", approvalStep(1, "decline"), nil, actions.StatusDeclined, nil, 0},
 		{"escalation then approval", approvalStep(1, "escalate"), []actions.Decision{{By: "boss", Decision: "approve"}}, actions.StatusSuccess, []string{"boss"}, 1},
-		{"escalation times out", approvalStep(1, "escalate"), nil, actions.StatusTimedOut, nil, 0},
+		{"escalation times out", approvalStep(1, "escalate"), nil, actions.StatusDeclined, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

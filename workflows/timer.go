@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -74,11 +75,16 @@ const activityExpire = "Expire"
 func (a *Activities) Expire(ctx context.Context, in TimerInput) error {
 	ctx = catalog.WithActor(ctx, catalog.Actor{ID: "timer"})
 	ref := catalog.Ref{Blueprint: in.Blueprint, Identifier: in.Identifier}
-	if err := a.Catalog.AppendEvent(ctx, ref, catalog.EventTimerExpired); err != nil {
-		if errors.Is(err, catalog.ErrNotFound) {
-			return nil
+	// A retry after a failed trigger must not record the event twice: the
+	// heartbeat details of the attempt that recorded it say so.
+	if !activity.HasHeartbeatDetails(ctx) {
+		if err := a.Catalog.AppendEvent(ctx, ref, catalog.EventTimerExpired); err != nil {
+			if errors.Is(err, catalog.ErrNotFound) {
+				return nil
+			}
+			return err
 		}
-		return err
+		activity.RecordHeartbeat(ctx, "event recorded")
 	}
 	if in.ExpiryAction == "" || a.Actions == nil {
 		return nil

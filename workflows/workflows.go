@@ -34,12 +34,21 @@ const (
 	QueryRun = "run"
 )
 
+// Change ids of workflow.GetVersion: behaviour changed after histories
+// that replay the old way were recorded.
+const (
+	// versionDeadlineDeclines: an approval deadline ends the run DECLINED
+	// (before: TIMED_OUT, with compensations).
+	versionDeadlineDeclines = "approval-deadline-declines"
+)
+
 // Activity names (methods of Activities).
 const (
 	activitySaveRun     = "SaveRun"
 	activityWebhook     = "Webhook"
 	activityAct         = "Act"
 	activityCheckEntity = "CheckEntity"
+	activityUpdate      = "UpdateEntity"
 	activityRunResync   = "RunResync"
 )
 

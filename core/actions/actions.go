@@ -26,6 +26,9 @@ const (
 	InvokeWebhook  = "webhook"
 	InvokePlugin   = "plugin"
 	InvokeWorkflow = "workflow"
+	// InvokeUpdate merge-patches the run's entity in the catalog (e.g.
+	// "extend TTL by N days").
+	InvokeUpdate = "update"
 )
 
 // Action is a self-service action definition (DESIGN §4).
@@ -77,7 +80,10 @@ type Invocation struct {
 	Inputs      string `json:"inputs,omitempty"` // jq over the run context
 	// workflow
 	Workflow string `json:"workflow,omitempty"`
-	// Retry applies to webhook and plugin invocations.
+	// update: jq over the run context yielding a JSON merge patch of the
+	// run's entity, e.g. {properties: {expiresAt: …}}
+	Patch string `json:"patch,omitempty"`
+	// Retry applies to webhook, plugin and update invocations.
 	Retry *Retry `json:"retry,omitempty"`
 }
 
@@ -135,6 +141,7 @@ const (
 	StepWait     = "wait"
 	StepSleep    = "sleep"
 	StepParallel = "parallel"
+	StepUpdate   = "update" // merge-patch an entity of the catalog
 )
 
 // Step is one step of a composed workflow; which fields apply depends on
@@ -174,7 +181,11 @@ type Step struct {
 	// sleep
 	Duration string `json:"duration,omitempty"`
 
-	// wait
+	// update: Patch (jq) yields a JSON merge patch applied to Entity
+	// (default: the run's entity).
+	Patch string `json:"patch,omitempty"`
+
+	// wait (and update)
 	Entity       *EntitySelector `json:"entity,omitempty"`
 	Until        *catalog.Rule   `json:"until,omitempty"`
 	PollInterval string          `json:"pollInterval,omitempty"`
@@ -234,6 +245,8 @@ func PlanFor(a *Action, wf *Workflow) Plan {
 	case InvokePlugin:
 		p.Steps = append(p.Steps, Step{ID: "plugin", Type: StepPlugin, Integration: inv.Integration,
 			Action: inv.Action, Inputs: inv.Inputs, Retry: inv.Retry})
+	case InvokeUpdate:
+		p.Steps = append(p.Steps, Step{ID: "update", Type: StepUpdate, Patch: inv.Patch, Retry: inv.Retry})
 	case InvokeWorkflow:
 		if wf != nil {
 			p.Steps = append(p.Steps, wf.Steps...)

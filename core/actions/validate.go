@@ -171,10 +171,18 @@ func (a *Action) Validate() error {
 		if inv.Workflow == "" {
 			p.add("/invocation/workflow", "required")
 		}
+	case InvokeUpdate:
+		if inv.Patch == "" {
+			p.add("/invocation/patch", "required: a jq expression yielding a merge patch of the entity")
+		}
+		p.jq("/invocation/patch", inv.Patch)
+		if a.Operation == OperationCreate {
+			p.add("/invocation/type", "an update invocation patches an existing entity: use it with DAY-2 or DELETE actions")
+		}
 	case "":
-		p.add("/invocation/type", "required (webhook, plugin or workflow)")
+		p.add("/invocation/type", "required (webhook, plugin, workflow or update)")
 	default:
-		p.add("/invocation/type", "must be webhook, plugin or workflow")
+		p.add("/invocation/type", "must be webhook, plugin, workflow or update")
 	}
 	p.retry("/invocation/retry", inv.Retry)
 	if a.Approval != nil {
@@ -408,12 +416,20 @@ func (v *stepValidator) step(s *Step, sp string, avail map[string]bool) {
 		p.duration(sp+"/timeout", s.Timeout, false)
 	case StepSleep:
 		p.duration(sp+"/duration", s.Duration, true)
+	case StepUpdate:
+		if s.Patch == "" {
+			p.add(sp+"/patch", "required: a jq expression yielding a merge patch of the entity")
+		}
+		v.refs(sp+"/patch", s.Patch, avail)
+		if s.Entity != nil {
+			v.selector(sp+"/entity", s.Entity, avail)
+		}
+		p.duration(sp+"/timeout", s.Timeout, false)
 	case StepWait:
-		if s.Entity == nil || s.Entity.Blueprint == "" || s.Entity.Identifier == "" {
+		if s.Entity == nil {
 			p.add(sp+"/entity", "blueprint and identifier are required")
 		} else {
-			v.refs(sp+"/entity/blueprint", literalOrJQ(s.Entity.Blueprint), avail)
-			v.refs(sp+"/entity/identifier", literalOrJQ(s.Entity.Identifier), avail)
+			v.selector(sp+"/entity", s.Entity, avail)
 		}
 		if s.Until == nil {
 			p.add(sp+"/until", "required")
@@ -430,13 +446,23 @@ func (v *stepValidator) step(s *Step, sp string, avail map[string]bool) {
 	case "":
 		p.add(sp+"/type", "required")
 	default:
-		p.add(sp+"/type", "unknown step type %q (approval, webhook, plugin, action, wait, sleep, parallel)", s.Type)
+		p.add(sp+"/type", "unknown step type %q (approval, webhook, plugin, action, update, wait, sleep, parallel)", s.Type)
 	}
 	if s.Type == StepAction && s.URL == "" && s.Integration == "" {
 		p.add(sp, "an action step needs a url (webhook) or an integration (plugin)")
 	}
 	p.retry(sp+"/retry", s.Retry)
 	v.sequence(s.OnFailure, sp+"/onFailure", avail)
+}
+
+// selector checks an entity selector's fields.
+func (v *stepValidator) selector(path string, e *EntitySelector, avail map[string]bool) {
+	if e.Blueprint == "" || e.Identifier == "" {
+		v.p.add(path, "blueprint and identifier are required")
+		return
+	}
+	v.refs(path+"/blueprint", literalOrJQ(e.Blueprint), avail)
+	v.refs(path+"/identifier", literalOrJQ(e.Identifier), avail)
 }
 
 // literalOrJQ returns the jq expression a selector field stands for: a

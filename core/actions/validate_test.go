@@ -40,6 +40,10 @@ func TestActionValidate(t *testing.T) {
 		{"bad input schema", `{"userInputs":{"properties":{"n":{"type":"float"}}}}`, "/userInputs/properties/n/type"},
 		{"entity input needs blueprint", `{"userInputs":{"properties":{"svc":{"type":"string","format":"entity"}}}}`, "/userInputs/properties/svc/blueprint"},
 		{"bad condition", `{"condition":{"combinator":"and","rules":[{"property":"x","operator":"~"}]}}`, "/condition"},
+		{"update", `{"invocation":{"type":"update","patch":"{properties: {owner: .inputs.owner}}"}}`, ""},
+		{"update needs patch", `{"invocation":{"type":"update"}}`, "/invocation/patch"},
+		{"update bad jq", `{"invocation":{"type":"update","patch":"{properties:"}}`, "/invocation/patch"},
+		{"update is not a CREATE", `{"operation":"CREATE","invocation":{"type":"update","patch":"{}"}}`, "/invocation/type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +98,12 @@ func TestWorkflowValidate(t *testing.T) {
 		{"reference to an earlier step", `[{"id":"a","type":"sleep","duration":"1s"},{"id":"b","type":"webhook","url":"https://x","body":".steps.a.status"}]`, ""},
 		{"wait needs timeout", `[{"id":"w","type":"wait","entity":{"blueprint":"x","identifier":"y"},"until":{"combinator":"and","rules":[]}}]`, "/steps/0/timeout"},
 		{"sleep needs duration", `[{"id":"s","type":"sleep"}]`, "/steps/0/duration"},
+		{"update", `[{"id":"u","type":"update","patch":"{properties: {tier: 1}}"}]`, ""},
+		{"update of another entity", `[{"id":"a","type":"sleep","duration":"1s"},{"id":"u","type":"update","entity":{"blueprint":"env",
+			"identifier":".inputs.env"},"patch":"{properties: {note: .steps.a.status}}"}]`, ""},
+		{"update needs patch", `[{"id":"u","type":"update"}]`, "/steps/0/patch"},
+		{"update selector needs both", `[{"id":"u","type":"update","patch":"{}","entity":{"blueprint":"env"}}]`, "/steps/0/entity"},
+		{"update refers to a later step", `[{"id":"u","type":"update","patch":".steps.b.output"},{"id":"b","type":"sleep","duration":"1s"}]`, "has not finished"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +120,14 @@ func TestWorkflowValidate(t *testing.T) {
 				t.Fatalf("want %q, got %v", tt.want, err)
 			}
 		})
+	}
+}
+
+func TestPlanForUpdate(t *testing.T) {
+	a := &Action{Invocation: Invocation{Type: InvokeUpdate, Patch: "{}", Retry: &Retry{MaximumAttempts: 2}}}
+	p := PlanFor(a, nil)
+	if len(p.Steps) != 1 || p.Steps[0].Type != StepUpdate || p.Steps[0].Patch != "{}" || p.Steps[0].Retry.MaximumAttempts != 2 {
+		t.Fatalf("plan %+v", p)
 	}
 }
 
