@@ -437,7 +437,9 @@ func TestTimersExtendAndCancel(t *testing.T) {
 		t.Fatalf("expiry deliveries %v, want one (pr-3)", rcv.deliveries)
 	}
 	for key, body := range rcv.bodies {
-		var b struct{ Run struct{ Entity, Action string } }
+		var b struct {
+			Run struct{ Entity, Action string }
+		}
 		_ = json.Unmarshal(body, &b)
 		if b.Run.Entity != "pr-3" || b.Run.Action != "destroy" || rcv.deliveries[key] != 1 {
 			t.Fatalf("expiry delivery %s: %s (%d times)", key, body, rcv.deliveries[key])
