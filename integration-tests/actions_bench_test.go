@@ -58,12 +58,7 @@ func BenchmarkRuns(b *testing.B) {
 			go func() { defer wg.Done(); lat[i] = trigger() }()
 		}
 		wg.Wait()
-		triggered := time.Since(start)
-		total := waitRuns(b, p, &delivered, before+int64(b.N), start)
-		b.StopTimer()
-		reportLatency(b, lat)
-		b.ReportMetric(float64(b.N)/triggered.Seconds(), "triggers/s")
-		b.ReportMetric(float64(b.N)/total.Seconds(), "runs/s")
+		finish(b, lat, time.Since(start), waitRuns(b, p, &delivered, before+int64(b.N), start))
 	})
 
 	b.Run("saturated-8", func(b *testing.B) {
@@ -84,12 +79,7 @@ func BenchmarkRuns(b *testing.B) {
 			}()
 		}
 		wg.Wait()
-		triggered := time.Since(start)
-		total := waitRuns(b, p, &delivered, before+int64(b.N), start)
-		b.StopTimer()
-		reportLatency(b, lat)
-		b.ReportMetric(float64(b.N)/triggered.Seconds(), "triggers/s")
-		b.ReportMetric(float64(b.N)/total.Seconds(), "runs/s")
+		finish(b, lat, time.Since(start), waitRuns(b, p, &delivered, before+int64(b.N), start))
 	})
 }
 
@@ -113,6 +103,15 @@ func waitRuns(b *testing.B, p *proc, delivered *atomic.Int64, want int64, start 
 		time.Sleep(20 * time.Millisecond)
 	}
 	return time.Since(start)
+}
+
+// finish reports trigger latencies, the trigger rate and the completion
+// rate of b.N runs triggered in triggered and finished in total.
+func finish(b *testing.B, lat []time.Duration, triggered, total time.Duration) {
+	b.StopTimer()
+	reportLatency(b, lat)
+	b.ReportMetric(float64(b.N)/triggered.Seconds(), "triggers/s")
+	b.ReportMetric(float64(b.N)/total.Seconds(), "runs/s")
 }
 
 func reportLatency(b *testing.B, lat []time.Duration) {
