@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +14,10 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
 )
@@ -148,6 +151,84 @@ func TestUpdateEntity(t *testing.T) {
 			}
 			if got.UpdatedBy != "bob@example.com" && tt.wantErr == "" {
 				t.Fatalf("updatedBy %q", got.UpdatedBy)
+			}
+		})
+	}
+}
+
+func TestCheckEntity(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	ctx := context.Background()
+	bp, err := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":{"status":{"type":"string"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
+		t.Fatal(err)
+	}
+	for id, status := range map[string]string{"pr-1": "ready", "pr-2": "provisioning"} {
+		e, err := catalog.DecodeEntity([]byte(`{"identifier":"` + id + `","properties":{"status":"` + status + `"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Blueprint = "env"
+		if _, _, err := cat.PutEntity(ctx, e, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ready := &catalog.Rule{Combinator: "and", Rules: []catalog.Rule{{Property: "status", Operator: "=", Value: "ready"}}}
+	runCtx := json.RawMessage(`{"inputs":{"kind":"env","env":"pr-1","count":3},"steps":{"create":{"output":{"id":"pr-2"}}}}`)
+
+	// Selector fields as a wait step passes them: literals quoted, jq as is.
+	sel := actions.LiteralOrJQ
+	if got := sel("pr-1"); got != `"pr-1"` {
+		t.Fatalf("LiteralOrJQ(pr-1) = %s", got)
+	}
+	tests := []struct {
+		name        string
+		blueprint   string
+		identifier  string
+		until       *catalog.Rule
+		want        CheckResult
+		wantErrType string // "" means success
+	}{
+		{"jq identifier, rule holds", "env", ".inputs.env", ready, CheckResult{"env", "pr-1", true, true}, ""},
+		{"jq blueprint, step output identifier, rule does not hold", ".inputs.kind", ".steps.create.output.id", ready, CheckResult{"env", "pr-2", true, false}, ""},
+		{"literal identifier, rule does not hold", "env", "pr-2", ready, CheckResult{"env", "pr-2", true, false}, ""},
+		{"missing entity", "env", "pr-9", ready, CheckResult{"env", "pr-9", false, false}, ""},
+		{"missing entity without a rule", "env", "pr-9", nil, CheckResult{"env", "pr-9", false, false}, ""},
+		{"no rule holds once the entity exists", "env", "pr-2", nil, CheckResult{"env", "pr-2", true, true}, ""},
+		{"non-string identifier", "env", ".inputs.count", ready, CheckResult{}, "TemplateError"},
+		{"non-string blueprint", ".inputs", "pr-1", ready, CheckResult{}, "TemplateError"},
+		{"identifier yields nothing", "env", ".inputs.nope // empty", ready, CheckResult{}, "TemplateError"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			ts.SetLogger(quietLogger)
+			env := ts.NewTestActivityEnvironment()
+			env.RegisterActivity(&Activities{Store: &memStore{}, Catalog: cat})
+			req := CheckRequest{Blueprint: sel(tt.blueprint), Identifier: sel(tt.identifier), Until: tt.until, Context: runCtx}
+			v, err := env.ExecuteActivity(activityCheckEntity, req)
+			if tt.wantErrType != "" {
+				var appErr *temporal.ApplicationError
+				if !errors.As(err, &appErr) || appErr.Type() != tt.wantErrType || !appErr.NonRetryable() {
+					t.Fatalf("error %v, want a non-retryable %s", err, tt.wantErrType)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("check: %v", err)
+			}
+			var got CheckResult
+			if err := v.Get(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("result %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,11 +28,13 @@ type fakeRunner struct {
 	runs      map[string]*actions.Run
 	decisions []actions.Decision
 	cancelled []string
+	starts    []actions.StartRequest
 }
 
 func (f *fakeRunner) Start(_ context.Context, req actions.StartRequest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.starts = append(f.starts, req)
 	r := *req.Run
 	if len(req.Plan.Steps) > 0 && req.Plan.Steps[0].Type == actions.StepApproval {
 		r.Pending = &actions.PendingApproval{Step: req.Plan.Steps[0].ID, Policy: req.Plan.Steps[0].ApprovalPolicy()}
@@ -63,6 +66,39 @@ func (f *fakeRunner) Describe(_ context.Context, id string) (*actions.Run, error
 	}
 	cp := *r
 	return &cp, nil
+}
+
+// escalate marks the approval run id waits for as escalated, as the
+// workflow does when the first group's timeout passes.
+func (f *fakeRunner) escalate(t *testing.T, id string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.runs[id]
+	if !ok || r.Pending == nil {
+		t.Fatalf("run %s does not wait for an approval", id)
+	}
+	p := *r.Pending
+	p.Escalated = true
+	r.Pending = &p
+}
+
+// started returns the StartRequests the runner received.
+func (f *fakeRunner) started() []actions.StartRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.starts)
+}
+
+// deciders returns who decided, in order.
+func (f *fakeRunner) deciders() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, d := range f.decisions {
+		out = append(out, d.By)
+	}
+	return out
 }
 
 func newActionsEnv(t *testing.T, runner actions.Runner) *accessEnv {
@@ -211,4 +247,179 @@ onFailure:
 
 	// Without Temporal, runs answer 503 but definitions work.
 	checkError(t, e.do("POST", "/api/v1/actions/flow/runs", M{"entity": "checkout"}), 503, "temporal_unavailable", nil)
+}
+
+// approve posts a decision and returns the response.
+func approve(e *accessEnv, tok, runID string) resp {
+	e.t.Helper()
+	return e.as(tok, "POST", "/api/v1/runs/"+runID+"/approval", M{"decision": "approve"})
+}
+
+// trigger starts a run as tok and returns its id, failing unless 202.
+func trigger(e *accessEnv, tok, action string, body M) string {
+	e.t.Helper()
+	r := e.as(tok, "POST", "/api/v1/actions/"+action+"/runs", body)
+	if r.Status != http.StatusAccepted {
+		e.t.Fatalf("trigger %s: %d %s", action, r.Status, r.Raw)
+	}
+	return r.obj(e.t)["id"].(string)
+}
+
+// TestApprovalEscalation: before escalation only the first group may
+// decide; once the pending approval is escalated only the escalation
+// policy's approvers may.
+func TestApprovalEscalation(t *testing.T) {
+	runner := &fakeRunner{runs: map[string]*actions.Run{}}
+	e := newActionsEnv(t, runner)
+	e.must(201, "PUT", "/api/v1/blueprints/_team/entities/sre", M{})
+	e.must(201, "PUT", "/api/v1/blueprints/_team/entities/leads", M{})
+	e.user("alice@example.com", "member")
+	e.user("dave@example.com", "member", "sre")
+	e.user("erin@example.com", "member", "leads")
+	_, alice := e.mint("alice@example.com", "read", "run")
+	_, dave := e.mint("dave@example.com", "read", "approve")
+	_, erin := e.mint("erin@example.com", "read", "approve")
+	e.must(201, "PUT", "/api/v1/actions/restart", M{
+		"blueprint": "service", "operation": "DAY-2",
+		"invocation": M{"type": "webhook", "url": "https://ci.example/restart"},
+		"approval": M{"count": 1, "approvers": M{"teams": []string{"sre"}}, "timeout": "1h", "onTimeout": "escalate",
+			"escalation": M{"approvers": M{"teams": []string{"leads"}}}},
+	})
+
+	// Not escalated: the first group decides, the escalation group may not.
+	before := trigger(e, alice, "restart", M{"entity": "checkout"})
+	forbidden(t, approve(e, erin, before), "approve runs of restart")
+	if r := approve(e, dave, before); r.Status != http.StatusAccepted {
+		t.Fatalf("first group before escalation: %d %s", r.Status, r.Raw)
+	}
+
+	// Escalated: the other way round.
+	after := trigger(e, alice, "restart", M{"entity": "checkout"})
+	runner.escalate(t, after)
+	forbidden(t, approve(e, dave, after), "approve runs of restart")
+	if r := approve(e, erin, after); r.Status != http.StatusAccepted {
+		t.Fatalf("escalation group after escalation: %d %s", r.Status, r.Raw)
+	}
+	if got, want := runner.deciders(), []string{"dave@example.com", "erin@example.com"}; !slices.Equal(got, want) {
+		t.Fatalf("decisions by %q, want %q", got, want)
+	}
+}
+
+// TestOwningTeamApprovers: {"owningTeam": true} admits members of the
+// run's entity's $team and nobody else's.
+func TestOwningTeamApprovers(t *testing.T) {
+	runner := &fakeRunner{runs: map[string]*actions.Run{}}
+	e := newActionsEnv(t, runner)
+	e.must(201, "PUT", "/api/v1/blueprints/_team/entities/payments", M{})
+	e.must(201, "PUT", "/api/v1/blueprints/_team/entities/platform", M{})
+	e.must(201, "PUT", "/api/v1/blueprints/service/entities/billing", M{"team": []string{"payments"}, "properties": M{"tier": 1}})
+	e.user("alice@example.com", "member")
+	e.user("pat@example.com", "member", "payments")
+	e.user("oscar@example.com", "member", "platform")
+	_, alice := e.mint("alice@example.com", "read", "run")
+	_, pat := e.mint("pat@example.com", "read", "approve")
+	_, oscar := e.mint("oscar@example.com", "read", "approve")
+	e.must(201, "PUT", "/api/v1/actions/rotate", M{
+		"blueprint": "service", "operation": "DAY-2",
+		"invocation": M{"type": "webhook", "url": "https://ci.example/rotate"},
+		"approval":   M{"count": 1, "approvers": M{"owningTeam": true}, "timeout": "1h", "onTimeout": "decline"},
+	})
+
+	id := trigger(e, alice, "rotate", M{"entity": "billing"})
+	forbidden(t, approve(e, oscar, id), "approve runs of rotate")
+	if r := approve(e, pat, id); r.Status != http.StatusAccepted {
+		t.Fatalf("owning team member: %d %s", r.Status, r.Raw)
+	}
+	if got, want := runner.deciders(), []string{"pat@example.com"}; !slices.Equal(got, want) {
+		t.Fatalf("decisions by %q, want %q", got, want)
+	}
+}
+
+// TestEntityInputs: an input of format "entity" must name an existing
+// entity of its blueprint that matches its dataset.
+func TestEntityInputs(t *testing.T) {
+	runner := &fakeRunner{runs: map[string]*actions.Run{}}
+	e := newActionsEnv(t, runner)
+	e.user("alice@example.com", "member")
+	_, alice := e.mint("alice@example.com", "read", "run")
+	e.must(201, "PUT", "/api/v1/actions/promote", M{
+		"blueprint": "service", "operation": "CREATE",
+		"invocation": M{"type": "webhook", "url": "https://ci.example/promote"},
+		"userInputs": M{"required": []string{"source"}, "properties": M{"source": M{
+			"type": "string", "format": "entity", "blueprint": "service",
+			"dataset": M{"combinator": "and", "rules": []M{{"property": "tier", "operator": "=", "value": 1}}},
+		}}},
+	})
+
+	// checkout has tier 1, legacy tier 3, ghost does not exist.
+	for _, source := range []string{"ghost", "legacy"} {
+		e := checkError(t, e.as(alice, "POST", "/api/v1/actions/promote/runs", M{"inputs": M{"source": source}}), 422, "validation_failed", []string{"/inputs/source"})
+		if !strings.Contains(e.Error.Details[0].Message, "service/"+source) {
+			t.Errorf("%s: detail %q does not name the entity", source, e.Error.Details[0].Message)
+		}
+	}
+	if n := len(runner.started()); n != 0 {
+		t.Fatalf("rejected requests started %d runs", n)
+	}
+	id := trigger(e, alice, "promote", M{"inputs": M{"source": "checkout"}})
+	starts := runner.started()
+	if len(starts) != 1 || starts[0].Run.ID != id || starts[0].Run.Inputs["source"] != "checkout" {
+		t.Fatalf("started %+v", starts)
+	}
+}
+
+// TestRunsPinTheWorkflowVersion: a run keeps the workflow version it
+// started with; later runs take the latest.
+func TestRunsPinTheWorkflowVersion(t *testing.T) {
+	runner := &fakeRunner{runs: map[string]*actions.Run{}}
+	e := newActionsEnv(t, runner)
+	e.user("alice@example.com", "member")
+	_, alice := e.mint("alice@example.com", "read", "run")
+	e.must(201, "PUT", "/api/v1/workflows/pipeline", M{"steps": []M{{"id": "build", "type": "webhook", "url": "https://ci.example/build"}}})
+	e.must(201, "PUT", "/api/v1/actions/ship", M{"blueprint": "service", "operation": "DAY-2", "invocation": M{"type": "workflow", "workflow": "pipeline"}})
+
+	stepIDs := func(steps []actions.Step) []string {
+		var out []string
+		for _, s := range steps {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	checkRecord := func(id string, version float64, steps []string) {
+		t.Helper()
+		r := e.must(200, "GET", "/api/v1/runs/"+id, nil).obj(t)
+		var got []string
+		for _, s := range r["steps"].([]any) {
+			got = append(got, s.(M)["id"].(string))
+		}
+		if r["workflow"] != "pipeline" || r["workflowVersion"] != version || !slices.Equal(got, steps) {
+			t.Fatalf("run %s: workflow %v version %v steps %q, want pipeline %v %q", id, r["workflow"], r["workflowVersion"], got, version, steps)
+		}
+	}
+
+	first := trigger(e, alice, "ship", M{"entity": "checkout"})
+	v2 := e.must(200, "PUT", "/api/v1/workflows/pipeline", M{"steps": []M{
+		{"id": "deploy", "type": "webhook", "url": "https://ci.example/deploy"},
+		{"id": "settle", "type": "sleep", "duration": "1s"},
+	}}).obj(t)
+	if v2["version"] != 2.0 {
+		t.Fatalf("workflow put: %v", v2)
+	}
+	second := trigger(e, alice, "ship", M{"entity": "checkout"})
+
+	starts := runner.started()
+	if len(starts) != 2 || starts[0].Run.ID != first || starts[1].Run.ID != second {
+		t.Fatalf("started %d runs", len(starts))
+	}
+	if got := stepIDs(starts[0].Plan.Steps); !slices.Equal(got, []string{"build"}) || starts[0].Plan.Steps[0].URL != "https://ci.example/build" {
+		t.Fatalf("first run's plan %+v", starts[0].Plan)
+	}
+	if starts[0].Run.WorkflowVer != 1 {
+		t.Fatalf("first run started with workflow version %d", starts[0].Run.WorkflowVer)
+	}
+	if got := stepIDs(starts[1].Plan.Steps); !slices.Equal(got, []string{"deploy", "settle"}) {
+		t.Fatalf("second run's plan %+v", starts[1].Plan)
+	}
+	checkRecord(first, 1, []string{"build"})
+	checkRecord(second, 2, []string{"deploy", "settle"})
 }
