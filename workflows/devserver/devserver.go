@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/membership/static"
 	"go.temporal.io/server/common/metrics"
@@ -69,7 +70,12 @@ func Start(opts Options) (*Server, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("temporal data dir: %w", err)
 	}
-	sqlCfg, err := openDB(filepath.Join(opts.DataDir, "temporal.db"), "FULL")
+	// synchronous=NORMAL in WAL mode: a commit is in the OS's page cache
+	// when it returns, so a killed process loses nothing; a machine crash
+	// may lose the last commits, as the dev catalog may lose its last
+	// second. FULL adds an fsync per commit, which serialised every
+	// persistence write behind the disk (50 vs 90 runs/s here).
+	sqlCfg, err := openDB(filepath.Join(opts.DataDir, "temporal.db"), "NORMAL")
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +152,7 @@ func Start(opts Options) (*Server, error) {
 
 	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel}))
 	srv, err := temporal.NewServer(
+		temporal.WithDynamicConfigClient(dynamicConfig()),
 		temporal.WithConfig(cfg),
 		temporal.ForServices(names),
 		temporal.WithStaticHosts(hosts),
@@ -190,6 +197,16 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// dynamicConfig tunes the server for one process on one machine: one
+// partition per task queue (the default 4 spread pollers and forward
+// tasks between partitions, which buys nothing without more hosts).
+func dynamicConfig() dynamicconfig.Client {
+	dc := dynamicconfig.NewMemoryClient()
+	dc.OverrideSetting(dynamicconfig.MatchingNumTaskqueueReadPartitions, 1)
+	dc.OverrideSetting(dynamicconfig.MatchingNumTaskqueueWritePartitions, 1)
+	return dc
 }
 
 // openDB returns the config of one SQLite file in WAL mode, creating its
