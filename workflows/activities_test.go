@@ -233,3 +233,84 @@ func TestCheckEntity(t *testing.T) {
 		})
 	}
 }
+
+func TestExpire(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	ctx := context.Background()
+	bp, _ := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":{"expiresAt":{"type":"string","format":"timer"}}}}`))
+	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
+		t.Fatal(err)
+	}
+	due := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	later := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	put := func(id string, props string) {
+		e, err := catalog.DecodeEntity([]byte(`{"identifier":"` + id + `","properties":` + props + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Blueprint = "env"
+		if _, _, err := cat.PutEntity(ctx, e, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("due", `{"expiresAt":"`+due.Format(time.RFC3339)+`"}`)
+	put("moved", `{"expiresAt":"`+later.Format(time.RFC3339)+`"}`)
+	put("cleared", `{}`)
+	expiredEvents := func(id string) int {
+		evs, err := cat.History(ctx, catalog.Ref{Blueprint: "env", Identifier: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ev := range evs {
+			if ev.Type == catalog.EventTimerExpired {
+				n++
+			}
+		}
+		return n
+	}
+
+	tests := []struct {
+		name        string
+		id          string
+		retry       bool // a retry of an attempt that recorded the event
+		rescheduled *time.Time
+		events      int
+	}{
+		{"due", "due", false, nil, 1},
+		{"retried after recording", "due", true, nil, 1},
+		{"moved later", "moved", false, &later, 0},
+		{"cleared", "cleared", false, nil, 0},
+		{"deleted", "gone", false, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			ts.SetLogger(quietLogger)
+			env := ts.NewTestActivityEnvironment()
+			env.RegisterActivity(&Activities{Store: &memStore{}, Catalog: cat})
+			if tt.retry {
+				env.SetHeartbeatDetails("event recorded")
+			}
+			v, err := env.ExecuteActivity(activityExpire, TimerInput{Blueprint: "env", Identifier: tt.id, Property: "expiresAt", ExpiresAt: due})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res ExpireResult
+			if err := v.Get(&res); err != nil {
+				t.Fatal(err)
+			}
+			if (res.Rescheduled == nil) != (tt.rescheduled == nil) || (res.Rescheduled != nil && !res.Rescheduled.Equal(*tt.rescheduled)) {
+				t.Fatalf("rescheduled %v, want %v", res.Rescheduled, tt.rescheduled)
+			}
+			if tt.id != "gone" {
+				if n := expiredEvents(tt.id); n != tt.events {
+					t.Fatalf("%d timer.expired events, want %d", n, tt.events)
+				}
+			}
+		})
+	}
+}

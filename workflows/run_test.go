@@ -16,8 +16,10 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/actions"
@@ -325,9 +327,9 @@ func TestTimerExpiresAndReschedules(t *testing.T) {
 	Register(env, &Activities{})
 	start := env.Now()
 	var expired []TimerInput
-	env.OnActivity(activityExpire, mockAny, mockAny).Return(func(_ context.Context, in TimerInput) error {
+	env.OnActivity(activityExpire, mockAny, mockAny).Return(func(_ context.Context, in TimerInput) (*ExpireResult, error) {
 		expired = append(expired, in)
-		return nil
+		return &ExpireResult{}, nil
 	})
 	in := TimerInput{Blueprint: "env", Identifier: "pr-1", Property: "expiresAt", ExpiresAt: start.Add(time.Hour), ExpiryAction: "destroy"}
 	env.RegisterDelayedCallback(func() {
@@ -344,6 +346,28 @@ func TestTimerExpiresAndReschedules(t *testing.T) {
 	}
 	if got := env.Now().Sub(start); got < 3*time.Hour {
 		t.Fatalf("expired after %v, want 3h", got)
+	}
+}
+
+// TestTimerFollowsAMovedValue: when Expire finds the value moved later
+// (its reschedule signal not yet delivered), the timer continues as new
+// with the new deadline instead of ending.
+func TestTimerFollowsAMovedValue(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(quietLogger)
+	env := ts.NewTestWorkflowEnvironment()
+	Register(env, &Activities{})
+	start := env.Now()
+	later := start.Add(24 * time.Hour)
+	env.OnActivity(activityExpire, mockAny, mockAny).Return(&ExpireResult{Rescheduled: &later}, nil)
+	env.ExecuteWorkflow(Timer, TimerInput{Blueprint: "env", Identifier: "pr-1", Property: "expiresAt", ExpiresAt: start.Add(time.Hour)})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next TimerInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil || !next.ExpiresAt.Equal(later) {
+		t.Fatalf("continued with %+v (%v), want deadline %v", next, err, later)
 	}
 }
 

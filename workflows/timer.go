@@ -65,16 +65,54 @@ func Timer(ctx workflow.Context, in TimerInput) error {
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 20},
 	})
-	return workflow.ExecuteActivity(actx, activityExpire, in).Get(ctx, nil)
+	var res ExpireResult
+	if err := workflow.ExecuteActivity(actx, activityExpire, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	if res.Rescheduled != nil {
+		// The value moved while the timer fired (its reschedule signal may
+		// still be on the way): sleep until the new deadline instead.
+		in.ExpiresAt = *res.Rescheduled
+		return workflow.NewContinueAsNewError(ctx, TimerWorkflow, in)
+	}
+	return nil
+}
+
+// ExpireResult says whether Expire expired the property or found it
+// moved to a later time (Rescheduled).
+type ExpireResult struct {
+	Rescheduled *time.Time `json:"rescheduled,omitempty"`
 }
 
 const activityExpire = "Expire"
 
 // Expire records a timer.expired event on the entity and triggers its
-// expiry action (as the system). A vanished entity expires quietly.
-func (a *Activities) Expire(ctx context.Context, in TimerInput) error {
+// expiry action (as the system). It first reads the property: a value
+// moved to a later time is Rescheduled, not expired; a cleared value or a
+// vanished entity expires quietly.
+func (a *Activities) Expire(ctx context.Context, in TimerInput) (*ExpireResult, error) {
 	ctx = catalog.WithActor(ctx, catalog.Actor{ID: "timer"})
 	ref := catalog.Ref{Blueprint: in.Blueprint, Identifier: in.Identifier}
+	e, err := a.Catalog.GetEntity(ctx, ref)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return &ExpireResult{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, _ := e.Properties[in.Property].(string)
+	if v == "" {
+		return &ExpireResult{}, nil
+	}
+	if at, err := time.Parse(time.RFC3339Nano, v); err == nil && at.After(in.ExpiresAt) && at.After(time.Now()) {
+		return &ExpireResult{Rescheduled: &at}, nil
+	}
+	return &ExpireResult{}, a.expire(ctx, ref, in)
+}
+
+// expire records the event (once across retries) and triggers the expiry
+// action with a run id derived from the timer and its deadline.
+func (a *Activities) expire(ctx context.Context, ref catalog.Ref, in TimerInput) error {
 	// A retry after a failed trigger must not record the event twice: the
 	// heartbeat details of the attempt that recorded it say so.
 	if !activity.HasHeartbeatDetails(ctx) {
