@@ -26,7 +26,7 @@ import (
 var devStore = redisstore.Options{PollEvents: 200 * time.Millisecond, EventRetention: 20_000}
 
 func devCmd() *cobra.Command {
-	var pprofAddr, addr, dataDir, adminToken string
+	var pprofAddr, addr, publicURL, dataDir, adminToken string
 	var ac accessConfig
 	var tc temporalConfig
 	cmd := &cobra.Command{
@@ -54,7 +54,8 @@ func devCmd() *cobra.Command {
 				_ = rdb.Close()
 				return errors.Join(err, db.Close())
 			}
-			p, err := newPortal(log, rdb, devStore, ac, addr, filepath.Join(dataDir, "wasm-cache"), eng, true)
+			p, err := newPortal(log, rdb, portalOptions{store: devStore, access: ac, addr: addr, publicURL: publicURL,
+				cacheDir: filepath.Join(dataDir, "wasm-cache"), engine: eng, runWorker: true})
 			if err != nil {
 				_ = eng.stop()
 				_ = rdb.Close()
@@ -70,6 +71,7 @@ func devCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler on this address (off when empty)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7070", "listen address")
+	cmd.Flags().StringVar(&publicURL, "public-url", "", "the portal's URL in run links (empty: http://<addr>)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".portico", "where the embedded catalog is persisted")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token (generated and written to <data-dir>/admin-token when empty)")
 	ac.register(cmd.Flags())

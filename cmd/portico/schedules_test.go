@@ -22,7 +22,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/portico-dev/portico/core/catalog/redisstore"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/workflows"
 )
@@ -49,7 +48,7 @@ func TestResyncSchedules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPortal(log, rdb, redisstore.Options{}, accessConfig{adminToken: "admin-token"}, "127.0.0.1:0", t.TempDir(), eng, true)
+	p, err := newPortal(log, rdb, portalOptions{access: accessConfig{adminToken: "admin-token"}, addr: "127.0.0.1:0", cacheDir: t.TempDir(), engine: eng, runWorker: true})
 	if err != nil {
 		_ = eng.stop()
 		t.Fatal(err)

@@ -6,12 +6,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
-
-	"github.com/portico-dev/portico/core/catalog/redisstore"
 )
 
 func serveCmd() *cobra.Command {
-	var pprofAddr, addr, redisURL, adminToken, cacheDir string
+	var pprofAddr, addr, publicURL, redisURL, adminToken, cacheDir string
 	var ac accessConfig
 	var tc temporalConfig
 	cmd := &cobra.Command{
@@ -42,7 +40,7 @@ func serveCmd() *cobra.Command {
 			if eng == nil {
 				log.Warn("no --temporal-address: action runs answer 503")
 			}
-			p, err := newPortal(log, rdb, redisstore.Options{}, ac, addr, cacheDir, eng, false)
+			p, err := newPortal(log, rdb, portalOptions{access: ac, addr: addr, publicURL: publicURL, cacheDir: cacheDir, engine: eng})
 			if err != nil {
 				return errors.Join(err, eng.stop())
 			}
@@ -51,6 +49,7 @@ func serveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler on this address (off when empty)")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:7070", "listen address")
+	cmd.Flags().StringVar(&publicURL, "public-url", "", "the portal's URL in run links (empty: http://<addr>)")
 	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")

@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,11 +35,25 @@ type portal struct {
 	srv     *http.Server
 }
 
-// newPortal assembles the process; cacheDir holds the Wasm compilation
-// cache (empty: a temp dir). eng (nil: none) runs action runs; with
-// runWorker the process also runs the Temporal worker.
-func newPortal(log *slog.Logger, rdb *redis.Client, storeOpts redisstore.Options, ac accessConfig, addr, cacheDir string, eng *engine, runWorker bool) (*portal, error) {
-	cat := catalog.NewService(redisstore.New(rdb, storeOpts))
+// portalOptions configure newPortal.
+type portalOptions struct {
+	store  redisstore.Options
+	access accessConfig
+	// addr is the listen address; publicURL the portal's URL in run
+	// links (empty: http://<addr>).
+	addr, publicURL string
+	// cacheDir holds the Wasm compilation cache (empty: a temp dir).
+	cacheDir string
+	// engine (nil: none) runs action runs; with runWorker the process
+	// also runs the Temporal worker.
+	engine    *engine
+	runWorker bool
+}
+
+// newPortal assembles the process.
+func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, error) {
+	ac, addr, cacheDir, eng := o.access, o.addr, o.cacheDir, o.engine
+	cat := catalog.NewService(redisstore.New(rdb, o.store))
 	acc, err := newAccess(log, rdb, cat, ac)
 	if err != nil {
 		return nil, err
@@ -48,7 +63,7 @@ func newPortal(log *slog.Logger, rdb *redis.Client, storeOpts redisstore.Options
 		return nil, fmt.Errorf("plugin host: %w", err)
 	}
 	svc := actions.NewService(redisactions.New(rdb, ""), cat, nil)
-	svc.LinkBase = "http://" + addr
+	svc.LinkBase = linkBase(o.publicURL, addr)
 	ready := map[string]func(context.Context) error{}
 	if eng != nil {
 		svc.SetRunner(eng.runner)
@@ -56,7 +71,7 @@ func newPortal(log *slog.Logger, rdb *redis.Client, storeOpts redisstore.Options
 		// Resync schedules are Temporal Schedules, kept through the client
 		// (API included); without Temporal, run() ticks them itself.
 		ph.integrations.SetScheduler(workflows.NewSchedules(eng.client, eng.taskQueue))
-		if runWorker {
+		if o.runWorker {
 			if err := eng.startWorker(rdb, cat, svc, ph.integrations); err != nil {
 				return nil, err
 			}
@@ -78,6 +93,22 @@ func newPortal(log *slog.Logger, rdb *redis.Client, storeOpts redisstore.Options
 			ReadHeaderTimeout: 10 * time.Second,
 		},
 	}, nil
+}
+
+// linkBase is the base URL of run links: publicURL when set, else the
+// listen address (an empty or unspecified host reads as 127.0.0.1).
+func linkBase(publicURL, addr string) string {
+	if publicURL != "" {
+		return strings.TrimSuffix(publicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // servePprof exposes Go's profiler on its own listener, only when asked

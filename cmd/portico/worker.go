@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 )
 
 func workerCmd() *cobra.Command {
-	var redisURL, cacheDir string
+	var redisURL, cacheDir, publicURL string
 	var tc temporalConfig
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -50,6 +51,7 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			svc := actions.NewService(redisactions.New(rdb, ""), cat, eng.runner)
+			svc.LinkBase = strings.TrimSuffix(publicURL, "/") // runs the worker starts (timer expiry actions)
 			ph.integrations.SetScheduler(workflows.NewSchedules(eng.client, eng.taskQueue))
 			if err := eng.startWorker(rdb, cat, svc, ph.integrations); err != nil {
 				return errors.Join(err, eng.stop())
@@ -67,6 +69,7 @@ func workerCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")
+	cmd.Flags().StringVar(&publicURL, "public-url", "", "the portal's URL in links of runs the worker starts (empty: relative links)")
 	tc.register(cmd.Flags(), "Temporal frontend host:port")
 	return cmd
 }
