@@ -30,7 +30,8 @@ vet:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./core/... ./host/... 
 	$(GO) run ./bench/catalog
-	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkRuns -benchtime 1000x
+	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkRuns -benchtime 1000x -count 3
+	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkPending -benchtime 1x -timeout 40m
 
 ## fuzz: a short run of each decoder fuzzer (seeds live in testdata/fuzz)
 fuzz:
