@@ -55,14 +55,12 @@ func (p *Policy) Compile(path string) error {
 }
 
 // Allows reports whether the principal may act on entity (nil for actions
-// without one) with inputs. An entity's owning teams are its $team.
-// A jq policy that fails or yields anything but true denies, with the
-// error returned for logging.
-func (p *Policy) Allows(principal Principal, entity *catalog.Entity, inputs map[string]any) (bool, error) {
-	var owners []string
-	if entity != nil {
-		owners = entity.Team
-	}
+// without one) with inputs; owners are the entity's owning teams as the
+// catalog resolves them (catalog.Service.OwningTeams: its $team plus any
+// inherited through the blueprint's ownership relation). A jq policy that
+// fails or yields anything but true denies, with the error returned for
+// logging.
+func (p *Policy) Allows(principal Principal, entity *catalog.Entity, owners []string, inputs map[string]any) (bool, error) {
 	if !Admits(&p.Permission, principal, owners) {
 		return false, nil
 	}

@@ -52,7 +52,11 @@ func TestPolicyAllows(t *testing.T) {
 			if err := p.Compile("/permissions/execute"); err != nil {
 				t.Fatal(err)
 			}
-			got, err := p.Allows(tt.who, tt.entity, tt.inputs)
+			var owners []string
+			if tt.entity != nil {
+				owners = tt.entity.Team
+			}
+			got, err := p.Allows(tt.who, tt.entity, owners, tt.inputs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +86,7 @@ func TestPolicyCompileErrors(t *testing.T) {
 	// A jq error at run time denies and reports.
 	var p access.Policy
 	_ = json.Unmarshal([]byte(`{"roles": ["member"], "jq": "error(\"boom\")"}`), &p)
-	if ok, err := p.Allows(access.Principal{ID: "a", Role: catalog.RoleMember}, nil, nil); ok || err == nil {
+	if ok, err := p.Allows(access.Principal{ID: "a", Role: catalog.RoleMember}, nil, nil, nil); ok || err == nil {
 		t.Fatalf("jq error: %v %v", ok, err)
 	}
 }

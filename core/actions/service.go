@@ -231,7 +231,7 @@ func (s *Service) Trigger(ctx context.Context, actionID string, req TriggerReque
 	if a.Permissions != nil {
 		exec = a.Permissions.Execute
 	}
-	if err := allows(exec, actor, entity, req.Inputs, "execute action "+a.Identifier); err != nil {
+	if err := s.allows(ctx, exec, actor, entity, req.Inputs, "execute action "+a.Identifier); err != nil {
 		return nil, err
 	}
 	var wf *Workflow
@@ -370,11 +370,11 @@ func (s *Service) Decide(ctx context.Context, runID string, req DecideRequest) (
 	if run.Pending.Escalated && run.Pending.Policy.Escalation != nil {
 		pol = run.Pending.Policy.Escalation.Approvers
 	}
-	if err := allows(pol, actor, entity, run.Inputs, "approve runs of "+run.Action); err != nil {
+	if err := s.allows(ctx, pol, actor, entity, run.Inputs, "approve runs of "+run.Action); err != nil {
 		return nil, err
 	}
 	if a, err := s.store.GetAction(ctx, run.Action, run.ActionVersion); err == nil && a.Permissions != nil && a.Permissions.Approve != nil {
-		if err := allows(a.Permissions.Approve, actor, entity, run.Inputs, "approve runs of "+run.Action); err != nil {
+		if err := s.allows(ctx, a.Permissions.Approve, actor, entity, run.Inputs, "approve runs of "+run.Action); err != nil {
 			return nil, err
 		}
 	}
@@ -408,8 +408,10 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*Run, error) {
 	return run, nil
 }
 
-// allows checks a policy; nil admits admins and members.
-func allows(p *access.Policy, actor catalog.Actor, e *catalog.Entity, inputs map[string]any, what string) error {
+// allows checks a policy; nil admits admins and members. The entity's
+// owning teams are resolved as the catalog does (inherited ownership
+// included) when the policy admits the owning team.
+func (s *Service) allows(ctx context.Context, p *access.Policy, actor catalog.Actor, e *catalog.Entity, inputs map[string]any, what string) error {
 	if actor.Role == "" { // internal callers (system, timers)
 		return nil
 	}
@@ -419,7 +421,14 @@ func allows(p *access.Policy, actor catalog.Actor, e *catalog.Entity, inputs map
 		}
 		return fmt.Errorf("%w: missing permission: %s (admins and members)", catalog.ErrForbidden, what)
 	}
-	ok, err := p.Allows(actor, e, inputs)
+	var owners []string
+	if e != nil && p.OwningTeam {
+		var err error
+		if owners, err = s.cat.OwningTeams(ctx, e); err != nil {
+			return fmt.Errorf("owning teams of %s/%s: %w", e.Blueprint, e.Identifier, err)
+		}
+	}
+	ok, err := p.Allows(actor, e, owners, inputs)
 	if err != nil {
 		return fmt.Errorf("%w: missing permission: %s: %v", catalog.ErrForbidden, what, err)
 	}

@@ -187,6 +187,14 @@ func (a *Action) Validate() error {
 	p.retry("/invocation/retry", inv.Retry)
 	if a.Approval != nil {
 		p.approval("/approval", *a.Approval)
+		if a.Operation == OperationCreate {
+			if ap := a.Approval.Approvers; ap != nil && ap.OwningTeam {
+				p.add("/approval/approvers/owningTeam", "a CREATE action has no entity whose owning team could approve")
+			}
+			if esc := a.Approval.Escalation; esc != nil && esc.Approvers != nil && esc.Approvers.OwningTeam {
+				p.add("/approval/escalation/approvers/owningTeam", "a CREATE action has no entity whose owning team could approve")
+			}
+		}
 	}
 	if a.Permissions != nil {
 		p.policy("/permissions/execute", a.Permissions.Execute)

@@ -333,6 +333,30 @@ func TestOwningTeamApprovers(t *testing.T) {
 	if got, want := runner.deciders(), []string{"pat@example.com"}; !slices.Equal(got, want) {
 		t.Fatalf("decisions by %q, want %q", got, want)
 	}
+
+	// Ownership inherited through a relation, as the catalog resolves it:
+	// a deployment without $team is owned by its service's team.
+	e.must(201, "PUT", "/api/v1/blueprints/deployment", M{"schema": M{},
+		"relations": M{"service": M{"target": "service"}}, "ownership": M{"via": "service"}})
+	e.must(201, "PUT", "/api/v1/blueprints/deployment/entities/billing-prod", M{"relations": M{"service": "billing"}})
+	e.must(201, "PUT", "/api/v1/actions/restart", M{
+		"blueprint": "deployment", "operation": "DAY-2",
+		"invocation": M{"type": "webhook", "url": "https://ci.example/restart"},
+		"approval":   M{"count": 1, "approvers": M{"owningTeam": true}, "timeout": "1h"},
+	})
+	id = trigger(e, alice, "restart", M{"entity": "billing-prod"})
+	forbidden(t, approve(e, oscar, id), "approve runs of restart")
+	if r := approve(e, pat, id); r.Status != http.StatusAccepted {
+		t.Fatalf("member of the inherited owning team: %d %s", r.Status, r.Raw)
+	}
+
+	// A CREATE action has no entity to own: owning-team approvers are
+	// refused at definition time rather than leaving runs unapprovable.
+	checkError(t, e.do("PUT", "/api/v1/actions/scaffold", M{
+		"blueprint": "service", "operation": "CREATE",
+		"invocation": M{"type": "webhook", "url": "https://ci.example/scaffold"},
+		"approval":   M{"count": 1, "approvers": M{"owningTeam": true}},
+	}), 422, "validation_failed", []string{"/approval/approvers/owningTeam"})
 }
 
 // TestEntityInputs: an input of format "entity" must name an existing

@@ -176,6 +176,21 @@ func (s *Service) authorizeBlueprint(ctx context.Context, op string, bp *Bluepri
 	return s.authz.CanChangeBlueprint(ctx, op, bp)
 }
 
+// OwningTeams returns an entity's owning teams: its $team plus, when its
+// blueprint declares Ownership, the teams of the entities the ownership
+// relation points at (what owningTeam permissions check).
+func (s *Service) OwningTeams(ctx context.Context, e *Entity) ([]string, error) {
+	bp, err := s.store.Blueprint(ctx, e.Blueprint)
+	if err != nil {
+		return nil, err
+	}
+	teams, err := s.owningTeams(ctx, bp, []*Entity{e}, map[Ref]*Entity{})
+	if err != nil {
+		return nil, err
+	}
+	return teams[0], nil
+}
+
 // owningTeams returns each entity's owning teams: its own $team plus,
 // when the blueprint declares Ownership, the teams of the entities its
 // Via relation points at. known supplies entities not stored yet (a batch's
