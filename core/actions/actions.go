@@ -104,8 +104,9 @@ type Escalation struct {
 	Timeout   string         `json:"timeout,omitempty"` // default: the first timeout
 }
 
-// Permissions say who may execute an action and who may approve its runs
-// (beside the approval policy's approvers). Nil means admins and members.
+// Permissions say who may execute an action and who may approve its runs:
+// an approver must be admitted by the approval policy's approvers and, when
+// set, by Approve too. Nil means admins and members.
 type Permissions struct {
 	Execute *access.Policy `json:"execute,omitempty"`
 	Approve *access.Policy `json:"approve,omitempty"`
