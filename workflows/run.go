@@ -80,9 +80,19 @@ func ActionRun(ctx workflow.Context, in RunInput) (*actions.Run, error) {
 		it.run.Error = err.Error()
 		it.log(ctx, "error", "", "run failed: %v", err)
 	}
-	if final == actions.StatusFailure || final == actions.StatusTimedOut {
+	switch final {
+	case actions.StatusFailure, actions.StatusTimedOut:
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		it.compensate(dctx)
+		it.compensate(dctx, true)
+	case actions.StatusDeclined, actions.StatusCancelled:
+		// A run stopped after steps with compensations ran (an approval
+		// in mid-plan declined, a cancel) undoes them, but does not run
+		// the plan's onFailure: nothing failed. Histories recorded before
+		// this change did not, and replay so.
+		if len(it.compensations) > 0 && workflow.GetVersion(ctx, versionCompensateStopped, workflow.DefaultVersion, 1) == 1 {
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			it.compensate(dctx, false)
+		}
 	}
 	if final == actions.StatusCancelled {
 		ctx, _ = workflow.NewDisconnectedContext(ctx)
@@ -442,13 +452,16 @@ func (it *interpreter) parallel(ctx workflow.Context, steps []actions.Step) erro
 }
 
 // compensate runs the onFailure steps of every started step in reverse
-// order, then the plan's onFailure steps; their failures are logged.
-func (it *interpreter) compensate(ctx workflow.Context) {
+// order, then (withPlan) the plan's onFailure steps; their failures are
+// logged.
+func (it *interpreter) compensate(ctx workflow.Context, withPlan bool) {
 	var todo []actions.Step
 	for i := len(it.compensations) - 1; i >= 0; i-- {
 		todo = append(todo, it.compensations[i]...)
 	}
-	todo = append(todo, it.plan.OnFailure...)
+	if withPlan {
+		todo = append(todo, it.plan.OnFailure...)
+	}
 	if len(todo) == 0 {
 		return
 	}

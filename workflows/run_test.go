@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -317,6 +317,43 @@ func TestCancel(t *testing.T) {
 	run := f.run(t, newRun(plan))
 	if run.Status != actions.StatusCancelled || len(f.hooks.paths()) != 0 {
 		t.Fatalf("status %s, hooks %v", run.Status, f.hooks.paths())
+	}
+}
+
+// TestStoppedRunsCompensate: a run declined at a mid-plan approval or
+// cancelled while it sleeps undoes the steps it started, in reverse, but
+// does not run the plan's onFailure (nothing failed).
+func TestStoppedRunsCompensate(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		second actions.Step
+		stop   func(f *fixture)
+		status string
+	}{
+		{"declined mid-plan", approvalStep(1, "decline"), func(f *fixture) { decide(f, time.Minute, "bob", "decline") }, actions.StatusDeclined},
+		{"cancelled while sleeping", actions.Step{ID: "nap", Type: actions.StepSleep, Duration: "1h"},
+			func(f *fixture) { f.env.RegisterDelayedCallback(f.env.CancelWorkflow, time.Minute) }, actions.StatusCancelled},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			plan := actions.Plan{
+				Steps: []actions.Step{
+					{ID: "one", Type: actions.StepWebhook, URL: f.url + "/one", OnFailure: []actions.Step{{ID: "undo-one", Type: actions.StepWebhook, URL: f.url + "/undo-one"}}},
+					{ID: "two", Type: actions.StepWebhook, URL: f.url + "/two", OnFailure: []actions.Step{{ID: "undo-two", Type: actions.StepWebhook, URL: f.url + "/undo-two"}}},
+					tt.second,
+					{ID: "never", Type: actions.StepWebhook, URL: f.url + "/never"},
+				},
+				OnFailure: []actions.Step{{ID: "notify", Type: actions.StepWebhook, URL: f.url + "/notify"}},
+			}
+			tt.stop(f)
+			run := f.run(t, newRun(plan))
+			if run.Status != tt.status {
+				t.Fatalf("status %s, want %s", run.Status, tt.status)
+			}
+			if got, want := f.hooks.paths(), []string{"/one", "/two", "/undo-two", "/undo-one"}; !slices.Equal(got, want) {
+				t.Fatalf("webhooks %v, want %v", got, want)
+			}
+		})
 	}
 }
 

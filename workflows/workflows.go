@@ -40,6 +40,9 @@ const (
 	// versionDeadlineDeclines: an approval deadline ends the run DECLINED
 	// (before: TIMED_OUT, with compensations).
 	versionDeadlineDeclines = "approval-deadline-declines"
+	// versionCompensateStopped: a DECLINED or CANCELLED run compensates
+	// the steps it started (before: only FAILURE and TIMED_OUT did).
+	versionCompensateStopped = "compensate-stopped-runs"
 )
 
 // Activity names (methods of Activities).
