@@ -92,27 +92,9 @@ func TestSignatureVector(t *testing.T) {
 }
 
 func TestUpdateEntity(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	defer rdb.Close()
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
 	ctx := context.Background()
-	bp, err := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":{
-		"expiresAt":{"type":"string","format":"timer"},"owner":{"type":"string"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
-		t.Fatal(err)
-	}
-	e, err := catalog.DecodeEntity([]byte(`{"identifier":"pr-1","properties":{"expiresAt":"2026-11-27T10:00:00Z","owner":"bob"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Blueprint = "env"
-	if _, _, err := cat.PutEntity(ctx, e, true); err != nil {
-		t.Fatal(err)
-	}
+	cat := envCatalog(t, `{"expiresAt":{"type":"string","format":"timer"},"owner":{"type":"string"}}`,
+		map[string]string{"pr-1": `{"expiresAt":"2026-11-27T10:00:00Z","owner":"bob"}`})
 	extend := `{properties: {expiresAt: ((.entity.properties.expiresAt | fromdate) + .inputs.days * 86400 | todate)}}`
 	runCtx := json.RawMessage(`{"inputs":{"days":3},"entity":{"properties":{"expiresAt":"2026-11-27T10:00:00Z"}}}`)
 
@@ -157,28 +139,8 @@ func TestUpdateEntity(t *testing.T) {
 }
 
 func TestCheckEntity(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	defer rdb.Close()
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
-	ctx := context.Background()
-	bp, err := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":{"status":{"type":"string"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
-		t.Fatal(err)
-	}
-	for id, status := range map[string]string{"pr-1": "ready", "pr-2": "provisioning"} {
-		e, err := catalog.DecodeEntity([]byte(`{"identifier":"` + id + `","properties":{"status":"` + status + `"}}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Blueprint = "env"
-		if _, _, err := cat.PutEntity(ctx, e, true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cat := envCatalog(t, `{"status":{"type":"string"}}`,
+		map[string]string{"pr-1": `{"status":"ready"}`, "pr-2": `{"status":"provisioning"}`})
 	ready := &catalog.Rule{Combinator: "and", Rules: []catalog.Rule{{Property: "status", Operator: "=", Value: "ready"}}}
 	runCtx := json.RawMessage(`{"inputs":{"kind":"env","env":"pr-1","count":3},"steps":{"create":{"output":{"id":"pr-2"}}}}`)
 
@@ -235,30 +197,14 @@ func TestCheckEntity(t *testing.T) {
 }
 
 func TestExpire(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	defer rdb.Close()
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
 	ctx := context.Background()
-	bp, _ := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":{"expiresAt":{"type":"string","format":"timer"}}}}`))
-	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
-		t.Fatal(err)
-	}
 	due := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
 	later := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	put := func(id string, props string) {
-		e, err := catalog.DecodeEntity([]byte(`{"identifier":"` + id + `","properties":` + props + `}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Blueprint = "env"
-		if _, _, err := cat.PutEntity(ctx, e, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("due", `{"expiresAt":"`+due.Format(time.RFC3339)+`"}`)
-	put("moved", `{"expiresAt":"`+later.Format(time.RFC3339)+`"}`)
-	put("cleared", `{}`)
+	cat := envCatalog(t, `{"expiresAt":{"type":"string","format":"timer"}}`, map[string]string{
+		"due":     `{"expiresAt":"` + due.Format(time.RFC3339) + `"}`,
+		"moved":   `{"expiresAt":"` + later.Format(time.RFC3339) + `"}`,
+		"cleared": `{}`,
+	})
 	expiredEvents := func(id string) int {
 		evs, err := cat.History(ctx, catalog.Ref{Blueprint: "env", Identifier: id})
 		if err != nil {
@@ -313,4 +259,33 @@ func TestExpire(t *testing.T) {
 			}
 		})
 	}
+}
+
+// envCatalog returns a catalog on miniredis with blueprint "env" of the
+// given schema properties and entities (identifier → properties JSON).
+func envCatalog(t *testing.T, properties string, entities map[string]string) *catalog.Service {
+	t.Helper()
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	ctx := context.Background()
+	bp, err := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":` + properties + `}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
+		t.Fatal(err)
+	}
+	for id, props := range entities {
+		e, err := catalog.DecodeEntity([]byte(`{"identifier":"` + id + `","properties":` + props + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Blueprint = "env"
+		if _, _, err := cat.PutEntity(ctx, e, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cat
 }
