@@ -112,10 +112,7 @@ func TestUpdateEntity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var ts testsuite.WorkflowTestSuite
-			ts.SetLogger(quietLogger)
-			env := ts.NewTestActivityEnvironment()
-			env.RegisterActivity(&Activities{Store: &memStore{}, Catalog: cat})
+			env := activityEnv(cat)
 			tt.req.Action, tt.req.By = "extend-ttl", "bob@example.com"
 			_, err := env.ExecuteActivity(activityUpdate, tt.req)
 			switch {
@@ -169,10 +166,7 @@ func TestCheckEntity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var ts testsuite.WorkflowTestSuite
-			ts.SetLogger(quietLogger)
-			env := ts.NewTestActivityEnvironment()
-			env.RegisterActivity(&Activities{Store: &memStore{}, Catalog: cat})
+			env := activityEnv(cat)
 			req := CheckRequest{Blueprint: sel(tt.blueprint), Identifier: sel(tt.identifier), Until: tt.until, Context: runCtx}
 			v, err := env.ExecuteActivity(activityCheckEntity, req)
 			if tt.wantErrType != "" {
@@ -234,10 +228,7 @@ func TestExpire(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var ts testsuite.WorkflowTestSuite
-			ts.SetLogger(quietLogger)
-			env := ts.NewTestActivityEnvironment()
-			env.RegisterActivity(&Activities{Store: &memStore{}, Catalog: cat})
+			env := activityEnv(cat)
 			if tt.retry {
 				env.SetHeartbeatDetails("event recorded")
 			}
@@ -288,4 +279,13 @@ func envCatalog(t *testing.T, properties string, entities map[string]string) *ca
 		}
 	}
 	return cat
+}
+
+// activityEnv is an activity test environment over cat.
+func activityEnv(cat *catalog.Service) *testsuite.TestActivityEnvironment {
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(quietLogger)
+	env := ts.NewTestActivityEnvironment()
+	env.RegisterActivity(&Activities{Store: &memStore{}, Catalog: cat})
+	return env
 }
