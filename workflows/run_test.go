@@ -408,6 +408,32 @@ func TestTimerFollowsAMovedValue(t *testing.T) {
 	}
 }
 
+// TestTimerTakesLateReschedules: a reschedule signalled while Expire runs
+// (after it read the entity) re-arms the timer at the new deadline.
+func TestTimerTakesLateReschedules(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(quietLogger)
+	env := ts.NewTestWorkflowEnvironment()
+	Register(env, &Activities{})
+	start := env.Now()
+	in := TimerInput{Blueprint: "env", Identifier: "pr-1", Property: "expiresAt", ExpiresAt: start.Add(time.Hour)}
+	later := in
+	later.ExpiresAt = start.Add(48 * time.Hour)
+	env.OnActivity(activityExpire, mockAny, mockAny).Return(func(_ context.Context, _ TimerInput) (*ExpireResult, error) {
+		env.SignalWorkflow(SignalReschedule, later) // arrives while the activity runs
+		return &ExpireResult{}, nil
+	})
+	env.ExecuteWorkflow(Timer, in)
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next TimerInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil || !next.ExpiresAt.Equal(later.ExpiresAt) {
+		t.Fatalf("continued with %+v (%v), want deadline %v", next, err, later.ExpiresAt)
+	}
+}
+
 var mockAny = mock.Anything
 
 var quietLogger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -65,15 +65,29 @@ func Timer(ctx workflow.Context, in TimerInput) error {
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 20},
 	})
+	fired := in.ExpiresAt
 	var res ExpireResult
 	if err := workflow.ExecuteActivity(actx, activityExpire, in).Get(ctx, &res); err != nil {
 		return err
 	}
+	next, moved := in, false
 	if res.Rescheduled != nil {
 		// The value moved while the timer fired (its reschedule signal may
 		// still be on the way): sleep until the new deadline instead.
-		in.ExpiresAt = *res.Rescheduled
-		return workflow.NewContinueAsNewError(ctx, TimerWorkflow, in)
+		next.ExpiresAt, moved = *res.Rescheduled, true
+	}
+	if workflow.GetVersion(ctx, versionTimerDrains, workflow.DefaultVersion, 1) == 1 {
+		// A reschedule signalled after Expire read the entity is newer than
+		// what it read: the last one wins. (Before this change such a
+		// signal was dropped and the new deadline never armed.)
+		var sig TimerInput
+		for resched.ReceiveAsync(&sig) {
+			next.ExpiresAt, next.ExpiryAction = sig.ExpiresAt, sig.ExpiryAction
+			moved = !sig.ExpiresAt.Equal(fired)
+		}
+	}
+	if moved {
+		return workflow.NewContinueAsNewError(ctx, TimerWorkflow, next)
 	}
 	return nil
 }

@@ -43,6 +43,9 @@ const (
 	// versionCompensateStopped: a DECLINED or CANCELLED run compensates
 	// the steps it started (before: only FAILURE and TIMED_OUT did).
 	versionCompensateStopped = "compensate-stopped-runs"
+	// versionTimerDrains: a timer takes the reschedules signalled while it
+	// expired (before: dropped).
+	versionTimerDrains = "timer-drains-reschedules"
 )
 
 // Activity names (methods of Activities).
