@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -242,11 +243,13 @@ type UpdateResult struct {
 	Attempt    int             `json:"attempt"`
 }
 
-// UpdateEntity applies an update step. The action's execute permission
-// was checked when the run was triggered, so the write is made as the
-// requester with the action as its datasource and no further catalog
-// permission check. Patching twice with the same patch is a no-op, so a
-// retried attempt changes nothing more.
+// UpdateEntity applies an update step. It is a privileged write, like the
+// action's webhooks: the platform team grants it through the action's
+// execute permission (checked when the run was triggered), so the
+// requester's own catalog permissions do not apply; updatedBy records
+// the requester and datasource the action. Built-in blueprints (_user,
+// _team) are refused. Patching twice with the same patch is a no-op, so
+// a retried attempt changes nothing more.
 func (a *Activities) UpdateEntity(ctx context.Context, req UpdateRequest) (*UpdateResult, error) {
 	bp, err := a.evalString(ctx, req.Blueprint, req.Context)
 	if err != nil {
@@ -255,6 +258,11 @@ func (a *Activities) UpdateEntity(ctx context.Context, req UpdateRequest) (*Upda
 	id, err := a.evalString(ctx, req.Identifier, req.Context)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError("update identifier: "+err.Error(), "TemplateError", nil)
+	}
+	if strings.HasPrefix(bp, "_") {
+		// Users and teams carry roles and memberships: an action must not
+		// become a way around the access API.
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("update %s/%s: built-in blueprints are changed through the access API, not by actions", bp, id), "UpdateRejected", nil)
 	}
 	v, err := a.eval(ctx, req.Patch, req.Context)
 	if err != nil {

@@ -109,6 +109,7 @@ func TestUpdateEntity(t *testing.T) {
 		{"not an object", UpdateRequest{Blueprint: `"env"`, Identifier: `"pr-1"`, Patch: `.inputs.days`, Context: runCtx}, "not an object", "2026-11-30T10:00:00Z"},
 		{"invalid value", UpdateRequest{Blueprint: `"env"`, Identifier: `"pr-1"`, Patch: `{properties: {expiresAt: "soon"}}`, Context: runCtx}, "UpdateRejected", "2026-11-30T10:00:00Z"},
 		{"unknown entity", UpdateRequest{Blueprint: `"env"`, Identifier: `"pr-9"`, Patch: `{}`, Context: runCtx}, "not found", "2026-11-30T10:00:00Z"},
+		{"built-in blueprint", UpdateRequest{Blueprint: `"_user"`, Identifier: `"bob@example.com"`, Patch: `{properties: {role: "admin"}}`, Context: runCtx}, "built-in blueprints", "2026-11-30T10:00:00Z"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
