@@ -332,7 +332,13 @@ func (m *Manager) Delete(ctx context.Context, id string, purge bool) (int, error
 		}
 	}
 	if err := m.store.DeleteInstallation(ctx, id); err != nil {
-		return 0, fmt.Errorf("delete integration %s: %w", id, err)
+		err = fmt.Errorf("delete integration %s: %w", id, err)
+		if inst.Spec.Schedule != "" { // still installed: keep its resyncs running
+			if rerr := m.applySchedule(ctx, id, inst.Spec.Schedule); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("restore its schedule: %w", rerr))
+			}
+		}
+		return 0, err
 	}
 	m.swap(id, nil)
 	m.limiter.forget(id)

@@ -161,16 +161,30 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		return errors.Join(append(errs, fmt.Errorf("list schedules: %w", err))...)
 	}
 	for _, id := range have {
-		if want[id] || m.hasSchedule(ctx, id) { // installed since we listed
+		if want[id] {
 			continue
 		}
-		if err := m.scheduler.Remove(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("remove schedule of %s: %w", id, err))
-			continue
+		if err := m.removeOrphan(ctx, id); err != nil {
+			errs = append(errs, err)
 		}
-		m.log.Info("removed resync schedule of a missing integration", "integration", id)
 	}
 	return errors.Join(errs...)
+}
+
+// removeOrphan removes the schedule of an integration that has none in
+// the store, re-checked under the install lock: a Put holding it may have
+// created the schedule and not yet stored the installation.
+func (m *Manager) removeOrphan(ctx context.Context, id string) error {
+	m.loadMu.Lock()
+	defer m.loadMu.Unlock()
+	if m.hasSchedule(ctx, id) { // installed since we listed
+		return nil
+	}
+	if err := m.scheduler.Remove(ctx, id); err != nil {
+		return fmt.Errorf("remove schedule of %s: %w", id, err)
+	}
+	m.log.Info("removed resync schedule of a missing integration", "integration", id)
+	return nil
 }
 
 func (m *Manager) hasSchedule(ctx context.Context, id string) bool {
