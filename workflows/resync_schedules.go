@@ -171,10 +171,17 @@ func scheduleErr(err error) error {
 		return nil
 	case errors.As(err, &nf):
 		return fmt.Errorf("%w: %v", integrations.ErrNoSchedule, err)
-	case errors.As(err, &unavailable):
+	case errors.As(err, &unavailable), errors.Is(err, context.DeadlineExceeded), isDeadline(err):
 		return fmt.Errorf("%w: %v", integrations.ErrSchedulesUnavailable, err)
 	}
 	return fmt.Errorf("temporal schedule: %w", err)
+}
+
+// isDeadline reports a gRPC deadline, which is how an unreachable
+// Temporal usually answers.
+func isDeadline(err error) bool {
+	var dl *serviceerror.DeadlineExceeded
+	return errors.As(err, &dl)
 }
 
 // shortDuration formats d without zero trailing units: 15m, 1h, 1h30m, 1m30s.

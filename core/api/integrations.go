@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -57,6 +58,9 @@ type integrationView struct {
 	ScheduleState *integrations.ScheduleState `json:"scheduleState,omitempty"`
 }
 
+// scheduleLookupTimeout bounds the schedule part of GET /integrations/{id}.
+const scheduleLookupTimeout = 2 * time.Second
+
 func (h *integrationHandlers) get(c *gin.Context) {
 	st, err := h.integrations.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
@@ -65,8 +69,11 @@ func (h *integrationHandlers) get(c *gin.Context) {
 	}
 	view := integrationView{Status: st}
 	if st.Schedule != "" {
-		// Best effort: the status stays readable while Temporal is not.
-		view.ScheduleState, _ = h.integrations.Schedule(c.Request.Context(), st.ID)
+		// Best effort, and quick: the status stays readable while Temporal
+		// is not.
+		ctx, cancel := context.WithTimeout(c.Request.Context(), scheduleLookupTimeout)
+		view.ScheduleState, _ = h.integrations.Schedule(ctx, st.ID)
+		cancel()
 	}
 	c.JSON(http.StatusOK, view)
 }
