@@ -436,4 +436,7 @@ func TestTimerTakesLateReschedules(t *testing.T) {
 
 var mockAny = mock.Anything
 
-var quietLogger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+var (
+	quietSlog   = slog.New(slog.NewTextHandler(io.Discard, nil))
+	quietLogger = sdklog.NewStructuredLogger(quietSlog)
+)

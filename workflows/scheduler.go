@@ -48,8 +48,27 @@ func (s *TimerScheduler) Run(ctx context.Context) error {
 	if after == "" {
 		after = "0"
 	}
+	checkGap := true // at start, and whenever a full batch says we lag
 	for ctx.Err() == nil {
-		evs, err := s.Catalog.Events(ctx, after, 200, 2*time.Second)
+		if checkGap {
+			next, err := s.recoverGap(ctx, after)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				s.Logger.Warn("timer scheduler: re-arm timers after a gap", "err", err)
+				sleep(ctx, time.Second)
+				continue
+			}
+			if next != after {
+				after = next
+				if err := s.Cursors.SetCursor(ctx, timerCursor, after); err != nil && ctx.Err() == nil {
+					s.Logger.Warn("timer scheduler: save cursor", "err", err)
+				}
+			}
+		}
+		evs, err := s.Catalog.Events(ctx, after, timerBatch, 2*time.Second)
+		checkGap = len(evs) == timerBatch
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -76,6 +95,68 @@ func (s *TimerScheduler) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// timerBatch is how many change events the scheduler reads at once.
+const timerBatch = 200
+
+// recoverGap handles a change stream trimmed past the scheduler's
+// position (it lagged more than the stream's retention, e.g. a large
+// import while no worker ran): the events it missed are gone, so it arms
+// every timer property of every entity from the catalog (arming is
+// idempotent) and returns the stream's newest id as the new position.
+// Without a gap it returns after unchanged.
+func (s *TimerScheduler) recoverGap(ctx context.Context, after string) (string, error) {
+	if after == "0" {
+		return after, nil
+	}
+	oldest, newest, err := s.Catalog.EventBounds(ctx)
+	if err != nil || oldest == "" || !catalog.EventIDBefore(after, oldest) {
+		return after, err
+	}
+	s.Logger.Warn("timer scheduler: the change stream was trimmed past its position; re-arming timers from the catalog",
+		"position", after, "oldest", oldest)
+	bps, err := s.Catalog.ListBlueprints(ctx)
+	if err != nil {
+		return after, err
+	}
+	armed := 0
+	for _, bp := range bps {
+		if !hasTimer(bp) {
+			continue
+		}
+		for cursor := ""; ; {
+			page, err := s.Catalog.ListEntities(ctx, bp.Identifier, cursor, 500)
+			if err != nil {
+				return after, err
+			}
+			for _, e := range page.Entities {
+				raw, err := json.Marshal(e)
+				if err != nil {
+					return after, err
+				}
+				if err := s.handle(ctx, catalog.Event{Type: catalog.EventEntityCreated, Blueprint: bp.Identifier, Identifier: e.Identifier, After: raw}); err != nil {
+					return after, err
+				}
+				armed++
+			}
+			if page.Next == "" {
+				break
+			}
+			cursor = page.Next
+		}
+	}
+	s.Logger.Info("timer scheduler: timers re-armed from the catalog", "entities", armed, "position", newest)
+	return newest, nil
+}
+
+func hasTimer(bp *catalog.Blueprint) bool {
+	for _, p := range bp.Schema.Properties {
+		if p.Format == "timer" {
+			return true
+		}
+	}
+	return false
 }
 
 func sleep(ctx context.Context, d time.Duration) {

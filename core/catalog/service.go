@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -146,6 +148,30 @@ func (s *Service) Events(ctx context.Context, after string, count int, block tim
 		return nil, err
 	}
 	return s.filterEvents(ctx, evs)
+}
+
+// EventBounds returns the oldest and newest event ids in the stream (see
+// Store.EventBounds).
+func (s *Service) EventBounds(ctx context.Context) (oldest, newest string, err error) {
+	return s.store.EventBounds(ctx)
+}
+
+// EventIDBefore reports whether stream id a comes before b ("0" and ""
+// come before every id).
+func EventIDBefore(a, b string) bool {
+	am, as := splitEventID(a)
+	bm, bs := splitEventID(b)
+	if am != bm {
+		return am < bm
+	}
+	return as < bs
+}
+
+func splitEventID(id string) (ms, seq uint64) {
+	head, tail, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(head, 10, 64)
+	seq, _ = strconv.ParseUint(tail, 10, 64)
+	return ms, seq
 }
 
 // History returns an entity's recent changes, oldest first.

@@ -30,6 +30,10 @@ type Store interface {
 	// "0" for the beginning, "$" for only new ones), waiting up to block for
 	// the first one when block > 0.
 	Events(ctx context.Context, after string, count int, block time.Duration) ([]Event, error)
+	// EventBounds returns the ids of the oldest and newest events still
+	// in the stream ("" when it is empty): a reader whose position is
+	// older than the oldest missed trimmed events.
+	EventBounds(ctx context.Context) (oldest, newest string, err error)
 	// History returns an entity's most recent events, oldest first.
 	History(ctx context.Context, ref Ref) ([]Event, error)
 	// Ping reports whether the store is reachable.

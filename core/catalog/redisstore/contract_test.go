@@ -1204,6 +1204,14 @@ func testHistoryAndEvents(t *testing.T, e *env) {
 		t.Fatalf("delete event: %+v", last)
 	}
 
+	// The stream's bounds.
+	if oldest, newest, err := e.svc.EventBounds(e.ctx); err != nil || oldest != evs[0].ID || newest != evs[len(evs)-1].ID {
+		t.Fatalf("bounds %s..%s (%v), want %s..%s", oldest, newest, err, evs[0].ID, evs[len(evs)-1].ID)
+	}
+	if !catalog.EventIDBefore(evs[0].ID, evs[1].ID) || catalog.EventIDBefore(evs[1].ID, evs[0].ID) || !catalog.EventIDBefore("0", evs[0].ID) {
+		t.Fatalf("EventIDBefore disagrees with the stream's order")
+	}
+
 	// Resume after an id.
 	rest, err := e.svc.Events(e.ctx, evs[1].ID, 100, 0)
 	if err != nil || !slices.Equal(eventTypes(rest), want[2:]) {

@@ -53,6 +53,24 @@ func (s *Store) Events(ctx context.Context, after string, count int, block time.
 	return out, nil
 }
 
+// EventBounds returns the oldest and newest event ids in the stream.
+func (s *Store) EventBounds(ctx context.Context) (string, string, error) {
+	pipe := s.rdb.Pipeline()
+	first := pipe.XRangeN(ctx, s.keys.events(), "-", "+", 1)
+	last := pipe.XRevRangeN(ctx, s.keys.events(), "+", "-", 1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", "", fmt.Errorf("event bounds: %w", err)
+	}
+	var oldest, newest string
+	if v := first.Val(); len(v) == 1 {
+		oldest = v[0].ID
+	}
+	if v := last.Val(); len(v) == 1 {
+		newest = v[0].ID
+	}
+	return oldest, newest, nil
+}
+
 // blockEvents waits up to block for events after the id (XREAD BLOCK).
 func (s *Store) blockEvents(ctx context.Context, after string, count int, block time.Duration) ([]redis.XMessage, error) {
 	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
