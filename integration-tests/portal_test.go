@@ -304,3 +304,30 @@ func TestServeReplicasShareRealRedis(t *testing.T) {
 	b.must("PUT", "/api/v1/blueprints/service/entities/too-big", map[string]any{
 		"properties": map[string]any{"n": 9}, "relations": map[string]any{"owner": "core"}}, 422)
 }
+
+// TestGracefulStopEndsStreams: SIGTERM ends open SSE streams after a short
+// drain, so `portico dev` exits cleanly and promptly instead of waiting
+// out the shutdown timeout.
+func TestGracefulStopEndsStreams(t *testing.T) {
+	p := start(t, freeAddr(t), "dev", "--data-dir", t.TempDir())
+	req, _ := http.NewRequest("GET", p.base+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer T")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("open event stream: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	ended := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, res.Body); close(ended) }()
+	t0 := time.Now()
+	p.stop(syscall.SIGTERM)
+	took := time.Since(t0)
+	if !p.cmd.ProcessState.Success() || took > 8*time.Second {
+		t.Fatalf("exit %v after %s, want a clean exit within 8 s:\n%s", p.cmd.ProcessState, took, p.output())
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream stayed open after the process exited")
+	}
+}

@@ -129,6 +129,10 @@ func servePprof(log *slog.Logger, addr string) {
 	}()
 }
 
+// streamDrain is how long a shutdown lets requests finish before it ends
+// the streams still open.
+const streamDrain = 2 * time.Second
+
 // run serves until SIGINT/SIGTERM, then drains in-flight requests.
 func (p *portal) run() error {
 	ln, err := net.Listen("tcp", p.srv.Addr)
@@ -138,6 +142,14 @@ func (p *portal) run() error {
 	p.log.Info("portico listening", "addr", "http://"+ln.Addr().String())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Requests live under base: a shutdown gives them streamDrain to
+	// finish, then cancels it, which ends long-lived streams (change
+	// events, run logs) that would otherwise hold Shutdown for its whole
+	// timeout; their clients reconnect to another replica and resume.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	p.srv.BaseContext = func(net.Listener) context.Context { return base }
+	p.srv.RegisterOnShutdown(func() { time.AfterFunc(streamDrain, cancelBase) })
 	errc := make(chan error, 1)
 	go func() { errc <- p.srv.Serve(ln) }()
 	go p.plugins.integrations.Run(ctx) // reconcile resync schedules (no Temporal: run them)
