@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"net/http/pprof"
 	"os"
 	"os/signal"
@@ -52,6 +53,9 @@ type portalOptions struct {
 
 // newPortal assembles the process.
 func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, error) {
+	if err := checkPublicURL(o.publicURL); err != nil {
+		return nil, err
+	}
 	ac, addr, cacheDir, eng := o.access, o.addr, o.cacheDir, o.engine
 	cat := catalog.NewService(redisstore.New(rdb, o.store))
 	acc, err := newAccess(log, rdb, cat, ac)
@@ -93,6 +97,18 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 			ReadHeaderTimeout: 10 * time.Second,
 		},
 	}, nil
+}
+
+// checkPublicURL refuses a --public-url that is not an absolute http(s) URL.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--public-url %q: want an absolute http:// or https:// URL", s)
+	}
+	return nil
 }
 
 // linkBase is the base URL of run links: publicURL when set, else the

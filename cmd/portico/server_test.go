@@ -17,3 +17,17 @@ func TestLinkBase(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckPublicURL(t *testing.T) {
+	for _, tt := range []struct {
+		in string
+		ok bool
+	}{
+		{"", true}, {"https://portal.example.com", true}, {"http://127.0.0.1:7070/", true},
+		{"portal.example.com", false}, {"ftp://portal.example.com", false}, {"https://", false},
+	} {
+		if err := checkPublicURL(tt.in); (err == nil) != tt.ok {
+			t.Errorf("checkPublicURL(%q) = %v", tt.in, err)
+		}
+	}
+}

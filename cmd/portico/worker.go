@@ -30,6 +30,9 @@ func workerCmd() *cobra.Command {
 			if err := bindEnv(cmd); err != nil {
 				return err
 			}
+			if err := checkPublicURL(publicURL); err != nil {
+				return err
+			}
 			if tc.address == "" {
 				return errors.New("worker needs --temporal-address (or PORTICO_TEMPORAL_ADDRESS)")
 			}
