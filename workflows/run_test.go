@@ -358,11 +358,7 @@ func TestStoppedRunsCompensate(t *testing.T) {
 }
 
 func TestTimerExpiresAndReschedules(t *testing.T) {
-	var ts testsuite.WorkflowTestSuite
-	ts.SetLogger(quietLogger)
-	env := ts.NewTestWorkflowEnvironment()
-	Register(env, &Activities{})
-	start := env.Now()
+	env, start := timerEnv()
 	var expired []TimerInput
 	env.OnActivity(activityExpire, mockAny, mockAny).Return(func(_ context.Context, in TimerInput) (*ExpireResult, error) {
 		expired = append(expired, in)
@@ -390,32 +386,17 @@ func TestTimerExpiresAndReschedules(t *testing.T) {
 // (its reschedule signal not yet delivered), the timer continues as new
 // with the new deadline instead of ending.
 func TestTimerFollowsAMovedValue(t *testing.T) {
-	var ts testsuite.WorkflowTestSuite
-	ts.SetLogger(quietLogger)
-	env := ts.NewTestWorkflowEnvironment()
-	Register(env, &Activities{})
-	start := env.Now()
+	env, start := timerEnv()
 	later := start.Add(24 * time.Hour)
 	env.OnActivity(activityExpire, mockAny, mockAny).Return(&ExpireResult{Rescheduled: &later}, nil)
 	env.ExecuteWorkflow(Timer, TimerInput{Blueprint: "env", Identifier: "pr-1", Property: "expiresAt", ExpiresAt: start.Add(time.Hour)})
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("want continue-as-new, got %v", err)
-	}
-	var next TimerInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil || !next.ExpiresAt.Equal(later) {
-		t.Fatalf("continued with %+v (%v), want deadline %v", next, err, later)
-	}
+	continuedAt(t, env, later)
 }
 
 // TestTimerTakesLateReschedules: a reschedule signalled while Expire runs
 // (after it read the entity) re-arms the timer at the new deadline.
 func TestTimerTakesLateReschedules(t *testing.T) {
-	var ts testsuite.WorkflowTestSuite
-	ts.SetLogger(quietLogger)
-	env := ts.NewTestWorkflowEnvironment()
-	Register(env, &Activities{})
-	start := env.Now()
+	env, start := timerEnv()
 	in := TimerInput{Blueprint: "env", Identifier: "pr-1", Property: "expiresAt", ExpiresAt: start.Add(time.Hour)}
 	later := in
 	later.ExpiresAt = start.Add(48 * time.Hour)
@@ -424,13 +405,28 @@ func TestTimerTakesLateReschedules(t *testing.T) {
 		return &ExpireResult{}, nil
 	})
 	env.ExecuteWorkflow(Timer, in)
+	continuedAt(t, env, later.ExpiresAt)
+}
+
+// timerEnv is a workflow test environment for Timer and its start time.
+func timerEnv() (*testsuite.TestWorkflowEnvironment, time.Time) {
+	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(quietLogger)
+	env := ts.NewTestWorkflowEnvironment()
+	Register(env, &Activities{})
+	return env, env.Now()
+}
+
+// continuedAt asserts the timer continued as new with deadline want.
+func continuedAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, want time.Time) {
+	t.Helper()
 	var can *workflow.ContinueAsNewError
 	if err := env.GetWorkflowError(); !errors.As(err, &can) {
 		t.Fatalf("want continue-as-new, got %v", err)
 	}
 	var next TimerInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil || !next.ExpiresAt.Equal(later.ExpiresAt) {
-		t.Fatalf("continued with %+v (%v), want deadline %v", next, err, later.ExpiresAt)
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil || !next.ExpiresAt.Equal(want) {
+		t.Fatalf("continued with %+v (%v), want deadline %v", next, err, want)
 	}
 }
 
