@@ -65,7 +65,7 @@ func Timer(ctx workflow.Context, in TimerInput) error {
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 20},
 	})
-	fired := in.ExpiresAt
+	deadline := in.ExpiresAt // the one that just fired
 	var res ExpireResult
 	if err := workflow.ExecuteActivity(actx, activityExpire, in).Get(ctx, &res); err != nil {
 		return err
@@ -83,7 +83,7 @@ func Timer(ctx workflow.Context, in TimerInput) error {
 		var sig TimerInput
 		for resched.ReceiveAsync(&sig) {
 			next.ExpiresAt, next.ExpiryAction = sig.ExpiresAt, sig.ExpiryAction
-			moved = !sig.ExpiresAt.Equal(fired)
+			moved = !sig.ExpiresAt.Equal(deadline)
 		}
 	}
 	if moved {
