@@ -101,7 +101,9 @@ func (f *fakeRunner) deciders() []string {
 	return out
 }
 
-func newActionsEnv(t *testing.T, runner actions.Runner) *accessEnv {
+// actionsConfig is the API configuration of the actions tests: catalog,
+// access (bootstrapped) and actions over one miniredis, runs on runner.
+func actionsConfig(t *testing.T, runner actions.Runner) (api.Config, *redis.Client) {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
@@ -112,7 +114,13 @@ func newActionsEnv(t *testing.T, runner actions.Runner) *accessEnv {
 		t.Fatal(err)
 	}
 	svc := actions.NewService(redisactions.New(rdb, ""), cat, runner)
-	srv := httptest.NewServer(api.New(api.Config{Catalog: cat, Access: acc, Actions: svc}))
+	return api.Config{Catalog: cat, Access: acc, Actions: svc}, rdb
+}
+
+func newActionsEnv(t *testing.T, runner actions.Runner) *accessEnv {
+	t.Helper()
+	cfg, rdb := actionsConfig(t, runner)
+	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(srv.Close)
 	e := &accessEnv{env: &env{t: t, srv: srv}, rdb: rdb}
 	e.must(201, "PUT", "/api/v1/blueprints/service", M{"schema": M{"properties": M{"tier": M{"type": "integer"}}}})

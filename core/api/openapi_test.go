@@ -11,17 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/gin-gonic/gin"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/access"
-	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/actions"
-	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/api"
-	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
 )
 
 // Route registration only needs non-nil registry and integrations; no
@@ -35,16 +29,9 @@ type (
 // every route is mounted.
 func fullEngine(t *testing.T) *gin.Engine {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
-	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), access.Options{AdminToken: token})
-	svc := actions.NewService(redisactions.New(rdb, ""), cat, &fakeRunner{runs: map[string]*actions.Run{}})
-	h := api.New(api.Config{
-		Catalog: cat, Access: acc, Actions: svc,
-		Plugins: routesOnlyPlugins{}, Integrations: routesOnlyIntegrations{},
-	})
+	cfg, _ := actionsConfig(t, &fakeRunner{runs: map[string]*actions.Run{}})
+	cfg.Plugins, cfg.Integrations = routesOnlyPlugins{}, routesOnlyIntegrations{}
+	h := api.New(cfg)
 	engine, ok := h.(*gin.Engine)
 	if !ok {
 		t.Fatalf("api.New returned %T, not *gin.Engine", h)
