@@ -23,6 +23,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/internal/logbuf"
 )
 
 // writerEnv makes the test binary act as the writer process of TestKill9.
@@ -38,24 +40,6 @@ func TestMain(m *testing.M) {
 var ctx = context.Background()
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func start(t testing.TB, dir string) *Server {
 	t.Helper()
@@ -359,7 +343,7 @@ func TestTornTail(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var logs syncBuffer
+			var logs logbuf.Buffer
 			s2, err := Start(d, slog.New(slog.NewTextHandler(&logs, nil)))
 			if err != nil {
 				t.Fatal(err)

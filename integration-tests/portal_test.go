@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/internal/logbuf"
 )
 
 var (
@@ -53,7 +54,7 @@ type proc struct {
 	t    testing.TB
 	cmd  *exec.Cmd
 	base string
-	log  *lockedBuffer
+	log  *logbuf.Buffer
 }
 
 func freeAddr(t testing.TB) string {
@@ -91,7 +92,7 @@ func spawn(t testing.TB, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(portico(t), args...)
 	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_TOKEN=T")
-	p := &proc{t: t, cmd: cmd, log: &lockedBuffer{}}
+	p := &proc{t: t, cmd: cmd, log: &logbuf.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start portico %s: %v", args[0], err)
@@ -114,24 +115,6 @@ func (p *proc) waitLog(want string, timeout time.Duration) {
 }
 
 func (p *proc) output() string { return p.log.String() }
-
-// lockedBuffer is an output buffer the process writes while tests read.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(data []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(data)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // stop sends sig and waits for the process to exit.
 func (p *proc) stop(sig syscall.Signal) {

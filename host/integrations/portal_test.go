@@ -28,6 +28,7 @@ import (
 	"github.com/portico-dev/portico/host/loader"
 	"github.com/portico-dev/portico/host/redisstore"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/internal/logbuf"
 )
 
 func TestMain(m *testing.M) { os.Exit(plugintest.Main(m)) }
@@ -48,7 +49,7 @@ type portal struct {
 	url  string
 	cat  *catalog.Service
 	mgr  *integrations.Manager
-	logs *lockedBuffer
+	logs *logbuf.Buffer
 }
 
 func newPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Options) *portal {
@@ -59,7 +60,7 @@ func newPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Option
 		t.Cleanup(func() { c.Close() })
 		rdb = c
 	}
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cat := catalog.NewService(catalogredis.New(rdb, catalogredis.Options{}))
 	ld, err := loader.New(plugintest.CacheDir(), logger)
@@ -356,24 +357,6 @@ func (s *standIn) patch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.NotFound(w, r)
-}
-
-// lockedBuffer collects log output from concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // noSecrets fails the test if a secret value appears in s.
