@@ -158,6 +158,28 @@ func (h *handlers) related(c *gin.Context) {
 // bulkRequest is the body of POST /entities/bulk.
 type bulkRequest struct {
 	Entities []json.RawMessage `json:"entities"`
+	// decode decodes one item: catalog.DecodeBulkItem when the body was
+	// validated as a whole, catalog.DecodeEntity otherwise.
+	decode func([]byte) (*catalog.Entity, error)
+}
+
+// decodeBulk reads a bulk request. A well-formed body is validated once
+// and split in place; anything else is decoded strictly, which names the
+// problem.
+func decodeBulk(c *gin.Context) (bulkRequest, error) {
+	raw, err := readBody(c)
+	if err != nil {
+		return bulkRequest{}, err
+	}
+	if items, ok := catalog.SplitBulk(raw); ok {
+		req := bulkRequest{Entities: make([]json.RawMessage, len(items)), decode: catalog.DecodeBulkItem}
+		for i, it := range items {
+			req.Entities[i] = it
+		}
+		return req, nil
+	}
+	req := bulkRequest{decode: catalog.DecodeEntity}
+	return req, decodeStrict(raw, &req)
 }
 
 type bulkResult struct {
@@ -169,8 +191,8 @@ type bulkResult struct {
 }
 
 func (h *handlers) bulk(c *gin.Context) {
-	var req bulkRequest
-	if err := bindJSON(c, &req); err != nil {
+	req, err := decodeBulk(c)
+	if err != nil {
 		fail(c, err)
 		return
 	}
@@ -187,7 +209,7 @@ func (h *handlers) bulk(c *gin.Context) {
 	index := make([]int, 0, len(req.Entities))
 	for i, raw := range req.Entities {
 		results[i].Index = i
-		e, err := catalog.DecodeEntity(raw)
+		e, err := req.decode(raw)
 		if err == nil && e.Blueprint == "" {
 			err = &catalog.ValidationError{Message: "missing blueprint", Violations: []catalog.Violation{{Path: "/blueprint", Message: "required"}}}
 		}

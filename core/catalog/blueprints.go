@@ -64,9 +64,11 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 			if !bp.UpdatedAt.After(existing.UpdatedAt) {
 				bp.UpdatedAt = existing.UpdatedAt.Add(time.Microsecond)
 			}
-			if err := s.checkExistingEntities(ctx, tx, existing, compiled); err != nil {
+			ents, err := s.checkExistingEntities(ctx, tx, existing, compiled)
+			if err != nil {
 				return err
 			}
+			tx.ReindexEntities(existing, &bp, ents)
 		}
 		typ := EventBlueprintCreated
 		if existing != nil {
@@ -97,10 +99,11 @@ func (s *Service) checkRelationTargets(ctx context.Context, tx Tx, bp *Blueprint
 
 // checkExistingEntities validates every stored entity against the new
 // definition: a change that would make any of them invalid is refused.
-func (s *Service) checkExistingEntities(ctx context.Context, tx Tx, old *Blueprint, next *CompiledBlueprint) error {
+// It returns the entities it read.
+func (s *Service) checkExistingEntities(ctx context.Context, tx Tx, old *Blueprint, next *CompiledBlueprint) ([]*Entity, error) {
 	ids, err := tx.EntityIDs(ctx, old.Identifier)
 	if err != nil || len(ids) == 0 {
-		return err
+		return nil, err
 	}
 	refs := make([]Ref, len(ids))
 	for i, id := range ids {
@@ -108,7 +111,7 @@ func (s *Service) checkExistingEntities(ctx context.Context, tx Tx, old *Bluepri
 	}
 	ents, err := tx.Entities(ctx, refs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var vs violations
 	offenders := 0
@@ -139,13 +142,13 @@ func (s *Service) checkExistingEntities(ctx context.Context, tx Tx, old *Bluepri
 		}
 	}
 	if offenders == 0 {
-		return nil
+		return ents, nil
 	}
 	msg := fmt.Sprintf("the change would invalidate %d existing %s entities", offenders, old.Identifier)
 	if offenders > maxOffenders {
 		msg += fmt.Sprintf(" (first %d listed)", maxOffenders)
 	}
-	return vs.err(msg)
+	return nil, vs.err(msg)
 }
 
 // sameBlueprint compares definitions, ignoring timestamps.

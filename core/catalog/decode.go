@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 
@@ -31,9 +32,21 @@ type entityWire struct {
 // strict path, which produces the precise error.
 func decodeEntityFast(data []byte) (*Entity, bool) {
 	// goccy is laxer than encoding/json (control characters in strings,
-	// invalid UTF-8): validate with the standard scanner, which is cheap
-	// next to decoding.
-	if !utf8.Valid(data) || !json.Valid(data) || !plainKnownKeys(data) {
+	// invalid UTF-8): validate with the standard scanner first.
+	if !validJSON(data) {
+		return nil, false
+	}
+	return decodeValidEntity(data)
+}
+
+// validJSON is what goccy needs checked before it decodes: valid UTF-8
+// and valid JSON by encoding/json's rules.
+func validJSON(data []byte) bool { return utf8.Valid(data) && json.Valid(data) }
+
+// decodeValidEntity is decodeEntityFast for a document already known to
+// pass validJSON.
+func decodeValidEntity(data []byte) (*Entity, bool) {
+	if !plainKnownKeys(data) {
 		return nil, false
 	}
 	var w entityWire
@@ -49,6 +62,60 @@ func decodeEntityFast(data []byte) (*Entity, bool) {
 		e.Relations = map[string]any{}
 	}
 	return e, true
+}
+
+// SplitBulk splits a bulk request body, {"entities": [item, ...]}, into
+// its items (sub-slices of body), validating the body once instead of item
+// by item (see DecodeBulkItem). ok is false for anything unusual — invalid JSON,
+// another or escaped key, a repeated key, no array — and the caller then
+// decodes the body strictly for a precise error; an item that does not
+// decode quickly is decoded by DecodeEntity.
+func SplitBulk(body []byte) (items [][]byte, ok bool) {
+	if !validJSON(body) {
+		return nil, false
+	}
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(body, i+1)
+	const key = `"entities"`
+	if !bytes.HasPrefix(body[i:], []byte(key)) {
+		return nil, false
+	}
+	i = skipSpace(body, i+len(key))
+	if body[i] != ':' { // valid JSON: a key is followed by ':'
+		return nil, false
+	}
+	i = skipSpace(body, i+1)
+	if body[i] != '[' {
+		return nil, false
+	}
+	items = [][]byte{}
+	i = skipSpace(body, i+1)
+	for body[i] != ']' {
+		end := skipValue(body, i)
+		items = append(items, body[i:end])
+		i = skipSpace(body, end)
+		if body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+	}
+	// Only the closing brace of the envelope may follow: a second key
+	// (unknown, or "entities" again) takes the strict path.
+	if i = skipSpace(body, i+1); body[i] != '}' {
+		return nil, false
+	}
+	return items, true
+}
+
+// DecodeBulkItem decodes one item returned by SplitBulk (already validated
+// as part of the body), like DecodeEntity.
+func DecodeBulkItem(item []byte) (*Entity, error) {
+	if e, ok := decodeValidEntity(item); ok {
+		return e, nil
+	}
+	return decodeEntityStrict(item)
 }
 
 // plainKnownKeys reports whether a valid JSON document is an object whose

@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -57,6 +59,76 @@ func TestFastDecoderAcceptsOrdinaryEntities(t *testing.T) {
 	for _, doc := range []string{`{"Identifier":"a"}`, `{"identifier":"a","identifier":"b"}`, `{"identifier":"a","x":1}`, `{"identifier":5}`, `[1]`, `{"identifier":"a"} x`} {
 		if _, ok := decodeEntityFast([]byte(doc)); ok {
 			t.Errorf("fast path accepted %s", doc)
+		}
+	}
+}
+
+// FuzzSplitBulk checks that the fast bulk splitter accepts only bodies the
+// strict envelope decode accepts, with the same items.
+func FuzzSplitBulk(f *testing.F) {
+	for _, s := range []string{
+		`{"entities":[]}`,
+		` { "entities" : [ {"identifier":"a"} , 1, "x" ,null,[{"a":"]"}] ] } `,
+		`{"entities":[{"identifier":"a\"]}"}]}`,
+		`{"entities":[],"entities":[{}]}`,
+		`{"Entities":[{}]}`,
+		`{"entities":null}`,
+		`{"entities":[{"a":1}],"other":1}`,
+		`{"entit\u0069es":[{}]}`,
+		`[{"entities":[]}]`,
+		`{"entities":[1,]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		items, ok := SplitBulk(body)
+		if !ok {
+			return
+		}
+		var want struct {
+			Entities []json.RawMessage `json:"entities"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&want); err != nil || dec.More() {
+			t.Fatalf("SplitBulk accepted %q, which the strict decoder rejects (%v)", body, err)
+		}
+		if want.Entities == nil || len(items) != len(want.Entities) {
+			t.Fatalf("SplitBulk(%q): %d items, strict decode %d", body, len(items), len(want.Entities))
+		}
+		for i := range items {
+			var got, exp bytes.Buffer
+			if err := json.Compact(&got, items[i]); err != nil {
+				t.Fatalf("item %d %q is not JSON: %v", i, items[i], err)
+			}
+			_ = json.Compact(&exp, want.Entities[i])
+			if got.String() != exp.String() {
+				t.Fatalf("item %d: %q, strict decode %q", i, got.String(), exp.String())
+			}
+		}
+	})
+}
+
+func TestSplitBulk(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		ok   bool
+		n    int
+	}{
+		{`{"entities":[]}`, true, 0},
+		{` { "entities" : [ {"identifier":"a"} , 1, "x" ,null ] } `, true, 4},
+		{`{"entities":[{"identifier":"a\"]}"}]}`, true, 1},
+		{`{"entities":[],"entities":[{}]}`, false, 0}, // repeated: strict path
+		{`{"Entities":[{}]}`, false, 0},
+		{`{"entities":null}`, false, 0},
+		{`{"entities":[{}],"other":1}`, false, 0},
+		{`{"entit\u0069es":[{}]}`, false, 0},
+		{`{"entities":[1,]}`, false, 0},
+		{"{\"entities\":[\"\xff\"]}", false, 0},
+	} {
+		items, ok := SplitBulk([]byte(tc.body))
+		if ok != tc.ok || len(items) != tc.n {
+			t.Errorf("SplitBulk(%q) = %d items, %v; want %d, %v", tc.body, len(items), ok, tc.n, tc.ok)
 		}
 	}
 }

@@ -1,14 +1,12 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
-	gojson "github.com/goccy/go-json"
 )
 
 // MaxBatch is the most entities one Write call takes.
@@ -464,23 +462,6 @@ func (w *batch) stage(ctx context.Context) {
 		w.results[i].Entity = a
 	}
 }
-
-// entityContent is what makes two versions of an entity different.
-type entityContent struct {
-	Title      string         `json:"title"`
-	Icon       string         `json:"icon"`
-	Team       []string       `json:"team"`
-	Properties map[string]any `json:"properties"`
-	Relations  map[string]any `json:"relations"`
-	Datasource string         `json:"datasource"`
-}
-
-func contentOf(e *Entity) []byte {
-	raw, _ := gojson.Marshal(entityContent{e.Title, e.Icon, e.Team, e.Properties, e.Relations, e.Datasource})
-	return raw
-}
-
-func sameContent(a, b *Entity) bool { return bytes.Equal(contentOf(a), contentOf(b)) }
 
 // copy returns a deep copy (through JSON: entities are JSON values).
 func (e *Entity) copy() *Entity {

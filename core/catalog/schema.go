@@ -289,6 +289,13 @@ func schemaCompileProperty(p *Property, path string, vs *violations) *schemaProp
 			r.format = f
 		}
 	}
+	switch {
+	case p.Cardinality == "":
+	case p.Cardinality != CardinalityLow && p.Cardinality != CardinalityHigh:
+		vs.add(path+"/cardinality", "must be %s or %s", CardinalityLow, CardinalityHigh)
+	case kind != schemaKindString && kind != schemaKindArray:
+		vs.add(path+"/cardinality", "only allowed on string and array properties")
+	}
 	if p.ExpiryAction != "" {
 		if p.Format != "timer" {
 			vs.add(path+"/expiryAction", "only allowed on properties of format timer")

@@ -745,3 +745,44 @@ func BenchmarkDecodeEntity(b *testing.B) {
 		}
 	}
 }
+
+func TestCardinalityHint(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		prop string
+		path string // violation path, "" when valid
+		high bool
+	}{
+		{"plain string", `{"type": "string"}`, "", false},
+		{"url", `{"type": "string", "format": "url"}`, "", true},
+		{"email hinted low", `{"type": "string", "format": "email", "cardinality": "low"}`, "", false},
+		{"string hinted high", `{"type": "string", "cardinality": "high"}`, "", true},
+		{"array of urls", `{"type": "array", "items": {"type": "string", "format": "url"}}`, "", true},
+		{"array hint wins", `{"type": "array", "cardinality": "low", "items": {"type": "string", "format": "url"}}`, "", false},
+		{"array of hinted items", `{"type": "array", "items": {"type": "string", "cardinality": "high"}}`, "", true},
+		{"unknown hint", `{"type": "string", "cardinality": "some"}`, "/schema/properties/p/cardinality", false},
+		{"hint on a number", `{"type": "number", "cardinality": "high"}`, "/schema/properties/p/cardinality", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var bp Blueprint
+			if err := json.Unmarshal([]byte(`{"identifier": "b", "schema": {"properties": {"p": `+tc.prop+`}}}`), &bp); err != nil {
+				t.Fatal(err)
+			}
+			_, err := CompileBlueprint(&bp)
+			if tc.path != "" {
+				var ve *ValidationError
+				if !errors.As(err, &ve) || len(ve.Violations) != 1 || ve.Violations[0].Path != tc.path {
+					t.Fatalf("error %v, want one violation at %s", err, tc.path)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := bp.Schema.Properties["p"]
+			if got := p.HighCardinality(); got != tc.high {
+				t.Fatalf("HighCardinality() = %v, want %v", got, tc.high)
+			}
+		})
+	}
+}

@@ -51,12 +51,16 @@ type Tx interface {
 
 	PutBlueprint(bp *Blueprint, ev Event)
 	DeleteBlueprint(id string, ev Event)
+	// ReindexEntities re-indexes a blueprint's stored entities when its
+	// definition changes from old to next (the store decides whether the
+	// change touches its index layout).
+	ReindexEntities(old, next *Blueprint, ents []*Entity)
 	// PutEntity writes after (before is the stored version or nil), keeping
-	// indexes in step. UpdatedAt strictly increases with every change, so
-	// an entity with UpdatedAt == CreatedAt was never changed.
 	// indexes in step; ev, with Before and After filled in from the
 	// entities, is appended to the stream and the entity history.
-	// The blueprint supplies the relations' target blueprints.
+	// UpdatedAt strictly increases with every change, so an entity with
+	// UpdatedAt == CreatedAt was never changed. The blueprint supplies the
+	// relations' target blueprints and the index layout.
 	PutEntity(bp *Blueprint, before, after *Entity, ev Event)
 	DeleteEntity(bp *Blueprint, before *Entity, ev Event)
 }

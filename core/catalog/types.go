@@ -59,6 +59,38 @@ type Property struct {
 	// ExpiryAction (format "timer" only) names the action run, on the
 	// entity, when the timer expires.
 	ExpiryAction string `json:"expiryAction,omitempty"`
+	// Cardinality (string and array properties) hints how many distinct
+	// values to expect: "low" (a few, shared by many entities: enums,
+	// environments, languages) or "high" (nearly one per entity: URLs,
+	// names). It picks the secondary index layout; without it, formats
+	// url, email, date-time, timer and user are high and other strings
+	// low. Changing it re-indexes the blueprint's entities.
+	Cardinality string `json:"cardinality,omitempty"`
+}
+
+// Cardinality hints.
+const (
+	CardinalityLow  = "low"
+	CardinalityHigh = "high"
+)
+
+// HighCardinality reports whether a string property's values are
+// expected to be nearly unique per entity: its hint, else its format (an
+// array takes both from its items when it has no hint of its own).
+func (p *Property) HighCardinality() bool {
+	switch {
+	case p.Cardinality == CardinalityHigh:
+		return true
+	case p.Cardinality == CardinalityLow:
+		return false
+	case p.Type == "array" && p.Items != nil:
+		return p.Items.HighCardinality()
+	}
+	switch p.Format {
+	case "url", "email", "date-time", "timer", "user":
+		return true
+	}
+	return false
 }
 
 // Relation declares that entities of a blueprint may point at entities of

@@ -67,6 +67,7 @@ func runContract(t *testing.T, opts redisstore.Options, newClient func(t *testin
 		{"Delete", testDelete},
 		{"HistoryAndEvents", testHistoryAndEvents},
 		{"SearchOperators", testSearchOperators},
+		{"SearchAcrossIndexLayouts", testSearchAcrossIndexLayouts},
 		{"SearchSort", testSearchSort},
 		{"SearchPagination", testSearchPagination},
 		{"Related", testRelated},
@@ -1310,7 +1311,48 @@ func at(minutes int) string { return t0.Add(time.Duration(minutes) * time.Minute
 
 func testSearchOperators(t *testing.T, e *env) {
 	seedCatalog(t, e)
-	// scoped: the rule is and-ed with $blueprint = service
+	checkScopedOperators(t, e)
+	checkGlobalSearches(t, e)
+}
+
+// testSearchAcrossIndexLayouts changes the service blueprint's cardinality
+// hints, which re-indexes its entities in the other layout (per-value sets
+// or one pair zset), and checks every operator after each change.
+func testSearchAcrossIndexLayouts(t *testing.T, e *env) {
+	seedCatalog(t, e)
+	hinted := strings.NewReplacer(
+		`"language": {"type": "string",`, `"language": {"type": "string", "cardinality": "high",`,
+		`"tags": {"type": "array",`, `"tags": {"type": "array", "cardinality": "high",`,
+		`"format": "timer"}`, `"format": "timer", "cardinality": "low"}`,
+	).Replace(serviceBP)
+	if hinted == serviceBP || strings.Count(hinted, "cardinality") != 3 {
+		t.Fatal("the hinted blueprint did not change")
+	}
+	for _, layout := range []struct {
+		name, bp string
+		high     bool // language, tags pair-indexed; expiresAt in sets
+	}{{"hinted", hinted, true}, {"default again", serviceBP, false}, {"hinted again", hinted, true}} {
+		e.blueprint(layout.bp)
+		t.Run(layout.name, func(t *testing.T) {
+			checkScopedOperators(t, e)
+			for prop, pairs := range map[string]int64{"language": 5, "tags": 4, "expiresAt": 2} {
+				high := layout.high == (prop != "expiresAt")
+				gotPairs := e.rdb.ZCard(e.ctx, e.prefix+"|ix|service|"+prop+"|x").Val()
+				sets := e.rdb.Keys(e.ctx, e.prefix+"|ix|service|"+prop+"|=|*").Val()
+				if high && (gotPairs != pairs || len(sets) != 0) {
+					t.Errorf("%s high: %d pair members, want %d; value sets %v, want none", prop, gotPairs, pairs, sets)
+				}
+				if !high && (gotPairs != 0 || len(sets) == 0) {
+					t.Errorf("%s low: %d pair members, want none; %d value sets", prop, gotPairs, len(sets))
+				}
+			}
+		})
+	}
+}
+
+// checkScopedOperators runs every operator over the seeded services: each
+// rule is and-ed with $blueprint = service.
+func checkScopedOperators(t *testing.T, e *env) {
 	scoped := []struct {
 		name, rule string
 		want       []string
@@ -1400,7 +1442,10 @@ func testSearchOperators(t *testing.T, e *env) {
 		})
 	}
 
-	// whole catalog
+}
+
+// checkGlobalSearches runs searches over the whole seeded catalog.
+func checkGlobalSearches(t *testing.T, e *env) {
 	rel := func(bp, id, dir, extra string) string {
 		return `{"operator": "relatedTo", "blueprint": "` + bp + `", "identifier": "` + id + `", "direction": "` + dir + `"` + extra + `}`
 	}

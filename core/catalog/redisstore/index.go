@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/portico-dev/portico/core/catalog"
 )
@@ -14,16 +15,24 @@ type indexKind byte
 
 const (
 	// eqIndex: a set of the identifiers holding one value (equality, in,
-	// contains — intersected server-side with SINTER).
+	// contains — intersected server-side with SINTER). Low-cardinality
+	// strings and booleans.
 	eqIndex indexKind = '='
-	// valuesIndex: a lexical zset of a property's distinct string values
-	// (ranges and prefixes over strings pick values here, then union their
-	// equality sets). Members are not removed when the last entity drops a
-	// value: a stale value's equality set is simply empty.
+	// valuesIndex: a lexical zset of a low-cardinality property's distinct
+	// string values (ranges and prefixes over strings pick values here,
+	// then union their equality sets). Members are not removed when the
+	// last entity drops a value: a stale value's equality set is simply
+	// empty.
 	valuesIndex indexKind = 'v'
-	// numIndex: a zset of numeric values (ranges, sorting).
+	// pairIndex: a lexical zset of "<tagged value>\x00<id>" for a
+	// high-cardinality string property (catalog.Property.HighCardinality):
+	// one member per value instead of a Redis key per distinct value.
+	// Equality, ranges and prefixes are ZRANGEBYLEX over it.
+	pairIndex indexKind = 'x'
+	// numIndex: a zset of numeric values (equality, ranges, sorting).
 	numIndex indexKind = 'n'
-	// longIndex: identifiers whose string value is too long to index.
+	// longIndex: identifiers whose string value is too long to index (or,
+	// in a pair index, holds a NUL): always re-checked.
 	longIndex indexKind = 'l'
 )
 
@@ -61,25 +70,30 @@ func idFromNumMember(m string) string {
 	return m
 }
 
-// indexEntries lists every index member an entity contributes: each
-// top-level scalar property (and each scalar element of an array property)
-// and the indexed meta-properties.
-func indexEntries(e *catalog.Entity) []indexEntry {
+// indexEntries lists every index member an entity contributes under
+// blueprint bp's layout: each top-level scalar property (and each scalar
+// element of an array property) and the indexed meta-properties.
+func indexEntries(bp *catalog.Blueprint, e *catalog.Entity) []indexEntry {
 	if e == nil {
 		return nil
 	}
 	out := make([]indexEntry, 0, 2*len(e.Properties)+8)
 	for name, v := range e.Properties {
-		out = appendValueEntries(out, name, e.Identifier, v)
+		high := false
+		if def, ok := bp.Schema.Properties[name]; ok {
+			high = def.HighCardinality()
+		}
+		out = appendValueEntries(out, name, e.Identifier, v, high)
 	}
 	// An untitled entity has $title "" (catalog.Lookup): index it too, or
-	// `$title = ""` and ranges reaching "" would miss it.
-	out = appendValueEntries(out, "$title", e.Identifier, e.Title)
+	// `$title = ""` and ranges reaching "" would miss it. Titles are
+	// nearly unique.
+	out = appendValueEntries(out, "$title", e.Identifier, e.Title, true)
 	for _, t := range e.Team {
-		out = appendValueEntries(out, "$team", e.Identifier, t)
+		out = appendValueEntries(out, "$team", e.Identifier, t, false)
 	}
 	if e.Datasource != "" {
-		out = appendValueEntries(out, "$datasource", e.Identifier, e.Datasource)
+		out = appendValueEntries(out, "$datasource", e.Identifier, e.Datasource, false)
 	}
 	out = append(out,
 		indexEntry{kind: numIndex, prop: "$createdAt", member: e.Identifier, score: float64(e.CreatedAt.UnixMilli())},
@@ -88,27 +102,58 @@ func indexEntries(e *catalog.Entity) []indexEntry {
 	return out
 }
 
-func appendValueEntries(out []indexEntry, prop, id string, v any) []indexEntry {
+// sameLayout reports whether two versions of a blueprint index every
+// property the same way.
+func sameLayout(a, b *catalog.Blueprint) bool {
+	for name := range a.Schema.Properties {
+		if highCardinality(a, name) != highCardinality(b, name) {
+			return false
+		}
+	}
+	for name := range b.Schema.Properties {
+		if highCardinality(a, name) != highCardinality(b, name) {
+			return false
+		}
+	}
+	return true
+}
+
+// highCardinality tells which layout a string property of bp uses.
+func highCardinality(bp *catalog.Blueprint, prop string) bool {
+	switch prop {
+	case "$title":
+		return true
+	case "$team", "$datasource":
+		return false
+	}
+	def, ok := bp.Schema.Properties[prop]
+	return ok && def.HighCardinality()
+}
+
+func appendValueEntries(out []indexEntry, prop, id string, v any, high bool) []indexEntry {
 	switch t := v.(type) {
 	case []any:
 		for i, x := range t {
-			out = appendScalarEntries(out, prop, id, x, i, true)
+			out = appendScalarEntries(out, prop, id, x, i, true, high)
 		}
 		return out
 	case []string:
 		for i, x := range t {
-			out = appendScalarEntries(out, prop, id, x, i, true)
+			out = appendScalarEntries(out, prop, id, x, i, true, high)
 		}
 		return out
 	}
-	return appendScalarEntries(out, prop, id, v, 0, false)
+	return appendScalarEntries(out, prop, id, v, 0, false, high)
 }
 
-func appendScalarEntries(out []indexEntry, prop, id string, v any, i int, inArray bool) []indexEntry {
+func appendScalarEntries(out []indexEntry, prop, id string, v any, i int, inArray, high bool) []indexEntry {
 	switch t := v.(type) {
 	case string:
-		if len(t) > maxIndexedValue {
+		if len(t) > maxIndexedValue || (high && strings.IndexByte(t, 0) >= 0) {
 			return append(out, indexEntry{kind: longIndex, prop: prop, member: id})
+		}
+		if high {
+			return append(out, indexEntry{kind: pairIndex, prop: prop, member: pairMember(t, id)})
 		}
 		tv := taggedString(t)
 		return append(out,
@@ -117,27 +162,39 @@ func appendScalarEntries(out []indexEntry, prop, id string, v any, i int, inArra
 	case bool:
 		return append(out, indexEntry{kind: eqIndex, prop: prop, value: taggedBool(t), member: id})
 	case float64:
+		// Numeric equality is a score range on this zset: a set per
+		// number would cost a key per distinct value (costs, ports, ...).
 		m := id
 		if inArray {
 			m = id + "\x00" + strconv.Itoa(i)
 		}
-		return append(out,
-			indexEntry{kind: eqIndex, prop: prop, value: taggedNumber(t), member: id},
-			indexEntry{kind: numIndex, prop: prop, member: m, score: t})
+		return append(out, indexEntry{kind: numIndex, prop: prop, member: m, score: t})
 	case int:
-		return appendScalarEntries(out, prop, id, float64(t), i, inArray)
+		return appendScalarEntries(out, prop, id, float64(t), i, inArray, high)
 	}
 	return out
 }
 
-// indexDiff returns the entries to remove and to add to go from before to
-// after (either may be nil). Values-index members are never removed.
-func indexDiff(before, after *catalog.Entity) (remove, add []indexEntry) {
-	cur := indexEntries(after)
+// pairMember is a pair-index member: the tagged value, NUL, the identifier
+// (values holding a NUL are not pair-indexed, so the first NUL splits).
+func pairMember(value, id string) string {
+	return string(rune(tagString)) + value + "\x00" + id
+}
+
+// idFromPairMember returns the identifier of a pair-index member.
+func idFromPairMember(m string) string {
+	return m[strings.IndexByte(m, 0)+1:]
+}
+
+// indexDiff returns the entries to remove and to add to go from before
+// (indexed under blueprint oldBP) to after (under newBP); either entity may
+// be nil. Values-index members are never removed.
+func indexDiff(oldBP *catalog.Blueprint, before *catalog.Entity, newBP *catalog.Blueprint, after *catalog.Entity) (remove, add []indexEntry) {
+	cur := indexEntries(newBP, after)
 	if before == nil {
 		return nil, cur
 	}
-	old := indexEntries(before)
+	old := indexEntries(oldBP, before)
 	seen := make(map[indexEntry]struct{}, len(old))
 	for _, e := range old {
 		seen[e] = struct{}{}

@@ -14,6 +14,7 @@ import (
 //	<p>|ids|<bp>                 zset (lex) of the blueprint's identifiers
 //	<p>|ix|<bp>|<prop>|=|<tv>    set: ids whose value is tv (tagged: s<string>, n<number>, b<bool>)
 //	<p>|ix|<bp>|<prop>|v         zset (lex): the property's distinct tagged string values
+//	<p>|ix|<bp>|<prop>|x         zset (lex): s<value>\x00<id> of a high-cardinality string property
 //	<p>|ix|<bp>|<prop>|n         zset: numeric values (member id, or id\x00k for array elements)
 //	<p>|ix|<bp>|<prop>|l         set: ids whose string value is too long to index
 //	<p>|in|<bp>|<id>|<src>|<rel> set of the <src> identifiers whose relation <rel> points at <bp>/<id>
@@ -35,6 +36,7 @@ func (k keys) eqIndex(bp, prop, tagged string) string {
 }
 func (k keys) valuesIndex(bp, prop string) string { return k.prefix + "|ix|" + bp + "|" + prop + "|v" }
 func (k keys) numIndex(bp, prop string) string    { return k.prefix + "|ix|" + bp + "|" + prop + "|n" }
+func (k keys) pairIndex(bp, prop string) string   { return k.prefix + "|ix|" + bp + "|" + prop + "|x" }
 func (k keys) longIndex(bp, prop string) string   { return k.prefix + "|ix|" + bp + "|" + prop + "|l" }
 
 func (k keys) indexKey(bp string, e indexEntry) string {
@@ -45,6 +47,8 @@ func (k keys) indexKey(bp string, e indexEntry) string {
 		return k.valuesIndex(bp, e.prop)
 	case numIndex:
 		return k.numIndex(bp, e.prop)
+	case pairIndex:
+		return k.pairIndex(bp, e.prop)
 	default:
 		return k.longIndex(bp, e.prop)
 	}

@@ -309,6 +309,9 @@ func idSet(ids []string) map[string]struct{} {
 	return out
 }
 
+// errNoIndex: no index answers this rule; the documents will.
+var errNoIndex = errors.New("no index for this rule")
+
 // narrowEnough: once an and-node's candidates are this few, its remaining
 // rules are checked on the documents instead of read from more indexes.
 const narrowEnough = 1000
@@ -401,7 +404,15 @@ func (p *planner) and(ctx context.Context, rules []catalog.Rule, single *catalog
 	}
 	for _, r := range ranged {
 		if !out.all && len(out.ids) <= narrowEnough {
-			out.exact = false // the documents will be checked
+			c, ok, err := p.scoreFilter(ctx, r, out.ids)
+			if err != nil {
+				return candidates{}, err
+			}
+			if ok {
+				out = out.intersect(c)
+			} else {
+				out.exact = false // the documents will be checked
+			}
 			continue
 		}
 		c, err := p.rangeLeaf(ctx, r)
@@ -411,6 +422,91 @@ func (p *planner) and(ctx context.Context, rules []catalog.Rule, single *catalog
 		out = out.intersect(c)
 	}
 	return out, nil
+}
+
+// scoreFilter answers a numeric or time comparison for a few candidates
+// by reading their scores (ZMSCORE) rather than the whole range: `tier = 2`
+// after `lang = go` reads 40 scores, not every tier-2 entity. ok is false
+// when the rule is not such a comparison on a single-valued property.
+func (p *planner) scoreFilter(ctx context.Context, r *catalog.Rule, ids map[string]struct{}) (candidates, bool, error) {
+	typ, ok := p.indexedType(r.Property)
+	if !ok || (typ != "number" && typ != "integer" && typ != "time") || len(ids) == 0 {
+		return candidates{}, false, nil
+	}
+	num := func(v any) (float64, bool) {
+		if typ == "time" {
+			return timeMillis(v)
+		}
+		f, ok := v.(float64)
+		return f, ok
+	}
+	var match func(float64) bool
+	switch r.Operator {
+	case "=", "<", "<=", ">", ">=":
+		v, ok := num(r.Value)
+		if !ok {
+			return candidates{}, false, nil
+		}
+		match = func(f float64) bool {
+			switch r.Operator {
+			case "=":
+				return f == v
+			case "<":
+				return f < v
+			case "<=":
+				return f <= v
+			case ">":
+				return f > v
+			}
+			return f >= v
+		}
+	case "between":
+		a, b, ok := betweenBounds(r.Value)
+		lo, ok1 := num(a)
+		hi, ok2 := num(b)
+		if !ok || !ok1 || !ok2 {
+			return candidates{}, false, nil
+		}
+		match = func(f float64) bool { return f >= lo && f <= hi }
+	case "in":
+		list, _ := r.Value.([]any)
+		set := map[float64]bool{}
+		for _, x := range list {
+			if f, ok := num(x); ok {
+				set[f] = true
+			}
+		}
+		match = func(f float64) bool { return set[f] }
+	default:
+		return candidates{}, false, nil
+	}
+	list := make([]any, 0, len(ids)+2)
+	list = append(list, "ZMSCORE", p.s.keys.numIndex(p.bp.Identifier, r.Property))
+	for id := range ids {
+		list = append(list, id)
+	}
+	scores, err := p.s.rdb.Do(ctx, list...).Slice()
+	if err != nil {
+		return candidates{}, false, fmt.Errorf("search %s.%s: %w", p.bp.Identifier, r.Property, err)
+	}
+	out := map[string]struct{}{}
+	for i, sc := range scores {
+		var f float64
+		switch t := sc.(type) {
+		case float64:
+			f = t
+		case string:
+			if f, err = strconv.ParseFloat(t, 64); err != nil {
+				continue
+			}
+		default:
+			continue // no score: no value (or an array property's elements)
+		}
+		if match(f) {
+			out[list[i+2].(string)] = struct{}{}
+		}
+	}
+	return candidates{ids: out, exact: true}, true, nil
 }
 
 // edgeKey returns the reverse-index set answering a relatedTo rule for this
@@ -505,7 +601,8 @@ func (p *planner) absent(r *catalog.Rule) bool {
 }
 
 // eqKey returns the equality set answering r, when r is one equality:
-// `= v`, `in [v]`, or `contains v` / `containsAny [v]` on an array.
+// `= v`, `in [v]`, or `contains v` / `containsAny [v]` on an array, of a
+// boolean or a low-cardinality string (numbers are score ranges).
 func (p *planner) eqKey(r *catalog.Rule) (string, bool) {
 	typ, ok := p.indexedType(r.Property)
 	if !ok || typ == "$identifier" || typ == "time" {
@@ -532,12 +629,11 @@ func (p *planner) eqKey(r *catalog.Rule) (string, bool) {
 	var tagged string
 	switch t := v.(type) {
 	case string:
-		if len(t) > maxIndexedValue {
+		// High-cardinality values have no set: a range over the pair index.
+		if len(t) > maxIndexedValue || highCardinality(p.bp, r.Property) {
 			return "", false
 		}
 		tagged = taggedString(t)
-	case float64:
-		tagged = taggedNumber(t)
 	case bool:
 		tagged = taggedBool(t)
 	default:
@@ -651,6 +747,9 @@ func (p *planner) lookup(ctx context.Context, typ, prop, op string, v, v2 any) (
 			return all, nil
 		}
 	}
+	if errors.Is(err, errNoIndex) {
+		return all, nil
+	}
 	if err != nil {
 		return candidates{}, fmt.Errorf("search %s.%s: %w", bp, prop, err)
 	}
@@ -675,6 +774,9 @@ func (p *planner) stringRange(ctx context.Context, prop, op string, v string, v2
 	k := p.s.keys
 	bp := p.bp.Identifier
 	tag := string(rune(tagString))
+	if highCardinality(p.bp, prop) {
+		return p.pairRange(ctx, prop, op, v, v2)
+	}
 	if op == "=" {
 		return p.stringEquals(ctx, prop, v)
 	}
@@ -718,6 +820,61 @@ func (p *planner) stringEquals(ctx context.Context, prop, v string) ([]string, b
 		return nil, false, err
 	}
 	return ids.Val(), long.Val() == 0 && len(v) <= maxIndexedValue, nil
+}
+
+// pairRange answers `op v` (between: v..v2) over a high-cardinality
+// property's pair index, plus the over-long values (checked later), in one
+// round trip.
+func (p *planner) pairRange(ctx context.Context, prop, op, v string, v2 any) ([]string, bool, error) {
+	hi, _ := v2.(string)
+	if strings.IndexByte(v, 0) >= 0 || strings.IndexByte(hi, 0) >= 0 {
+		return nil, false, errNoIndex // NUL values are not pair-indexed
+	}
+	min, max, ok := pairBounds(op, v, hi)
+	if !ok {
+		return nil, false, errNoIndex
+	}
+	k := p.s.keys
+	bp := p.bp.Identifier
+	pipe := p.s.rdb.Pipeline()
+	members := pipe.ZRangeByLex(ctx, k.pairIndex(bp, prop), &redis.ZRangeBy{Min: min, Max: max})
+	long := pipe.SMembers(ctx, k.longIndex(bp, prop))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, err
+	}
+	ids := make([]string, 0, len(members.Val())+len(long.Val()))
+	for _, m := range members.Val() {
+		ids = append(ids, idFromPairMember(m))
+	}
+	ids = append(ids, long.Val()...)
+	return ids, len(long.Val()) == 0 && len(v) <= maxIndexedValue && len(hi) <= maxIndexedValue, nil
+}
+
+// pairBounds returns ZRANGEBYLEX bounds over pair members (s<value>\x00<id>)
+// for values `op v` (between: v..hi). A value w sorts before v exactly when
+// "s"+w+"\x00" sorts before "s"+v+"\x00", as values hold no NUL.
+func pairBounds(op, v, hi string) (min, max string, ok bool) {
+	const tag = string(rune(tagString))
+	const anyString, noString = "[" + tag, "(" + string(rune(tagString+1))
+	at := func(s string) string { return tag + s + "\x00" }    // first member of value s
+	after := func(s string) string { return tag + s + "\x01" } // past every member of s
+	switch op {
+	case "=":
+		return "[" + at(v), "(" + after(v), true
+	case "<":
+		return anyString, "(" + at(v), true
+	case "<=":
+		return anyString, "(" + after(v), true
+	case ">":
+		return "[" + after(v), noString, true
+	case ">=":
+		return "[" + at(v), noString, true
+	case "beginsWith":
+		return "[" + tag + v, "(" + tag + v + "\xff", true
+	case "between":
+		return "[" + at(v), "(" + after(hi), true
+	}
+	return "", "", false
 }
 
 func prefixed(tag string, v any) any {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	gojson "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -143,13 +142,13 @@ func (t *tx) DeleteBlueprint(id string, ev catalog.Event) {
 func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev catalog.Event) {
 	k := t.s.keys
 	id := after.Identifier
-	raw, _ := gojson.Marshal(after)
+	raw := catalog.MarshalEntity(after)
 	t.w.set(k.entity(bp.Identifier, id), raw)
 	ev.Before, ev.After = marshalOrNull(before), raw
 	if before == nil {
 		t.w.zaddLex(k.ids(bp.Identifier), id)
 	}
-	t.queueIndexDiff(before, after)
+	t.queueIndexDiff(bp, before, bp, after)
 	t.queueEdgeDiff(bp, before, after)
 	if before == nil {
 		// A creation goes to the stream only; the history gets it with the
@@ -167,34 +166,48 @@ func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev cata
 	t.w.del(k.entity(bp.Identifier, id))
 	t.w.zrem(k.ids(bp.Identifier), id)
 	ev.Before, ev.After = marshalOrNull(before), json.RawMessage("null")
-	t.queueIndexDiff(before, nil)
+	t.queueIndexDiff(bp, before, bp, nil)
 	t.queueEdgeDiff(bp, before, nil)
 	t.w.event(ev, k.history(bp.Identifier, id), historyPrelude(before))
 }
 
-func (t *tx) queueIndexDiff(before, after *catalog.Entity) {
-	bp := before
-	if bp == nil {
-		bp = after
-	}
-	remove, add := indexDiff(before, after)
+// queueIndexDiff queues the index changes from before (indexed under
+// oldBP) to after (under newBP).
+func (t *tx) queueIndexDiff(oldBP *catalog.Blueprint, before *catalog.Entity, newBP *catalog.Blueprint, after *catalog.Entity) {
+	remove, add := indexDiff(oldBP, before, newBP, after)
+	bp := newBP.Identifier
 	for _, e := range remove {
-		key := t.s.keys.indexKey(bp.Blueprint, e)
-		if e.kind == numIndex {
+		key := t.s.keys.indexKey(bp, e)
+		switch e.kind {
+		case numIndex, pairIndex:
 			t.w.zrem(key, e.member)
-		} else {
+		default:
 			t.w.srem(key, e.member)
 		}
 	}
 	for _, e := range add {
-		key := t.s.keys.indexKey(bp.Blueprint, e)
+		key := t.s.keys.indexKey(bp, e)
 		switch e.kind {
 		case numIndex:
 			t.w.zadd(key, redis.Z{Score: e.score, Member: e.member})
-		case valuesIndex:
+		case valuesIndex, pairIndex:
 			t.w.zaddLex(key, e.member)
 		default:
 			t.w.sadd(key, e.member)
+		}
+	}
+}
+
+// ReindexEntities moves the entities' index entries from blueprint old's
+// layout to next's, when a blueprint change altered it (a cardinality
+// hint or format changed).
+func (t *tx) ReindexEntities(old, next *catalog.Blueprint, ents []*catalog.Entity) {
+	if sameLayout(old, next) {
+		return
+	}
+	for _, e := range ents {
+		if e != nil {
+			t.queueIndexDiff(old, e, next, e)
 		}
 	}
 }
@@ -239,8 +252,7 @@ func marshalOrNull(e *catalog.Entity) json.RawMessage {
 	if e == nil {
 		return json.RawMessage("null")
 	}
-	raw, _ := gojson.Marshal(e)
-	return raw
+	return catalog.MarshalEntity(e)
 }
 
 // historyPrelude returns the creation event of an entity that was never
