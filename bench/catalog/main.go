@@ -76,9 +76,14 @@ func main() {
 		redisCLI(redisPort, "CONFIG", "RESETSTAT")
 		server = startServer()
 		setup(c)
+		redisCPU, serverCPU := cpuTime(redis.Process.Pid), cpuTime(server.Process.Pid)
 		rate := ingest(c)
 		rates = append(rates, rate)
-		log.Printf("round %d: ingest %d entities: %.0f entities/s", r+1, *entities, rate)
+		perEntity := func(before, after time.Duration) float64 {
+			return float64((after - before).Microseconds()) / float64(*entities)
+		}
+		log.Printf("round %d: ingest %d entities: %.0f entities/s; CPU per entity: redis-server %.1f µs, portico %.1f µs",
+			r+1, *entities, rate, perEntity(redisCPU, cpuTime(redis.Process.Pid)), perEntity(serverCPU, cpuTime(server.Process.Pid)))
 	}
 	defer stop(server)
 	ingestRate := median(rates)
@@ -318,6 +323,18 @@ func hsetCeiling(port int) float64 {
 	}
 	f, _ := strconv.ParseFloat(m[1], 64)
 	return f
+}
+
+// cpuTime is the user + system CPU a process has used so far.
+func cpuTime(pid int) time.Duration {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	check(err)
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the whole line, in clock ticks (100/s).
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 type rss struct{ total, anon, file float64 }
