@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -14,7 +15,21 @@ import (
 // entity it stores, and reflection over map[string]any is most of the cost
 // of a generic encoder.
 func MarshalEntity(e *Entity) []byte {
-	b := make([]byte, 0, 512)
+	// Encode into a pooled scratch buffer, then copy out at the exact
+	// size: growing a fresh buffer allocates about three times the result.
+	scratch := encodeBuffers.Get().(*[]byte)
+	b := appendEntity((*scratch)[:0], e)
+	out := append([]byte(nil), b...)
+	if cap(b) <= 64<<10 { // do not pin huge documents
+		*scratch = b
+		encodeBuffers.Put(scratch)
+	}
+	return out
+}
+
+var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func appendEntity(b []byte, e *Entity) []byte {
 	b = append(b, `{"identifier":`...)
 	b = appendString(b, e.Identifier)
 	if e.Title != "" {
