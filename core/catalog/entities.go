@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -341,18 +342,17 @@ func (w *batch) prepare(i int, it WriteItem) {
 // item can strand others, so it repeats until nothing changes.
 func (w *batch) checkRelations(ctx context.Context) error {
 	inBatch := map[Ref]int{}
+	targets := make([][]relationTarget, len(w.afters))
 	for i, a := range w.afters {
 		if a != nil {
 			inBatch[a.Ref()] = i
+			targets[i] = w.targets(a)
 		}
 	}
 	var outside []Ref
 	seen := map[Ref]bool{}
-	for _, a := range w.afters {
-		if a == nil {
-			continue
-		}
-		for _, t := range w.targets(a) {
+	for _, ts := range targets {
+		for _, t := range ts {
 			if _, ok := inBatch[t.ref]; !ok && !seen[t.ref] {
 				seen[t.ref] = true
 				outside = append(outside, t.ref)
@@ -376,7 +376,7 @@ func (w *batch) checkRelations(ctx context.Context) error {
 				continue
 			}
 			var vs violations
-			for _, t := range w.targets(a) {
+			for _, t := range targets[i] {
 				// A target written by this batch resolves while its item
 				// succeeds; if that item failed, the stored version (if
 				// any) is still there.
@@ -386,7 +386,7 @@ func (w *batch) checkRelations(ctx context.Context) error {
 				if exists[t.ref] {
 					continue
 				}
-				vs.add(t.path, "%s %q does not exist", t.ref.Blueprint, t.ref.Identifier)
+				vs.add(t.path(), "%s %q does not exist", t.ref.Blueprint, t.ref.Identifier)
 			}
 			if err := vs.err("dangling relation"); err != nil {
 				w.fail(i, err)
@@ -397,9 +397,19 @@ func (w *batch) checkRelations(ctx context.Context) error {
 	return nil
 }
 
+// relationTarget is one entity a relation points at.
 type relationTarget struct {
-	ref  Ref
-	path string
+	ref      Ref
+	relation string
+	index    int // in a many relation's list, -1 for a single relation
+}
+
+// path is the JSON pointer to the target in the entity document.
+func (t relationTarget) path() string {
+	if t.index < 0 {
+		return pointer("relations", t.relation)
+	}
+	return pointer("relations", t.relation, strconv.Itoa(t.index))
 }
 
 func (w *batch) targets(e *Entity) []relationTarget {
@@ -410,11 +420,11 @@ func (w *batch) targets(e *Entity) []relationTarget {
 		ids := e.RelationTargets(name)
 		_, many := e.Relations[name].([]string)
 		for k, id := range ids {
-			p := pointer("relations", name)
+			index := -1
 			if many {
-				p = pointer("relations", name, fmt.Sprint(k))
+				index = k
 			}
-			out = append(out, relationTarget{ref: Ref{Blueprint: rel.Target, Identifier: id}, path: p})
+			out = append(out, relationTarget{ref: Ref{Blueprint: rel.Target, Identifier: id}, relation: name, index: index})
 		}
 	}
 	return out

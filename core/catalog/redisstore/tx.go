@@ -215,8 +215,14 @@ func (t *tx) ReindexEntities(old, next *catalog.Blueprint, ents []*catalog.Entit
 // edges lists an entity's outgoing relation edges as (referrers key, member).
 func (t *tx) edges(bp *catalog.Blueprint, e *catalog.Entity) map[[2]string]struct{} {
 	out := map[[2]string]struct{}{}
+	t.forEdges(bp, e, func(key, member string) { out[[2]string{key, member}] = struct{}{} })
+	return out
+}
+
+// forEdges calls fn with each outgoing relation edge of e (none for nil).
+func (t *tx) forEdges(bp *catalog.Blueprint, e *catalog.Entity, fn func(key, member string)) {
 	if e == nil {
-		return out
+		return
 	}
 	for name, v := range e.Relations {
 		rel, ok := bp.Relations[name]
@@ -224,16 +230,19 @@ func (t *tx) edges(bp *catalog.Blueprint, e *catalog.Entity) map[[2]string]struc
 			continue
 		}
 		for _, to := range catalog.RelationIDs(v) {
-			out[[2]string{t.s.keys.referrers(rel.Target, to, e.Blueprint, name), e.Identifier}] = struct{}{}
+			fn(t.s.keys.referrers(rel.Target, to, e.Blueprint, name), e.Identifier)
 		}
 	}
-	return out
 }
 
 // queueEdgeDiff keeps the reverse relation index in step with the
 // entity's relations. Relation targets come from the blueprint: the service
 // refuses to retarget a relation while entities use it.
 func (t *tx) queueEdgeDiff(bp *catalog.Blueprint, before, after *catalog.Entity) {
+	if before == nil { // a creation: every edge is new
+		t.forEdges(bp, after, func(key, member string) { t.w.sadd(key, member) })
+		return
+	}
 	old := t.edges(bp, before)
 	cur := t.edges(bp, after)
 	for e := range old {

@@ -15,15 +15,17 @@ import (
 // Removals go before additions: an index member whose score changed is
 // removed and re-added in the same EXEC.
 type writes struct {
-	dels    []string
-	zrems   map[string][]any
-	srems   map[string][]any
-	sets    []kv
-	zadds   map[string][]redis.Z
-	saddLst map[string][]any
-	order   []string // keys of zadds/saddLst/zrems/srems in first-seen order
-	seen    map[string]bool
-	events  []queuedEvent
+	dels   []string
+	sets   []kv
+	keys   map[string]*keyWrites
+	order  []string // keys in first-seen order
+	events []queuedEvent
+}
+
+// keyWrites are the member changes queued for one key.
+type keyWrites struct {
+	zrems, srems, sadds []any
+	zadds               []redis.Z
 }
 
 type kv struct {
@@ -40,35 +42,29 @@ type queuedEvent struct {
 }
 
 func newWrites() *writes {
-	return &writes{
-		zrems:   map[string][]any{},
-		srems:   map[string][]any{},
-		zadds:   map[string][]redis.Z{},
-		saddLst: map[string][]any{},
-		seen:    map[string]bool{},
-	}
+	return &writes{keys: map[string]*keyWrites{}}
 }
 
 func (w *writes) empty() bool {
 	return len(w.dels) == 0 && len(w.sets) == 0 && len(w.order) == 0 && len(w.events) == 0
 }
 
-func (w *writes) touch(key string) {
-	if !w.seen[key] {
-		w.seen[key] = true
-		w.order = append(w.order, key)
+func (w *writes) key(k string) *keyWrites {
+	kw := w.keys[k]
+	if kw == nil {
+		kw = &keyWrites{}
+		w.keys[k] = kw
+		w.order = append(w.order, k)
 	}
+	return kw
 }
 
 func (w *writes) del(key string)             { w.dels = append(w.dels, key) }
 func (w *writes) set(key string, val []byte) { w.sets = append(w.sets, kv{key, val}) }
-func (w *writes) zrem(key, member string)    { w.touch(key); w.zrems[key] = append(w.zrems[key], member) }
-func (w *writes) srem(key, member string)    { w.touch(key); w.srems[key] = append(w.srems[key], member) }
-func (w *writes) sadd(key, member string) {
-	w.touch(key)
-	w.saddLst[key] = append(w.saddLst[key], member)
-}
-func (w *writes) zadd(key string, z redis.Z) { w.touch(key); w.zadds[key] = append(w.zadds[key], z) }
+func (w *writes) zrem(key, member string)    { kw := w.key(key); kw.zrems = append(kw.zrems, member) }
+func (w *writes) srem(key, member string)    { kw := w.key(key); kw.srems = append(kw.srems, member) }
+func (w *writes) sadd(key, member string)    { kw := w.key(key); kw.sadds = append(kw.sadds, member) }
+func (w *writes) zadd(key string, z redis.Z) { kw := w.key(key); kw.zadds = append(kw.zadds, z) }
 func (w *writes) zaddLex(key, member string) { w.zadd(key, redis.Z{Score: 0, Member: member}) }
 func (w *writes) event(ev catalog.Event, history string, prelude []byte) {
 	w.events = append(w.events, queuedEvent{ev: ev, history: history, prelude: prelude})
@@ -80,11 +76,11 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 		p.Del(ctx, w.dels...)
 	}
 	for _, k := range w.order {
-		if m := w.zrems[k]; len(m) > 0 {
-			p.ZRem(ctx, k, m...)
+		if kw := w.keys[k]; len(kw.zrems) > 0 {
+			p.ZRem(ctx, k, kw.zrems...)
 		}
-		if m := w.srems[k]; len(m) > 0 {
-			p.SRem(ctx, k, m...)
+		if kw := w.keys[k]; len(kw.srems) > 0 {
+			p.SRem(ctx, k, kw.srems...)
 		}
 	}
 	if len(w.sets) > 0 {
@@ -95,11 +91,11 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 		p.MSet(ctx, args...)
 	}
 	for _, k := range w.order {
-		if z := w.zadds[k]; len(z) > 0 {
-			p.ZAdd(ctx, k, z...)
+		if kw := w.keys[k]; len(kw.zadds) > 0 {
+			p.ZAdd(ctx, k, kw.zadds...)
 		}
-		if m := w.saddLst[k]; len(m) > 0 {
-			p.SAdd(ctx, k, m...)
+		if kw := w.keys[k]; len(kw.sadds) > 0 {
+			p.SAdd(ctx, k, kw.sadds...)
 		}
 	}
 	for _, q := range w.events {
