@@ -911,7 +911,9 @@ func TestBulk(t *testing.T) {
 	  {"blueprint": "service", "identifier": "a", "properties": {"language": "python"}, "relations": {"dependsOn": ["b"], "owner": "core"}},
 	  {"blueprint": "service", "identifier": "d", "properties": {"language": "python"}},
 	  [1, 2],
-	  {"blueprint": "team", "identifier": "bad id!"}
+	  {"blueprint": "team", "identifier": "bad id!"},
+	  {"blueprint": "service", "identifier": "k", "title": 5, "properties": {"language": "go"}},
+	  {"blueprint": "service", "identifier": "l", "properties": {"language": "go"}, "relations": {"dependsOn": ["k"]}}
 	]}`
 	r = e.must(207, "POST", "/api/v1/entities/bulk", mixed)
 	res = decodeBulk(t, r)
@@ -931,6 +933,9 @@ func TestBulk(t *testing.T) {
 		{"service", "d", "error", "validation_failed", []string{"/identifier"}}, // duplicate of item 0
 		{"", "", "error", "malformed_request", nil},
 		{"team", "bad id!", "error", "validation_failed", []string{"/identifier"}},
+		// k peeks fine and fails when its chunk decodes it; l depends on it.
+		{"service", "k", "error", "malformed_request", nil},
+		{"service", "l", "error", "validation_failed", []string{"/relations/dependsOn/0"}},
 	}
 	if len(res) != len(wantMixed) {
 		t.Fatalf("%d results for %d items: %s", len(res), len(wantMixed), r.Raw)
@@ -962,7 +967,7 @@ func TestBulk(t *testing.T) {
 	if got := e.must(200, "GET", "/api/v1/blueprints/service/entities/a", nil).obj(t)["properties"].(M)["language"]; got != "python" {
 		t.Errorf("a not updated: %v", got)
 	}
-	for _, id := range []string{"e", "f", "h", "i", "j"} {
+	for _, id := range []string{"e", "f", "h", "i", "j", "k", "l"} {
 		e.must(404, "GET", "/api/v1/blueprints/service/entities/"+id, nil)
 	}
 

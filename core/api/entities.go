@@ -158,8 +158,12 @@ func (h *handlers) related(c *gin.Context) {
 // bulkRequest is the body of POST /entities/bulk.
 type bulkRequest struct {
 	Entities []json.RawMessage `json:"entities"`
-	// decode decodes one item: catalog.DecodeBulkItem when the body was
-	// validated as a whole, catalog.DecodeEntity otherwise.
+	// split: the body was validated as a whole and split in place, so its
+	// items are decoded as catalog.SplitBulk documents — lazily, chunk by
+	// chunk, by the catalog (catalog.WriteItem.Raw) — and the items that
+	// do not peek plainly by catalog.DecodeBulkItem right away; otherwise
+	// each is decoded by catalog.DecodeEntity.
+	split  bool
 	decode func([]byte) (*catalog.Entity, error)
 }
 
@@ -172,7 +176,7 @@ func decodeBulk(c *gin.Context) (bulkRequest, error) {
 		return bulkRequest{}, err
 	}
 	if items, ok := catalog.SplitBulk(raw); ok {
-		req := bulkRequest{Entities: make([]json.RawMessage, len(items)), decode: catalog.DecodeBulkItem}
+		req := bulkRequest{Entities: make([]json.RawMessage, len(items)), split: true, decode: catalog.DecodeBulkItem}
 		for i, it := range items {
 			req.Entities[i] = it
 		}
@@ -209,6 +213,13 @@ func (h *handlers) bulk(c *gin.Context) {
 	index := make([]int, 0, len(req.Entities))
 	for i, raw := range req.Entities {
 		results[i].Index = i
+		if req.split {
+			if peek, ok := catalog.PeekBulkItem(raw); ok && peek.Blueprint != "" {
+				items = append(items, catalog.WriteItem{Mode: catalog.Upsert, Entity: peek, Raw: raw})
+				index = append(index, i)
+				continue
+			}
+		}
 		e, err := req.decode(raw)
 		if err == nil && e.Blueprint == "" {
 			err = &catalog.ValidationError{Message: "missing blueprint", Violations: []catalog.Violation{{Path: "/blueprint", Message: "required"}}}

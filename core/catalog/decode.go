@@ -118,6 +118,25 @@ func DecodeBulkItem(item []byte) (*Entity, error) {
 	return decodeEntityStrict(item)
 }
 
+// PeekBulkItem decodes only what chunking a bulk write needs from an item
+// returned by SplitBulk — blueprint, identifier, relations — for a
+// WriteItem whose Raw is decoded later. ok is false when the item does not
+// decode plainly (DecodeBulkItem then names the problem).
+func PeekBulkItem(item []byte) (*Entity, bool) {
+	if !plainKnownKeys(item) {
+		return nil, false
+	}
+	var peek struct {
+		Identifier string         `json:"identifier"`
+		Blueprint  string         `json:"blueprint"`
+		Relations  map[string]any `json:"relations"`
+	}
+	if err := gojson.Unmarshal(item, &peek); err != nil {
+		return nil, false
+	}
+	return &Entity{Identifier: peek.Identifier, Blueprint: peek.Blueprint, Relations: peek.Relations}, true
+}
+
 // plainKnownKeys reports whether a valid JSON document is an object whose
 // top-level keys are all known entity fields, spelt exactly, unescaped and
 // not repeated.

@@ -132,3 +132,15 @@ func TestSplitBulk(t *testing.T) {
 		}
 	}
 }
+
+func TestPeekBulkItem(t *testing.T) {
+	e, ok := PeekBulkItem([]byte(`{"identifier":"a","title":5,"blueprint":"svc","properties":{"x":[1]},"relations":{"r":["b"],"s":"c"}}`))
+	if !ok || e.Identifier != "a" || e.Blueprint != "svc" || !reflect.DeepEqual(RelationIDs(e.Relations["r"]), []string{"b"}) || e.Relations["s"] != "c" {
+		t.Fatalf("PeekBulkItem = %+v, %v", e, ok)
+	}
+	for _, doc := range []string{`{"identifier":"a","colour":"red"}`, `{"identifier":1}`, `{"identifier":"a","identifier":"b"}`, `[1]`} {
+		if _, ok := PeekBulkItem([]byte(doc)); ok {
+			t.Errorf("PeekBulkItem accepted %s", doc)
+		}
+	}
+}

@@ -40,6 +40,12 @@ type WriteItem struct {
 	Mode   WriteMode
 	Entity *Entity
 	Patch  map[string]any
+	// Raw, when set, is the entity's document as SplitBulk returned it,
+	// decoded only when its chunk is written; Entity then holds what
+	// chunking needs (PeekBulkItem) and the result carries no Entity. A
+	// 10,000-entity request thus keeps one chunk of decoded entities
+	// alive, not all of them: the garbage collector's work follows.
+	Raw []byte
 }
 
 // WriteResult is the outcome of one WriteItem.
@@ -98,9 +104,20 @@ func (s *Service) Write(ctx context.Context, items []WriteItem) ([]WriteResult, 
 	}
 	results := make([]WriteResult, len(items))
 	for _, chunk := range chunkItems(items, ChunkSize) {
-		sub := make([]WriteItem, len(chunk))
-		for i, idx := range chunk {
-			sub[i] = items[idx]
+		sub := make([]WriteItem, 0, len(chunk))
+		written := make([]int, 0, len(chunk))
+		for _, idx := range chunk {
+			it := items[idx]
+			if it.Raw != nil {
+				e, err := DecodeBulkItem(it.Raw)
+				if err != nil {
+					results[idx] = WriteResult{Index: idx, Blueprint: it.Entity.Blueprint, Identifier: it.Entity.Identifier, Status: StatusError, Err: err}
+					continue
+				}
+				it.Entity = e
+			}
+			sub = append(sub, it)
+			written = append(written, idx)
 		}
 		var res []WriteResult
 		err := s.store.Update(ctx, func(tx Tx) error {
@@ -113,8 +130,12 @@ func (s *Service) Write(ctx context.Context, items []WriteItem) ([]WriteResult, 
 			return nil, err
 		}
 		for i, r := range res {
-			r.Index = chunk[i]
-			results[chunk[i]] = r
+			idx := written[i]
+			r.Index = idx
+			if items[idx].Raw != nil {
+				r.Entity = nil
+			}
+			results[idx] = r
 		}
 	}
 	return results, nil
