@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"bytes"
-	"encoding/json"
 	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
@@ -41,7 +40,7 @@ func decodeEntityFast(data []byte) (*Entity, bool) {
 
 // validJSON is what goccy needs checked before it decodes: valid UTF-8
 // and valid JSON by encoding/json's rules.
-func validJSON(data []byte) bool { return utf8.Valid(data) && json.Valid(data) }
+func validJSON(data []byte) bool { return utf8.Valid(data) && jsonValid(data) }
 
 // decodeValidEntity is decodeEntityFast for a document already known to
 // pass validJSON.
