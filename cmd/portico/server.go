@@ -57,7 +57,16 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 		return nil, err
 	}
 	ac, addr, cacheDir, eng := o.access, o.addr, o.cacheDir, o.engine
-	cat := catalog.NewService(redisstore.New(rdb, o.store))
+	store := redisstore.New(rdb, o.store)
+	start := time.Now()
+	n, err := store.UpgradeIndexes(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("upgrade catalog indexes: %w", err)
+	}
+	if n > 0 {
+		log.Info("rebuilt the catalog's secondary indexes for the current layout", "entities", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	cat := catalog.NewService(store)
 	acc, err := newAccess(log, rdb, cat, ac)
 	if err != nil {
 		return nil, err

@@ -68,6 +68,7 @@ func runContract(t *testing.T, opts redisstore.Options, newClient func(t *testin
 		{"HistoryAndEvents", testHistoryAndEvents},
 		{"SearchOperators", testSearchOperators},
 		{"SearchAcrossIndexLayouts", testSearchAcrossIndexLayouts},
+		{"UpgradeIndexes", testUpgradeIndexes},
 		{"SearchSort", testSearchSort},
 		{"SearchPagination", testSearchPagination},
 		{"Related", testRelated},
@@ -1348,6 +1349,36 @@ func testSearchAcrossIndexLayouts(t *testing.T, e *env) {
 			}
 		})
 	}
+}
+
+// testUpgradeIndexes loses every index key, as if the catalog had been
+// written under an older layout, and checks that UpgradeIndexes rebuilds
+// them all, once.
+func testUpgradeIndexes(t *testing.T, e *env) {
+	seedCatalog(t, e)
+	if n, err := e.store.UpgradeIndexes(e.ctx); err != nil || n != 7 {
+		t.Fatalf("first upgrade: %d entities re-indexed, %v; want all 7", n, err)
+	}
+	if n, err := e.store.UpgradeIndexes(e.ctx); err != nil || n != 0 {
+		t.Fatalf("second upgrade: %d entities re-indexed, %v; want none", n, err)
+	}
+	stale := e.rdb.Keys(e.ctx, e.prefix+"|ix|*").Val()
+	if len(stale) < 10 {
+		t.Fatalf("only %d index keys: %v", len(stale), stale)
+	}
+	e.rdb.Del(e.ctx, append(stale, e.prefix+"|indexlayout")...)
+	e.rdb.SAdd(e.ctx, e.prefix+"|ix|service|$title|=|sCart", "cart") // an old-layout key
+	if page := e.search(`{"query": {"combinator": "and", "rules": [{"property": "language", "operator": "=", "value": "go"}]}}`); page.Total != 0 {
+		t.Fatalf("without indexes the search found %d: the test does not test", page.Total)
+	}
+	if n, err := e.store.UpgradeIndexes(e.ctx); err != nil || n != 7 {
+		t.Fatalf("upgrade: %d entities re-indexed, %v; want all 7", n, err)
+	}
+	if e.rdb.Exists(e.ctx, e.prefix+"|ix|service|$title|=|sCart").Val() != 0 {
+		t.Error("the old-layout key survived the upgrade")
+	}
+	checkScopedOperators(t, e)
+	checkGlobalSearches(t, e)
 }
 
 // checkScopedOperators runs every operator over the seeded services: each

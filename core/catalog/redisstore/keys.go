@@ -18,6 +18,7 @@ import (
 //	<p>|ix|<bp>|<prop>|n         zset: numeric values (member id, or id\x00k for array elements)
 //	<p>|ix|<bp>|<prop>|l         set: ids whose string value is too long to index
 //	<p>|in|<bp>|<id>|<src>|<rel> set of the <src> identifiers whose relation <rel> points at <bp>/<id>
+//	<p>|indexlayout              version of the index layout (UpgradeIndexes)
 //	<p>|events                   stream of change events
 //	<p>|hist|<bp>|<id>           list of the entity's events (JSON), newest last
 type keys struct{ prefix string }
@@ -27,6 +28,7 @@ func (k keys) blueprint(bp string) string   { return k.prefix + "|bp|" + bp }
 func (k keys) entity(bp, id string) string  { return k.prefix + "|e|" + bp + "|" + id }
 func (k keys) ids(bp string) string         { return k.prefix + "|ids|" + bp }
 func (k keys) events() string               { return k.prefix + "|events" }
+func (k keys) indexLayout() string          { return k.prefix + "|indexlayout" }
 func (k keys) history(bp, id string) string { return k.prefix + "|hist|" + bp + "|" + id }
 func (k keys) referrers(bp, id, srcBP, relation string) string {
 	return k.prefix + "|in|" + bp + "|" + id + "|" + srcBP + "|" + relation
