@@ -22,10 +22,17 @@ run: build
 NORACE  := ./cmd/portico ./workflows/devserver ./integration-tests
 
 ## test: every test, race detector on (needs redis-server on PATH: .ci/run installs it)
-# `go vet ./...` runs every analyzer first, so the test runs skip the
-# subset `go test` would run again (-vet=off).
-test: vet
-	$(GO) test -vet=off -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e /cmd/portico$$ -e /workflows/devserver$$ -e /integration-tests$$)
+# `go vet ./...` runs every analyzer, so the test runs skip the subset
+# `go test` would run again (-vet=off). Vet runs beside the race-tested
+# packages: their tests wait on subprocesses and servers while vet
+# compiles, which keeps both cores busy on a cold build cache. The
+# end-to-end tests, which time restarts, run last on their own.
+test:
+	@$(GO) vet ./... & vet=$$!; \
+	$(GO) test -vet=off -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e /cmd/portico$$ -e /workflows/devserver$$ -e /integration-tests$$); \
+	race=$$?; wait $$vet; vetted=$$?; \
+	if [ $$vetted -ne 0 ]; then echo "go vet failed"; fi; \
+	[ $$race -eq 0 ] && [ $$vetted -eq 0 ]
 	$(GO) test -vet=off -count=1 -timeout 30m $(NORACE)
 
 vet:
