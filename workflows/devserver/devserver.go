@@ -9,10 +9,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -190,13 +192,40 @@ func (s *Server) Stop() error {
 	return nil
 }
 
+// freePort picks a port the services can bind a moment later. The server
+// binds after it is configured, and exits if the port was taken meanwhile,
+// so the port comes from below the kernel's ephemeral range: a port the
+// kernel hands out for ":0" listeners or outgoing connections (every
+// Redis and HTTP client) could be reused by anyone before the bind.
 func freePort() (int, error) {
+	lo, hi := 20000, ephemeralLow()
+	for range 100 {
+		p := lo + rand.IntN(hi-lo)
+		if ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
+			ln.Close()
+			return p, nil
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("free port: %w", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux;
+// 32768 where it cannot be read or leaves no room below).
+func ephemeralLow() int {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(raw)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 25000 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // dynamicConfig tunes the server for one process on one machine: one

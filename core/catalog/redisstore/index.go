@@ -45,18 +45,14 @@ type indexEntry struct {
 	score  float64
 }
 
-// Value tags keep JSON types apart: "2" never equals 2, nor "true" true.
+// Value tags keep JSON types apart in equality sets: "true" never equals
+// true. (Numbers live in score indexes only.)
 const (
 	tagString = 's'
 	tagBool   = 'b'
-	tagNumber = 'n'
 )
 
 func taggedString(s string) string { return string(rune(tagString)) + s }
-
-func taggedNumber(f float64) string {
-	return string(rune(tagNumber)) + strconv.FormatFloat(f, 'g', -1, 64)
-}
 
 func taggedBool(b bool) string { return string(rune(tagBool)) + strconv.FormatBool(b) }
 
