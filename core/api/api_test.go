@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1464,4 +1465,34 @@ func jsonEqual(a, b any) bool {
 	rx, _ := json.Marshal(x)
 	ry, _ := json.Marshal(y)
 	return bytes.Equal(rx, ry)
+}
+
+// TestConcurrentBulkWrites sends twice as many bulk writes at once as run
+// at once (api.MaxConcurrentBulk): the others wait their turn, all succeed.
+func TestConcurrentBulkWrites(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.must(201, "PUT", "/api/v1/blueprints/team", teamBlueprint)
+	var wg sync.WaitGroup
+	codes := make([]int, 2*api.MaxConcurrentBulk)
+	for n := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var items []M
+			for i := range 300 {
+				items = append(items, M{"blueprint": "team", "identifier": fmt.Sprintf("t%d-%d", n, i)})
+			}
+			codes[n] = e.do("POST", "/api/v1/entities/bulk", M{"entities": items}).Status
+		}()
+	}
+	wg.Wait()
+	for n, code := range codes {
+		if code != 200 {
+			t.Errorf("bulk %d: %d", n, code)
+		}
+	}
+	if p := decodePage(t, e.must(200, "GET", "/api/v1/blueprints/team/entities?limit=1", nil)); p.Total != 300*len(codes) {
+		t.Errorf("%d teams written, want %d", p.Total, 300*len(codes))
+	}
 }

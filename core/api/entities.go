@@ -195,6 +195,13 @@ type bulkResult struct {
 }
 
 func (h *handlers) bulk(c *gin.Context) {
+	select {
+	case h.bulkSlots <- struct{}{}:
+		defer func() { <-h.bulkSlots }()
+	case <-c.Request.Context().Done():
+		fail(c, c.Request.Context().Err())
+		return
+	}
 	req, err := decodeBulk(c)
 	if err != nil {
 		fail(c, err)
