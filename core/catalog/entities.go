@@ -103,25 +103,20 @@ func (s *Service) Write(ctx context.Context, items []WriteItem) ([]WriteResult, 
 		return nil, &ValidationError{Message: fmt.Sprintf("a batch holds at most %d entities, got %d", MaxBatch, len(items))}
 	}
 	results := make([]WriteResult, len(items))
-	for _, chunk := range chunkItems(items, ChunkSize) {
-		sub := make([]WriteItem, 0, len(chunk))
-		written := make([]int, 0, len(chunk))
-		for _, idx := range chunk {
-			it := items[idx]
-			if it.Raw != nil {
-				e, err := DecodeBulkItem(it.Raw)
-				if err != nil {
-					results[idx] = WriteResult{Index: idx, Blueprint: it.Entity.Blueprint, Identifier: it.Entity.Identifier, Status: StatusError, Err: err}
-					continue
-				}
-				it.Entity = e
-			}
-			sub = append(sub, it)
-			written = append(written, idx)
+	chunks := chunkItems(items, ChunkSize)
+	// The next chunk is decoded while this one is written: decoding is
+	// CPU, writing mostly waits on Redis.
+	next := make(chan chunkItemsDecoded, 1)
+	decode := func(chunk []int) { next <- decodeChunk(items, chunk, results) }
+	go decode(chunks[0])
+	for k := range chunks {
+		c := <-next
+		if k+1 < len(chunks) {
+			go decode(chunks[k+1])
 		}
 		var res []WriteResult
 		err := s.store.Update(ctx, func(tx Tx) error {
-			w := &batch{s: s, tx: tx, items: sub}
+			w := &batch{s: s, tx: tx, items: c.items}
 			var err error
 			res, err = w.run(ctx)
 			return err
@@ -130,7 +125,7 @@ func (s *Service) Write(ctx context.Context, items []WriteItem) ([]WriteResult, 
 			return nil, err
 		}
 		for i, r := range res {
-			idx := written[i]
+			idx := c.index[i]
 			r.Index = idx
 			if items[idx].Raw != nil {
 				r.Entity = nil
@@ -139,6 +134,33 @@ func (s *Service) Write(ctx context.Context, items []WriteItem) ([]WriteResult, 
 		}
 	}
 	return results, nil
+}
+
+// chunkItemsDecoded are the items of one chunk ready to write, and their
+// indexes in the batch.
+type chunkItemsDecoded struct {
+	items []WriteItem
+	index []int
+}
+
+// decodeChunk decodes the chunk's Raw items; one that does not decode gets
+// its error result (results[i] for its own i only) and is left out.
+func decodeChunk(items []WriteItem, chunk []int, results []WriteResult) chunkItemsDecoded {
+	out := chunkItemsDecoded{items: make([]WriteItem, 0, len(chunk)), index: make([]int, 0, len(chunk))}
+	for _, idx := range chunk {
+		it := items[idx]
+		if it.Raw != nil {
+			e, err := DecodeBulkItem(it.Raw)
+			if err != nil {
+				results[idx] = WriteResult{Index: idx, Blueprint: it.Entity.Blueprint, Identifier: it.Entity.Identifier, Status: StatusError, Err: err}
+				continue
+			}
+			it.Entity = e
+		}
+		out.items = append(out.items, it)
+		out.index = append(out.index, idx)
+	}
+	return out
 }
 
 // ChunkSize is the target number of entities per write transaction.
