@@ -211,11 +211,19 @@ func getBlueprint(ctx context.Context, c redis.Cmdable, k keys, id string) (*cat
 const mgetChunk = 1000
 
 func getEntities(ctx context.Context, c redis.Cmdable, k keys, refs []catalog.Ref) ([]*catalog.Entity, error) {
-	out := make([]*catalog.Entity, len(refs))
 	if len(refs) == 0 {
-		return out, nil
+		return make([]*catalog.Entity, 0), nil
 	}
 	pipe := c.Pipeline()
+	cmds := queueEntityReads(ctx, pipe, k, refs)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("get entities: %w", err)
+	}
+	return entitiesRead(refs, cmds)
+}
+
+// queueEntityReads queues the MGETs reading refs' documents.
+func queueEntityReads(ctx context.Context, p redis.Pipeliner, k keys, refs []catalog.Ref) []*redis.SliceCmd {
 	cmds := make([]*redis.SliceCmd, 0, len(refs)/mgetChunk+1)
 	for start := 0; start < len(refs); start += mgetChunk {
 		end := min(start+mgetChunk, len(refs))
@@ -223,11 +231,14 @@ func getEntities(ctx context.Context, c redis.Cmdable, k keys, refs []catalog.Re
 		for _, r := range refs[start:end] {
 			ks = append(ks, k.entity(r.Blueprint, r.Identifier))
 		}
-		cmds = append(cmds, pipe.MGet(ctx, ks...))
+		cmds = append(cmds, p.MGet(ctx, ks...))
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("get entities: %w", err)
-	}
+	return cmds
+}
+
+// entitiesRead decodes what queueEntityReads read: nil for a missing one.
+func entitiesRead(refs []catalog.Ref, cmds []*redis.SliceCmd) ([]*catalog.Entity, error) {
+	out := make([]*catalog.Entity, len(refs))
 	i := 0
 	for _, cmd := range cmds {
 		for _, v := range cmd.Val() {

@@ -59,17 +59,15 @@ func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entit
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	for start := 0; start < len(refs); start += mgetChunk {
-		end := min(start+mgetChunk, len(refs))
-		ks := make([]string, 0, end-start)
-		for _, r := range refs[start:end] {
-			ks = append(ks, t.s.keys.entity(r.Blueprint, r.Identifier))
-		}
-		if err := t.rtx.Watch(ctx, ks...).Err(); err != nil {
-			return nil, fmt.Errorf("watch entities: %w", err)
-		}
+	watch := make([]string, len(refs))
+	for i, r := range refs {
+		watch[i] = t.s.keys.entity(r.Blueprint, r.Identifier)
 	}
-	return getEntities(ctx, t.rtx, t.s.keys, refs)
+	var cmds []*redis.SliceCmd
+	if err := t.watchAndRun(ctx, watch, func(p redis.Pipeliner) { cmds = queueEntityReads(ctx, p, t.s.keys, refs) }); err != nil {
+		return nil, fmt.Errorf("get entities: %w", err)
+	}
+	return entitiesRead(refs, cmds)
 }
 
 func (t *tx) Referrers(ctx context.Context, ref catalog.Ref) ([]catalog.Reference, error) {
