@@ -69,6 +69,7 @@ func runContract(t *testing.T, opts redisstore.Options, newClient func(t *testin
 		{"SearchOperators", testSearchOperators},
 		{"SearchAcrossIndexLayouts", testSearchAcrossIndexLayouts},
 		{"UpgradeIndexes", testUpgradeIndexes},
+		{"ReindexManyEntities", testReindexManyEntities},
 		{"SearchSort", testSearchSort},
 		{"SearchPagination", testSearchPagination},
 		{"Related", testRelated},
@@ -1379,6 +1380,31 @@ func testUpgradeIndexes(t *testing.T, e *env) {
 	}
 	checkScopedOperators(t, e)
 	checkGlobalSearches(t, e)
+}
+
+// testReindexManyEntities changes the layout of a blueprint with more
+// entities than one read carries: all of them are re-indexed.
+func testReindexManyEntities(t *testing.T, e *env) {
+	const n = 2500
+	e.blueprint(`{"identifier": "host", "schema": {"properties": {"name": {"type": "string"}}}}`)
+	var items []catalog.WriteItem
+	for i := 0; i < n; i++ {
+		items = append(items, item(t, "host", fmt.Sprintf(`{"identifier": "h%04d", "properties": {"name": "n%d"}}`, i, i%7)))
+	}
+	if _, err := e.svc.Write(e.ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	for _, hint := range []string{"high", "low"} {
+		e.blueprint(`{"identifier": "host", "schema": {"properties": {"name": {"type": "string", "cardinality": "` + hint + `"}}}}`)
+		page := e.search(`{"query": {"combinator": "and", "rules": [{"property": "name", "operator": "=", "value": "n3"}]}, "limit": 1000}`)
+		if want := (n - 3 + 6) / 7; page.Total != want {
+			t.Fatalf("cardinality %s: name = n3 found %d, want %d", hint, page.Total, want)
+		}
+		pairs := e.rdb.ZCard(e.ctx, e.prefix+"|ix|host|name|x").Val()
+		if (hint == "high") != (pairs == n) {
+			t.Fatalf("cardinality %s: %d pair members", hint, pairs)
+		}
+	}
 }
 
 // checkScopedOperators runs every operator over the seeded services: each

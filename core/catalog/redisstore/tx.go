@@ -59,6 +59,9 @@ func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entit
 	if len(refs) == 0 {
 		return nil, nil
 	}
+	if len(refs) > mgetChunk {
+		return t.manyEntities(ctx, refs)
+	}
 	watch := make([]string, len(refs))
 	for i, r := range refs {
 		watch[i] = t.s.keys.entity(r.Blueprint, r.Identifier)
@@ -68,6 +71,25 @@ func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entit
 		return nil, fmt.Errorf("get entities: %w", err)
 	}
 	return entitiesRead(refs, cmds)
+}
+
+// manyEntities reads more entities than one round trip should carry (a
+// blueprint change reads all of its entities): WATCH in chunks, each its
+// own command, then the reads. Redis 7.0 checks each watched key against
+// every key the client already watches, so one WATCH of 100,000 keys
+// would block the server for seconds.
+func (t *tx) manyEntities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entity, error) {
+	for start := 0; start < len(refs); start += mgetChunk {
+		end := min(start+mgetChunk, len(refs))
+		ks := make([]string, 0, end-start)
+		for _, r := range refs[start:end] {
+			ks = append(ks, t.s.keys.entity(r.Blueprint, r.Identifier))
+		}
+		if err := t.rtx.Watch(ctx, ks...).Err(); err != nil {
+			return nil, fmt.Errorf("watch entities: %w", err)
+		}
+	}
+	return getEntities(ctx, t.rtx, t.s.keys, refs)
 }
 
 func (t *tx) Referrers(ctx context.Context, ref catalog.Ref) ([]catalog.Reference, error) {
