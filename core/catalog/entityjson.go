@@ -106,16 +106,19 @@ func appendObject(b []byte, m map[string]any) []byte {
 	return append(b, '}')
 }
 
-func appendStrings(b []byte, list []string) []byte {
+func appendStrings(b []byte, list []string) []byte { return appendList(b, list, appendString) }
+
+// appendList encodes a list (nil: null) with item encoding each element.
+func appendList[T any](b []byte, list []T, item func([]byte, T) []byte) []byte {
 	if list == nil {
 		return append(b, `null`...)
 	}
 	b = append(b, '[')
-	for i, s := range list {
+	for i, x := range list {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = item(b, x)
 	}
 	return append(b, ']')
 }
@@ -137,17 +140,7 @@ func appendValue(b []byte, v any) []byte {
 	case []string:
 		return appendStrings(b, t)
 	case []any:
-		if t == nil {
-			return append(b, `null`...)
-		}
-		b = append(b, '[')
-		for i, x := range t {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendValue(b, x)
-		}
-		return append(b, ']')
+		return appendList(b, t, appendValue)
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
