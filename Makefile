@@ -49,6 +49,9 @@ bench: build
 fuzz:
 	$(GO) test ./core/catalog -run '^$$' -fuzz FuzzDecodeEntity -fuzztime 30s
 	$(GO) test ./core/catalog -run '^$$' -fuzz FuzzDecodeQuery -fuzztime 30s
+	$(GO) test ./core/catalog -run '^$$' -fuzz FuzzSplitBulk -fuzztime 30s
+	$(GO) test ./core/catalog -run '^$$' -fuzz FuzzJSONValid -fuzztime 30s
+	$(GO) test ./core/catalog -run '^$$' -fuzz FuzzMarshalEntity -fuzztime 30s
 
 clean:
 	rm -rf bin .portico
