@@ -287,16 +287,17 @@ func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
 	n := len(w.items)
 	w.results = make([]WriteResult, n)
 	w.afters = make([]*Entity, n)
-	if err := w.loadBlueprints(ctx); err != nil {
-		return nil, err
-	}
 	refs := make([]Ref, n)
 	for i, it := range w.items {
 		refs[i] = Ref{Blueprint: it.Entity.Blueprint, Identifier: it.Entity.Identifier}
 		w.results[i] = WriteResult{Index: i, Blueprint: refs[i].Blueprint, Identifier: refs[i].Identifier}
 	}
+	// Entities first: a store may read their blueprints along.
 	befores, err := w.tx.Entities(ctx, refs)
 	if err != nil {
+		return nil, err
+	}
+	if err := w.loadBlueprints(ctx); err != nil {
 		return nil, err
 	}
 	w.befores = befores

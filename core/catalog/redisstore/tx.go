@@ -3,7 +3,9 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
@@ -16,6 +18,9 @@ type tx struct {
 	s   *Store
 	rtx *redis.Tx
 	w   *writes
+	// bps are the blueprints Entities read along (and watched), nil for
+	// a missing one: Blueprint answers them without another round trip.
+	bps map[string]*catalog.Blueprint
 }
 
 var _ catalog.Tx = (*tx)(nil)
@@ -40,11 +45,22 @@ func (t *tx) watchAndRun(ctx context.Context, watch []string, read func(p redis.
 }
 
 func (t *tx) Blueprint(ctx context.Context, id string) (*catalog.Blueprint, error) {
+	if bp, ok := t.bps[id]; ok {
+		if bp == nil {
+			return nil, fmt.Errorf("blueprint %q: %w", id, catalog.ErrNotFound)
+		}
+		return bp, nil
+	}
 	key := t.s.keys.blueprint(id)
 	var get *redis.StringCmd
 	if err := t.watchAndRun(ctx, []string{key}, func(p redis.Pipeliner) { get = p.Get(ctx, key) }); err != nil {
 		return nil, fmt.Errorf("get blueprint %s: %w", id, err)
 	}
+	return blueprintRead(id, get)
+}
+
+// blueprintRead decodes a blueprint GET.
+func blueprintRead(id string, get *redis.StringCmd) (*catalog.Blueprint, error) {
 	if get.Err() == redis.Nil {
 		return nil, fmt.Errorf("blueprint %q: %w", id, catalog.ErrNotFound)
 	}
@@ -62,13 +78,36 @@ func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entit
 	if len(refs) > mgetChunk {
 		return t.manyEntities(ctx, refs)
 	}
-	watch := make([]string, len(refs))
+	// The entities' blueprints come along, unless already read: whoever
+	// writes entities needs them.
+	watch := make([]string, len(refs), len(refs)+1)
+	var bpIDs []string
 	for i, r := range refs {
 		watch[i] = t.s.keys.entity(r.Blueprint, r.Identifier)
+		if _, ok := t.bps[r.Blueprint]; !ok && !slices.Contains(bpIDs, r.Blueprint) {
+			bpIDs = append(bpIDs, r.Blueprint)
+			watch = append(watch, t.s.keys.blueprint(r.Blueprint))
+		}
 	}
 	var cmds []*redis.SliceCmd
-	if err := t.watchAndRun(ctx, watch, func(p redis.Pipeliner) { cmds = queueEntityReads(ctx, p, t.s.keys, refs) }); err != nil {
+	bpGets := make([]*redis.StringCmd, len(bpIDs))
+	if err := t.watchAndRun(ctx, watch, func(p redis.Pipeliner) {
+		for i, id := range bpIDs {
+			bpGets[i] = p.Get(ctx, t.s.keys.blueprint(id))
+		}
+		cmds = queueEntityReads(ctx, p, t.s.keys, refs)
+	}); err != nil {
 		return nil, fmt.Errorf("get entities: %w", err)
+	}
+	if t.bps == nil {
+		t.bps = map[string]*catalog.Blueprint{}
+	}
+	for i, id := range bpIDs {
+		bp, err := blueprintRead(id, bpGets[i])
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return nil, err
+		}
+		t.bps[id] = bp
 	}
 	return entitiesRead(refs, cmds)
 }
