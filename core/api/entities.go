@@ -163,8 +163,15 @@ type bulkRequest struct {
 	// chunk, by the catalog (catalog.WriteItem.Raw) — and the items that
 	// do not peek plainly by catalog.DecodeBulkItem right away; otherwise
 	// each is decoded by catalog.DecodeEntity.
-	split  bool
-	decode func([]byte) (*catalog.Entity, error)
+	split bool
+}
+
+// decode decodes one item right away (see split).
+func (r bulkRequest) decode(item []byte) (*catalog.Entity, error) {
+	if r.split {
+		return catalog.DecodeBulkItem(item)
+	}
+	return catalog.DecodeEntity(item)
 }
 
 // decodeBulk reads a bulk request. A well-formed body is validated once
@@ -176,13 +183,13 @@ func decodeBulk(c *gin.Context) (bulkRequest, error) {
 		return bulkRequest{}, err
 	}
 	if items, ok := catalog.SplitBulk(raw); ok {
-		req := bulkRequest{Entities: make([]json.RawMessage, len(items)), split: true, decode: catalog.DecodeBulkItem}
+		req := bulkRequest{Entities: make([]json.RawMessage, len(items)), split: true}
 		for i, it := range items {
 			req.Entities[i] = it
 		}
 		return req, nil
 	}
-	req := bulkRequest{decode: catalog.DecodeEntity}
+	var req bulkRequest
 	return req, decodeStrict(raw, &req)
 }
 
