@@ -197,7 +197,9 @@ func TestActionRunsSurviveKill9(t *testing.T) {
 		{"dev", devDeployment},
 		{"serve+worker", splitDeployment},
 	} {
-		t.Run(tc.name, func(t *testing.T) { restartScenario(t, tc.deploy) })
+		// The topologies share nothing (processes, ports, data), and the
+		// scenario mostly waits on timers and restarts: run them side by side.
+		t.Run(tc.name, func(t *testing.T) { t.Parallel(); restartScenario(t, tc.deploy) })
 	}
 }
 

@@ -99,7 +99,13 @@ func build(tb testing.TB, pkg string, wasm bool) string {
 	}
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir, cmd.Env = root, env
-	if b, err := cmd.CombinedOutput(); err != nil {
+	unlock, err := lockBuilds()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := cmd.CombinedOutput()
+	unlock()
+	if err != nil {
 		failed[key] = fmt.Errorf("build %s: %v\n%s", key, err, b)
 		tb.Fatal(failed[key])
 	}
