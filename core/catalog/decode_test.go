@@ -77,6 +77,7 @@ func FuzzSplitBulk(f *testing.F) {
 		`{"entit\u0069es":[{}]}`,
 		`[{"entities":[]}]`,
 		`{"entities":[1,]}`,
+		`{"entities":[{"identifier":"a\u0062","blueprint":"s","relations":{"r":["b"],"s":"c"}}, {"identifier" : "x" , "relations" : null }]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -105,8 +106,31 @@ func FuzzSplitBulk(f *testing.F) {
 			if got.String() != exp.String() {
 				t.Fatalf("item %d: %q, strict decode %q", i, got.String(), exp.String())
 			}
+			checkPeek(t, items[i])
 		}
 	})
+}
+
+// checkPeek: whatever PeekBulkItem accepts, the full decoder reads the same
+// identifier, blueprint and relations from.
+func checkPeek(t *testing.T, item []byte) {
+	t.Helper()
+	peek, ok := PeekBulkItem(item)
+	if !ok {
+		return
+	}
+	full, err := DecodeBulkItem(item)
+	if err != nil {
+		return // invalid in a way chunking need not know about
+	}
+	if peek.Identifier != full.Identifier || peek.Blueprint != full.Blueprint {
+		t.Fatalf("PeekBulkItem(%q) = %q/%q, decode %q/%q", item, peek.Blueprint, peek.Identifier, full.Blueprint, full.Identifier)
+	}
+	for name, v := range full.Relations {
+		if !reflect.DeepEqual(RelationIDs(peek.Relations[name]), RelationIDs(v)) {
+			t.Fatalf("PeekBulkItem(%q) relation %s = %v, decode %v", item, name, peek.Relations[name], v)
+		}
+	}
 }
 
 func TestSplitBulk(t *testing.T) {
@@ -138,9 +162,21 @@ func TestPeekBulkItem(t *testing.T) {
 	if !ok || e.Identifier != "a" || e.Blueprint != "svc" || !reflect.DeepEqual(RelationIDs(e.Relations["r"]), []string{"b"}) || e.Relations["s"] != "c" {
 		t.Fatalf("PeekBulkItem = %+v, %v", e, ok)
 	}
-	for _, doc := range []string{`{"identifier":"a","colour":"red"}`, `{"identifier":1}`, `{"identifier":"a","identifier":"b"}`, `[1]`} {
+	for _, doc := range []string{`{"identifier":"a","colour":"red"}`, `{"identifier":1}`, `{"identifier":"a","identifier":"b"}`, `[1]`,
+		`{"identifier":"a","relations":[1]}`, `{"identifier":"a","blueprint":true}`} {
 		if _, ok := PeekBulkItem([]byte(doc)); ok {
 			t.Errorf("PeekBulkItem accepted %s", doc)
 		}
+	}
+	for _, doc := range []string{
+		`{"identifier":"a\u0062","blueprint":"s\"vc","relations":{"r":"x\ty"}}`,
+		`{ "identifier" : "a" , "relations" : null , "blueprint" : "svc" }`,
+		`{"relations":{"r":["b","c"],"s":null},"identifier":"a"}`,
+		`{"identifier":null,"blueprint":"svc"}`,
+	} {
+		if _, ok := PeekBulkItem([]byte(doc)); !ok {
+			t.Errorf("PeekBulkItem refused %s", doc)
+		}
+		checkPeek(t, []byte(doc))
 	}
 }

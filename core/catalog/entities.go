@@ -405,12 +405,12 @@ func (w *batch) checkRelations(ctx context.Context) error {
 	}
 	exists := map[Ref]bool{}
 	if len(outside) > 0 {
-		ents, err := w.tx.Entities(ctx, outside)
+		found, err := w.tx.Exist(ctx, outside)
 		if err != nil {
 			return err
 		}
-		for i, e := range ents {
-			exists[outside[i]] = e != nil
+		for i, ok := range found {
+			exists[outside[i]] = ok
 		}
 	}
 	for changed := true; changed; {

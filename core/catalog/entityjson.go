@@ -29,6 +29,16 @@ func MarshalEntity(e *Entity) []byte {
 
 var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// AppendEntity appends MarshalEntity's encoding of e to b: a store that
+// embeds the document in a larger one (an event) encodes it in place.
+func AppendEntity(b []byte, e *Entity) []byte { return appendEntity(b, e) }
+
+// AppendJSONString appends s quoted as encoding/json quotes it.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
+// AppendJSONTime appends t as encoding/json encodes it.
+func AppendJSONTime(b []byte, t time.Time) []byte { return appendTime(b, t) }
+
 func appendEntity(b []byte, e *Entity) []byte {
 	b = append(b, `{"identifier":`...)
 	b = appendString(b, e.Identifier)

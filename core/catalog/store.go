@@ -45,6 +45,8 @@ type Store interface {
 type Tx interface {
 	Blueprint(ctx context.Context, id string) (*Blueprint, error)
 	Entities(ctx context.Context, refs []Ref) ([]*Entity, error)
+	// Exist reports which of refs are stored, reading less than Entities.
+	Exist(ctx context.Context, refs []Ref) ([]bool, error)
 	Referrers(ctx context.Context, ref Ref) ([]Reference, error)
 	// EntityIDs returns every identifier of a blueprint (watched as a whole).
 	EntityIDs(ctx context.Context, blueprint string) ([]string, error)

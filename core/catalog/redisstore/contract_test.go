@@ -937,6 +937,34 @@ func testBulkWrite(t *testing.T, e *env) {
 		}
 	})
 
+	t.Run("more stored targets than one read carries", func(t *testing.T) {
+		// 1,200 stored targets, checked in one transaction (more keys
+		// than one MGET reads), and one that is missing.
+		var items []catalog.WriteItem
+		var deps []string
+		for i := 0; i < 1200; i++ {
+			id := fmt.Sprintf("dep%04d", i)
+			items = append(items, item(t, "service", `{"identifier": "`+id+`", "properties": {"language": "go"}}`))
+			deps = append(deps, id)
+		}
+		if res, err := e.svc.Write(ctx, items); err != nil || res[1199].Status != catalog.StatusCreated {
+			t.Fatalf("targets: %v", err)
+		}
+		deps = append(deps[:700], append([]string{"dep-missing"}, deps[700:]...)...)
+		list, _ := json.Marshal(deps)
+		res, err := e.svc.Write(ctx, []catalog.WriteItem{item(t, "service", `{"identifier": "hub", "properties": {"language": "go"}, "relations": {"dependsOn": `+string(list)+`}}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantValidation(t, res[0].Err, "/relations/dependsOn/700")
+		deps = append(deps[:700], deps[701:]...)
+		list, _ = json.Marshal(deps)
+		res, err = e.svc.Write(ctx, []catalog.WriteItem{item(t, "service", `{"identifier": "hub", "properties": {"language": "go"}, "relations": {"dependsOn": `+string(list)+`}}`)})
+		if err != nil || res[0].Status != catalog.StatusCreated {
+			t.Fatalf("hub: %+v %v", res, err)
+		}
+	})
+
 	t.Run("batch limit", func(t *testing.T) {
 		items := make([]catalog.WriteItem, catalog.MaxBatch+1)
 		_, err := e.svc.Write(ctx, items)

@@ -66,14 +66,13 @@ func idFromNumMember(m string) string {
 	return m
 }
 
-// indexEntries lists every index member an entity contributes under
-// blueprint bp's layout: each top-level scalar property (and each scalar
-// element of an array property) and the indexed meta-properties.
-func indexEntries(bp *catalog.Blueprint, e *catalog.Entity) []indexEntry {
+// indexEntries appends to out every index member an entity contributes
+// under blueprint bp's layout: each top-level scalar property (and each
+// scalar element of an array property) and the indexed meta-properties.
+func indexEntries(out []indexEntry, bp *catalog.Blueprint, e *catalog.Entity) []indexEntry {
 	if e == nil {
-		return nil
+		return out
 	}
-	out := make([]indexEntry, 0, 2*len(e.Properties)+8)
 	for name, v := range e.Properties {
 		high := false
 		if def, ok := bp.Schema.Properties[name]; ok {
@@ -182,15 +181,13 @@ func idFromPairMember(m string) string {
 	return m[strings.IndexByte(m, 0)+1:]
 }
 
-// indexDiff returns the entries to remove and to add to go from before
-// (indexed under blueprint oldBP) to after (under newBP); either entity may
-// be nil. Values-index members are never removed.
-func indexDiff(oldBP *catalog.Blueprint, before *catalog.Entity, newBP *catalog.Blueprint, after *catalog.Entity) (remove, add []indexEntry) {
-	cur := indexEntries(newBP, after)
-	if before == nil {
+// indexDiff returns the entries to remove and to add to go from old (the
+// entries of the stored version) to cur (those of the new one). Values-index
+// members are never removed.
+func indexDiff(old, cur []indexEntry) (remove, add []indexEntry) {
+	if len(old) == 0 {
 		return nil, cur
 	}
-	old := indexEntries(oldBP, before)
 	seen := make(map[indexEntry]struct{}, len(old))
 	for _, e := range old {
 		seen[e] = struct{}{}

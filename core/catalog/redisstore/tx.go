@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,20 @@ type tx struct {
 	// bps are the blueprints Entities read along (and watched), nil for
 	// a missing one: Blueprint answers them without another round trip.
 	bps map[string]*catalog.Blueprint
+	// indexes maps the index keys written so far to their queued writes:
+	// a batch's entities share most of them, so each key string is built
+	// once per transaction. oldIx and curIx are reused for every entity.
+	indexes      map[indexKeyID]*keyWrites
+	oldIx, curIx []indexEntry
+	scratch      []byte // PutEntity's event encoding
+}
+
+// indexKeyID names an index key without building its string.
+type indexKeyID struct {
+	bp    string
+	kind  indexKind
+	prop  string
+	value string
 }
 
 var _ catalog.Tx = (*tx)(nil)
@@ -113,22 +128,58 @@ func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entit
 }
 
 // manyEntities reads more entities than one round trip should carry (a
-// blueprint change reads all of its entities): WATCH in chunks, each its
-// own command, then the reads. Redis 7.0 checks each watched key against
-// every key the client already watches, so one WATCH of 100,000 keys
-// would block the server for seconds.
+// blueprint change reads all of its entities).
 func (t *tx) manyEntities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entity, error) {
-	for start := 0; start < len(refs); start += mgetChunk {
-		end := min(start+mgetChunk, len(refs))
-		ks := make([]string, 0, end-start)
-		for _, r := range refs[start:end] {
-			ks = append(ks, t.s.keys.entity(r.Blueprint, r.Identifier))
+	cmds, err := t.watchedReads(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	return entitiesRead(refs, cmds)
+}
+
+// Exist reads (and watches) refs without decoding them: relation targets
+// only need to be there.
+func (t *tx) Exist(ctx context.Context, refs []catalog.Ref) ([]bool, error) {
+	cmds, err := t.watchedReads(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, 0, len(refs))
+	for _, cmd := range cmds {
+		for _, v := range cmd.Val() {
+			_, found := v.(string)
+			out = append(out, found)
 		}
-		if err := t.rtx.Watch(ctx, ks...).Err(); err != nil {
+	}
+	return out, nil
+}
+
+// watchedReads watches refs' documents and reads them (MGET). Beyond one
+// MGET's worth, the WATCH goes in chunks, each its own command: Redis 7.0
+// checks each watched key against every key the client already watches,
+// so one WATCH of 100,000 keys would block the server for seconds.
+func (t *tx) watchedReads(ctx context.Context, refs []catalog.Ref) ([]*redis.SliceCmd, error) {
+	ks := make([]string, len(refs))
+	for i, r := range refs {
+		ks[i] = t.s.keys.entity(r.Blueprint, r.Identifier)
+	}
+	var cmds []*redis.SliceCmd
+	read := func(p redis.Pipeliner) { cmds = queueEntityReads(ctx, p, t.s.keys, refs) }
+	if len(refs) <= mgetChunk {
+		if err := t.watchAndRun(ctx, ks, read); err != nil {
+			return nil, fmt.Errorf("get entities: %w", err)
+		}
+		return cmds, nil
+	}
+	for start := 0; start < len(ks); start += mgetChunk {
+		if err := t.rtx.Watch(ctx, ks[start:min(start+mgetChunk, len(ks))]...).Err(); err != nil {
 			return nil, fmt.Errorf("watch entities: %w", err)
 		}
 	}
-	return getEntities(ctx, t.rtx, t.s.keys, refs)
+	if _, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error { read(p); return nil }); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("get entities: %w", err)
+	}
+	return cmds, nil
 }
 
 func (t *tx) Referrers(ctx context.Context, ref catalog.Ref) ([]catalog.Reference, error) {
@@ -189,21 +240,25 @@ func (t *tx) PutBlueprint(bp *catalog.Blueprint, ev catalog.Event) {
 	raw, _ := json.Marshal(bp)
 	t.w.set(t.s.keys.blueprint(bp.Identifier), raw)
 	t.w.sadd(t.s.keys.blueprints(), bp.Identifier)
-	t.w.event(ev, "", nil)
+	t.w.event(encodeEvent(ev), "", nil)
 }
 
 func (t *tx) DeleteBlueprint(id string, ev catalog.Event) {
 	t.w.del(t.s.keys.blueprint(id))
 	t.w.srem(t.s.keys.blueprints(), id)
-	t.w.event(ev, "", nil)
+	t.w.event(encodeEvent(ev), "", nil)
 }
 
 func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev catalog.Event) {
 	k := t.s.keys
 	id := after.Identifier
-	raw := catalog.MarshalEntity(after)
-	t.w.set(k.entity(bp.Identifier, id), raw)
-	ev.Before, ev.After = marshalOrNull(before), raw
+	// The document is encoded once, inside its event; the SET stores that
+	// part of the event's buffer.
+	ev.Before = marshalOrNull(before)
+	var start, end int
+	t.scratch, start, end = appendEvent(t.scratch[:0], ev, after)
+	event := bytes.Clone(t.scratch)
+	t.w.set(k.entity(bp.Identifier, id), event[start:end:end])
 	if before == nil {
 		t.w.zaddLex(k.ids(bp.Identifier), id)
 	}
@@ -213,10 +268,10 @@ func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev 
 		// A creation goes to the stream only; the history gets it with the
 		// first change (historyPrelude), so bulk-loaded entities that never
 		// change cost no history key.
-		t.w.event(ev, "", nil)
+		t.w.event(event, "", nil)
 		return
 	}
-	t.w.event(ev, k.history(bp.Identifier, id), historyPrelude(before))
+	t.w.event(event, k.history(bp.Identifier, id), historyPrelude(before))
 }
 
 func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev catalog.Event) {
@@ -227,34 +282,52 @@ func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev cata
 	ev.Before, ev.After = marshalOrNull(before), json.RawMessage("null")
 	t.queueIndexDiff(bp, before, bp, nil)
 	t.queueEdgeDiff(bp, before, nil)
-	t.w.event(ev, k.history(bp.Identifier, id), historyPrelude(before))
+	t.w.event(encodeEvent(ev), k.history(bp.Identifier, id), historyPrelude(before))
 }
 
 // queueIndexDiff queues the index changes from before (indexed under
 // oldBP) to after (under newBP).
 func (t *tx) queueIndexDiff(oldBP *catalog.Blueprint, before *catalog.Entity, newBP *catalog.Blueprint, after *catalog.Entity) {
-	remove, add := indexDiff(oldBP, before, newBP, after)
+	t.oldIx = indexEntries(t.oldIx[:0], oldBP, before)
+	t.curIx = indexEntries(t.curIx[:0], newBP, after)
+	remove, add := indexDiff(t.oldIx, t.curIx)
 	bp := newBP.Identifier
 	for _, e := range remove {
-		key := t.s.keys.indexKey(bp, e)
+		kw := t.indexWrites(bp, e)
 		switch e.kind {
 		case numIndex, pairIndex:
-			t.w.zrem(key, e.member)
+			kw.zrems = append(kw.zrems, e.member)
 		default:
-			t.w.srem(key, e.member)
+			kw.srems = append(kw.srems, e.member)
 		}
 	}
 	for _, e := range add {
-		key := t.s.keys.indexKey(bp, e)
+		kw := t.indexWrites(bp, e)
 		switch e.kind {
 		case numIndex:
-			t.w.zadd(key, redis.Z{Score: e.score, Member: e.member})
-		case valuesIndex, pairIndex:
-			t.w.zaddLex(key, e.member)
+			kw.zadds = append(kw.zadds, redis.Z{Score: e.score, Member: e.member})
+		case valuesIndex:
+			kw.zaddOnce(e.member)
+		case pairIndex:
+			kw.zadds = append(kw.zadds, redis.Z{Member: e.member})
 		default:
-			t.w.sadd(key, e.member)
+			kw.sadds = append(kw.sadds, e.member)
 		}
 	}
+}
+
+// indexWrites returns the queued writes of the index key holding e.
+func (t *tx) indexWrites(bp string, e indexEntry) *keyWrites {
+	id := indexKeyID{bp: bp, kind: e.kind, prop: e.prop, value: e.value}
+	if kw, ok := t.indexes[id]; ok {
+		return kw
+	}
+	if t.indexes == nil {
+		t.indexes = map[indexKeyID]*keyWrites{}
+	}
+	kw := t.w.key(t.s.keys.indexKey(bp, e))
+	t.indexes[id] = kw
+	return kw
 }
 
 // ReindexEntities moves the entities' index entries from blueprint old's

@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 
@@ -26,6 +25,8 @@ type writes struct {
 type keyWrites struct {
 	zrems, srems, sadds []any
 	zadds               []redis.Z
+	// once holds the members queued by zaddOnce.
+	once map[string]struct{}
 }
 
 type kv struct {
@@ -34,7 +35,7 @@ type kv struct {
 }
 
 type queuedEvent struct {
-	ev      catalog.Event
+	raw     []byte // the event's JSON
 	history string
 	// prelude is pushed to the history before ev: the creation event of an
 	// entity whose history was never written (see tx.historyPrelude).
@@ -66,8 +67,21 @@ func (w *writes) srem(key, member string)    { kw := w.key(key); kw.srems = appe
 func (w *writes) sadd(key, member string)    { kw := w.key(key); kw.sadds = append(kw.sadds, member) }
 func (w *writes) zadd(key string, z redis.Z) { kw := w.key(key); kw.zadds = append(kw.zadds, z) }
 func (w *writes) zaddLex(key, member string) { w.zadd(key, redis.Z{Score: 0, Member: member}) }
-func (w *writes) event(ev catalog.Event, history string, prelude []byte) {
-	w.events = append(w.events, queuedEvent{ev: ev, history: history, prelude: prelude})
+
+// zaddOnce queues a lexical member unless this transaction already did:
+// a values index gets the same few values from every entity of a batch.
+func (kw *keyWrites) zaddOnce(member string) {
+	if _, dup := kw.once[member]; dup {
+		return
+	}
+	if kw.once == nil {
+		kw.once = map[string]struct{}{}
+	}
+	kw.once[member] = struct{}{}
+	kw.zadds = append(kw.zadds, redis.Z{Member: member})
+}
+func (w *writes) event(raw []byte, history string, prelude []byte) {
+	w.events = append(w.events, queuedEvent{raw: raw, history: history, prelude: prelude})
 }
 
 // apply queues every command on p (inside MULTI).
@@ -99,7 +113,7 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 		}
 	}
 	for _, q := range w.events {
-		raw := encodeEvent(q.ev)
+		raw := q.raw
 		p.XAdd(ctx, &redis.XAddArgs{
 			Stream: s.keys.events(),
 			MaxLen: s.opts.EventRetention,
@@ -117,34 +131,44 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 	}
 }
 
-// encodeEvent writes an event's JSON by hand: Before and After are already
-// JSON produced by this package, so re-validating them (as encoding/json
-// does for RawMessage) would only burn CPU on the write path.
+// encodeEvent writes an event's JSON.
 func encodeEvent(ev catalog.Event) []byte {
-	str := func(s string) []byte { b, _ := json.Marshal(s); return b }
-	raw := func(r json.RawMessage) []byte {
+	b, _, _ := appendEvent(make([]byte, 0, len(ev.Before)+len(ev.After)+200), ev, nil)
+	return b
+}
+
+// appendEvent appends an event's JSON to b, by hand: Before and After are
+// already JSON produced by this package, so re-validating them (as
+// encoding/json does for RawMessage) would only burn CPU on the write path.
+// When after is set, its document is encoded as the event's "after" (in
+// place of ev.After) at b[start:end]: an entity's SET and its event then
+// share one buffer.
+func appendEvent(b []byte, ev catalog.Event, after *catalog.Entity) (out []byte, start, end int) {
+	raw := func(b []byte, r json.RawMessage) []byte {
 		if len(r) == 0 {
-			return []byte("null")
+			return append(b, "null"...)
 		}
-		return r
+		return append(b, r...)
 	}
-	at, _ := ev.At.MarshalJSON()
-	var b bytes.Buffer
-	b.Grow(len(ev.Before) + len(ev.After) + 200)
-	b.WriteString(`{"type":`)
-	b.Write(str(ev.Type))
-	b.WriteString(`,"blueprint":`)
-	b.Write(str(ev.Blueprint))
-	b.WriteString(`,"identifier":`)
-	b.Write(str(ev.Identifier))
-	b.WriteString(`,"before":`)
-	b.Write(raw(ev.Before))
-	b.WriteString(`,"after":`)
-	b.Write(raw(ev.After))
-	b.WriteString(`,"actor":`)
-	b.Write(str(ev.Actor))
-	b.WriteString(`,"at":`)
-	b.Write(at)
-	b.WriteByte('}')
-	return b.Bytes()
+	b = append(b, `{"type":`...)
+	b = catalog.AppendJSONString(b, ev.Type)
+	b = append(b, `,"blueprint":`...)
+	b = catalog.AppendJSONString(b, ev.Blueprint)
+	b = append(b, `,"identifier":`...)
+	b = catalog.AppendJSONString(b, ev.Identifier)
+	b = append(b, `,"before":`...)
+	b = raw(b, ev.Before)
+	b = append(b, `,"after":`...)
+	start = len(b)
+	if after != nil {
+		b = catalog.AppendEntity(b, after)
+	} else {
+		b = raw(b, ev.After)
+	}
+	end = len(b)
+	b = append(b, `,"actor":`...)
+	b = catalog.AppendJSONString(b, ev.Actor)
+	b = append(b, `,"at":`...)
+	b = catalog.AppendJSONTime(b, ev.At)
+	return append(b, '}'), start, end
 }
