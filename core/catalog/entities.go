@@ -275,6 +275,7 @@ type batch struct {
 	bps     map[string]*CompiledBlueprint
 	afters  []*Entity // candidate new state, nil for failed items
 	befores []*Entity
+	exists  map[Ref]bool // entities outside the batch known to exist or not
 }
 
 func (w *batch) fail(i int, err error) {
@@ -292,10 +293,17 @@ func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
 		refs[i] = Ref{Blueprint: it.Entity.Blueprint, Identifier: it.Entity.Identifier}
 		w.results[i] = WriteResult{Index: i, Blueprint: refs[i].Blueprint, Identifier: refs[i].Identifier}
 	}
-	// Entities first: a store may read their blueprints along.
-	befores, err := w.tx.Entities(ctx, refs)
+	// Entities first: a store may read their blueprints along, and with
+	// them whether the relation targets that the last known blueprints
+	// predict exist (checkRelations reads any it missed).
+	likely := w.likelyTargets(refs)
+	befores, found, err := w.tx.Read(ctx, refs, likely)
 	if err != nil {
 		return nil, err
+	}
+	w.exists = make(map[Ref]bool, len(likely))
+	for i, r := range likely {
+		w.exists[r] = found[i]
 	}
 	if err := w.loadBlueprints(ctx); err != nil {
 		return nil, err
@@ -393,26 +401,28 @@ func (w *batch) checkRelations(ctx context.Context) error {
 			targets[i] = w.targets(a)
 		}
 	}
-	var outside []Ref
-	seen := map[Ref]bool{}
+	var unknown []Ref
 	for _, ts := range targets {
 		for _, t := range ts {
-			if _, ok := inBatch[t.ref]; !ok && !seen[t.ref] {
-				seen[t.ref] = true
-				outside = append(outside, t.ref)
+			if _, ok := inBatch[t.ref]; ok {
+				continue
+			}
+			if _, known := w.exists[t.ref]; !known {
+				w.exists[t.ref] = false // until read below; listed once
+				unknown = append(unknown, t.ref)
 			}
 		}
 	}
-	exists := map[Ref]bool{}
-	if len(outside) > 0 {
-		found, err := w.tx.Exist(ctx, outside)
+	if len(unknown) > 0 {
+		found, err := w.tx.Exist(ctx, unknown)
 		if err != nil {
 			return err
 		}
 		for i, ok := range found {
-			exists[outside[i]] = ok
+			w.exists[unknown[i]] = ok
 		}
 	}
+	exists := w.exists
 	for changed := true; changed; {
 		changed = false
 		for i, a := range w.afters {
@@ -457,10 +467,47 @@ func (t relationTarget) path() string {
 }
 
 func (w *batch) targets(e *Entity) []relationTarget {
-	bp := w.bps[e.Blueprint].Blueprint
+	return relationTargets(w.bps[e.Blueprint].Blueprint, e)
+}
+
+// likelyTargets lists the relation targets outside the batch that the
+// items' blueprints, as last compiled, name: the transaction's first read
+// can then check them too. Patches and unknown blueprints are left to
+// checkRelations.
+func (w *batch) likelyTargets(refs []Ref) []Ref {
+	inBatch := make(map[Ref]bool, len(refs))
+	for _, r := range refs {
+		inBatch[r] = true
+	}
+	var out []Ref
+	seen := map[Ref]bool{}
+	for _, it := range w.items {
+		if it.Mode == Patch || len(it.Entity.Relations) == 0 {
+			continue
+		}
+		bp := w.s.lastCompiled(it.Entity.Blueprint)
+		if bp == nil {
+			continue
+		}
+		for _, t := range relationTargets(bp, it.Entity) {
+			if !inBatch[t.ref] && !seen[t.ref] {
+				seen[t.ref] = true
+				out = append(out, t.ref)
+			}
+		}
+	}
+	return out
+}
+
+// relationTargets lists the entities e's relations point at under bp
+// (relations bp does not define are skipped: validation reports them).
+func relationTargets(bp *Blueprint, e *Entity) []relationTarget {
 	var out []relationTarget
 	for _, name := range e.RelationNames() {
-		rel := bp.Relations[name]
+		rel, ok := bp.Relations[name]
+		if !ok {
+			continue
+		}
 		ids := e.RelationTargets(name)
 		_, many := e.Relations[name].([]string)
 		for k, id := range ids {

@@ -99,6 +99,17 @@ func (s *Service) compile(bp *Blueprint) (*CompiledBlueprint, error) {
 	return c, nil
 }
 
+// lastCompiled returns the blueprint as last compiled, nil if never: a
+// hint, possibly stale.
+func (s *Service) lastCompiled(id string) *Blueprint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.compiled[id]; ok {
+		return e.c.Blueprint
+	}
+	return nil
+}
+
 func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 func (s *Service) event(ctx context.Context, typ, bp, id string, before, after any) Event {

@@ -47,6 +47,8 @@ type Tx interface {
 	Entities(ctx context.Context, refs []Ref) ([]*Entity, error)
 	// Exist reports which of refs are stored, reading less than Entities.
 	Exist(ctx context.Context, refs []Ref) ([]bool, error)
+	// Read is Entities(refs) and Exist(others) in one round trip.
+	Read(ctx context.Context, refs, others []Ref) ([]*Entity, []bool, error)
 	Referrers(ctx context.Context, ref Ref) ([]Reference, error)
 	// EntityIDs returns every identifier of a blueprint (watched as a whole).
 	EntityIDs(ctx context.Context, blueprint string) ([]string, error)

@@ -965,6 +965,33 @@ func testBulkWrite(t *testing.T, e *env) {
 		}
 	})
 
+	t.Run("a relation retargeted by another replica", func(t *testing.T) {
+		// Replica a compiled "link" with thing → team; replica b moves
+		// the relation to "group" before a writes again: a's guess of
+		// the targets is stale, the check must follow the stored one.
+		e.blueprint(`{"identifier": "group"}`)
+		e.blueprint(`{"identifier": "link", "relations": {"thing": {"target": "team"}}}`)
+		e.put("team", `{"identifier": "shared"}`)
+		e.put("group", `{"identifier": "g-only"}`)
+		a := e.svc
+		if _, _, err := a.PutEntity(ctx, decodeEntity(t, "link", `{"identifier": "l0", "relations": {"thing": "shared"}}`), false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.DeleteEntity(ctx, catalog.Ref{Blueprint: "link", Identifier: "l0"}, false); err != nil {
+			t.Fatal(err)
+		}
+		b := catalog.NewService(e.store)
+		b.SetClock(func() time.Time { return e.clock.Now().Add(time.Hour) })
+		if _, _, err := b.PutBlueprint(ctx, decodeBlueprint(t, `{"identifier": "link", "relations": {"thing": {"target": "group"}}}`), false); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := a.PutEntity(ctx, decodeEntity(t, "link", `{"identifier": "l1", "relations": {"thing": "shared"}}`), false)
+		wantValidation(t, err, "/relations/thing")
+		if _, _, err := a.PutEntity(ctx, decodeEntity(t, "link", `{"identifier": "l2", "relations": {"thing": "g-only"}}`), false); err != nil {
+			t.Fatalf("a target of the new blueprint: %v", err)
+		}
+	})
+
 	t.Run("batch limit", func(t *testing.T) {
 		items := make([]catalog.WriteItem, catalog.MaxBatch+1)
 		_, err := e.svc.Write(ctx, items)

@@ -87,32 +87,47 @@ func blueprintRead(id string, get *redis.StringCmd) (*catalog.Blueprint, error) 
 }
 
 func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entity, error) {
-	if len(refs) == 0 {
-		return nil, nil
+	ents, _, err := t.Read(ctx, refs, nil)
+	return ents, err
+}
+
+// Read reads refs' entities, their blueprints (unless already read: whoever
+// writes entities needs them) and whether others exist, all watched, in one
+// round trip.
+func (t *tx) Read(ctx context.Context, refs, others []catalog.Ref) ([]*catalog.Entity, []bool, error) {
+	if len(refs)+len(others) > mgetChunk {
+		ents, err := t.manyEntities(ctx, refs)
+		if err != nil {
+			return nil, nil, err
+		}
+		found, err := t.Exist(ctx, others)
+		return ents, found, err
 	}
-	if len(refs) > mgetChunk {
-		return t.manyEntities(ctx, refs)
-	}
-	// The entities' blueprints come along, unless already read: whoever
-	// writes entities needs them.
-	watch := make([]string, len(refs), len(refs)+1)
+	watch := make([]string, 0, len(refs)+len(others)+1)
 	var bpIDs []string
-	for i, r := range refs {
-		watch[i] = t.s.keys.entity(r.Blueprint, r.Identifier)
+	for _, r := range refs {
+		watch = append(watch, t.s.keys.entity(r.Blueprint, r.Identifier))
 		if _, ok := t.bps[r.Blueprint]; !ok && !slices.Contains(bpIDs, r.Blueprint) {
 			bpIDs = append(bpIDs, r.Blueprint)
 			watch = append(watch, t.s.keys.blueprint(r.Blueprint))
 		}
 	}
-	var cmds []*redis.SliceCmd
+	for _, r := range others {
+		watch = append(watch, t.s.keys.entity(r.Blueprint, r.Identifier))
+	}
+	if len(watch) == 0 {
+		return nil, nil, nil
+	}
+	var cmds, otherCmds []*redis.SliceCmd
 	bpGets := make([]*redis.StringCmd, len(bpIDs))
 	if err := t.watchAndRun(ctx, watch, func(p redis.Pipeliner) {
 		for i, id := range bpIDs {
 			bpGets[i] = p.Get(ctx, t.s.keys.blueprint(id))
 		}
 		cmds = queueEntityReads(ctx, p, t.s.keys, refs)
+		otherCmds = queueEntityReads(ctx, p, t.s.keys, others)
 	}); err != nil {
-		return nil, fmt.Errorf("get entities: %w", err)
+		return nil, nil, fmt.Errorf("get entities: %w", err)
 	}
 	if t.bps == nil {
 		t.bps = map[string]*catalog.Blueprint{}
@@ -120,11 +135,12 @@ func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entit
 	for i, id := range bpIDs {
 		bp, err := blueprintRead(id, bpGets[i])
 		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			return nil, err
+			return nil, nil, err
 		}
 		t.bps[id] = bp
 	}
-	return entitiesRead(refs, cmds)
+	ents, err := entitiesRead(refs, cmds)
+	return ents, existRead(otherCmds), err
 }
 
 // manyEntities reads more entities than one round trip should carry (a
@@ -140,18 +156,26 @@ func (t *tx) manyEntities(ctx context.Context, refs []catalog.Ref) ([]*catalog.E
 // Exist reads (and watches) refs without decoding them: relation targets
 // only need to be there.
 func (t *tx) Exist(ctx context.Context, refs []catalog.Ref) ([]bool, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
 	cmds, err := t.watchedReads(ctx, refs)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]bool, 0, len(refs))
+	return existRead(cmds), nil
+}
+
+// existRead tells which documents queueEntityReads found.
+func existRead(cmds []*redis.SliceCmd) []bool {
+	var out []bool
 	for _, cmd := range cmds {
 		for _, v := range cmd.Val() {
 			_, found := v.(string)
 			out = append(out, found)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // watchedReads watches refs' documents and reads them (MGET). Beyond one
