@@ -414,7 +414,7 @@ func (w *batch) checkRelations(ctx context.Context) error {
 		}
 	}
 	if len(unknown) > 0 {
-		found, err := w.tx.Exist(ctx, unknown)
+		_, found, err := w.tx.Read(ctx, nil, unknown)
 		if err != nil {
 			return err
 		}

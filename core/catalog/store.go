@@ -45,9 +45,8 @@ type Store interface {
 type Tx interface {
 	Blueprint(ctx context.Context, id string) (*Blueprint, error)
 	Entities(ctx context.Context, refs []Ref) ([]*Entity, error)
-	// Exist reports which of refs are stored, reading less than Entities.
-	Exist(ctx context.Context, refs []Ref) ([]bool, error)
-	// Read is Entities(refs) and Exist(others) in one round trip.
+	// Read is Entities(refs) in the same round trip as a check of which of
+	// others exist (read, and watched, without being decoded).
 	Read(ctx context.Context, refs, others []Ref) ([]*Entity, []bool, error)
 	Referrers(ctx context.Context, ref Ref) ([]Reference, error)
 	// EntityIDs returns every identifier of a blueprint (watched as a whole).

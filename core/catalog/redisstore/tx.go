@@ -100,7 +100,7 @@ func (t *tx) Read(ctx context.Context, refs, others []catalog.Ref) ([]*catalog.E
 		if err != nil {
 			return nil, nil, err
 		}
-		found, err := t.Exist(ctx, others)
+		found, err := t.exist(ctx, others)
 		return ents, found, err
 	}
 	watch := make([]string, 0, len(refs)+len(others)+1)
@@ -153,12 +153,9 @@ func (t *tx) manyEntities(ctx context.Context, refs []catalog.Ref) ([]*catalog.E
 	return entitiesRead(refs, cmds)
 }
 
-// Exist reads (and watches) refs without decoding them: relation targets
+// exist reads (and watches) refs without decoding them: relation targets
 // only need to be there.
-func (t *tx) Exist(ctx context.Context, refs []catalog.Ref) ([]bool, error) {
-	if len(refs) == 0 {
-		return nil, nil
-	}
+func (t *tx) exist(ctx context.Context, refs []catalog.Ref) ([]bool, error) {
 	cmds, err := t.watchedReads(ctx, refs)
 	if err != nil {
 		return nil, err
@@ -183,6 +180,9 @@ func existRead(cmds []*redis.SliceCmd) []bool {
 // checks each watched key against every key the client already watches,
 // so one WATCH of 100,000 keys would block the server for seconds.
 func (t *tx) watchedReads(ctx context.Context, refs []catalog.Ref) ([]*redis.SliceCmd, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
 	ks := make([]string, len(refs))
 	for i, r := range refs {
 		ks[i] = t.s.keys.entity(r.Blueprint, r.Identifier)
