@@ -422,7 +422,6 @@ func (w *batch) checkRelations(ctx context.Context) error {
 			w.exists[unknown[i]] = ok
 		}
 	}
-	exists := w.exists
 	for changed := true; changed; {
 		changed = false
 		for i, a := range w.afters {
@@ -437,7 +436,7 @@ func (w *batch) checkRelations(ctx context.Context) error {
 				if j, ok := inBatch[t.ref]; ok && (w.afters[j] != nil || w.befores[j] != nil) {
 					continue
 				}
-				if exists[t.ref] {
+				if w.exists[t.ref] {
 					continue
 				}
 				vs.add(t.path(), "%s %q does not exist", t.ref.Blueprint, t.ref.Identifier)
