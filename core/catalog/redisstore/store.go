@@ -192,18 +192,7 @@ func referrersFrom(kinds []edgeKind, members [][]string) []catalog.Reference {
 }
 
 func getBlueprint(ctx context.Context, c redis.Cmdable, k keys, id string) (*catalog.Blueprint, error) {
-	raw, err := c.Get(ctx, k.blueprint(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("blueprint %q: %w", id, catalog.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get blueprint %s: %w", id, err)
-	}
-	var bp catalog.Blueprint
-	if err := json.Unmarshal(raw, &bp); err != nil {
-		return nil, fmt.Errorf("decode blueprint %s: %w", id, err)
-	}
-	return &bp, nil
+	return blueprintRead(id, c.Get(ctx, k.blueprint(id)))
 }
 
 // mgetChunk bounds one MGET so a 10,000-entity batch does not become a
@@ -215,23 +204,27 @@ func getEntities(ctx context.Context, c redis.Cmdable, k keys, refs []catalog.Re
 		return make([]*catalog.Entity, 0), nil
 	}
 	pipe := c.Pipeline()
-	cmds := queueEntityReads(ctx, pipe, k, refs)
+	cmds := queueEntityReads(ctx, pipe, entityKeys(k, refs))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("get entities: %w", err)
 	}
 	return entitiesRead(refs, cmds)
 }
 
-// queueEntityReads queues the MGETs reading refs' documents.
-func queueEntityReads(ctx context.Context, p redis.Pipeliner, k keys, refs []catalog.Ref) []*redis.SliceCmd {
-	cmds := make([]*redis.SliceCmd, 0, len(refs)/mgetChunk+1)
-	for start := 0; start < len(refs); start += mgetChunk {
-		end := min(start+mgetChunk, len(refs))
-		ks := make([]string, 0, end-start)
-		for _, r := range refs[start:end] {
-			ks = append(ks, k.entity(r.Blueprint, r.Identifier))
-		}
-		cmds = append(cmds, p.MGet(ctx, ks...))
+// entityKeys returns refs' document keys.
+func entityKeys(k keys, refs []catalog.Ref) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = k.entity(r.Blueprint, r.Identifier)
+	}
+	return out
+}
+
+// queueEntityReads queues the MGETs reading the documents at keys.
+func queueEntityReads(ctx context.Context, p redis.Pipeliner, keys []string) []*redis.SliceCmd {
+	cmds := make([]*redis.SliceCmd, 0, len(keys)/mgetChunk+1)
+	for start := 0; start < len(keys); start += mgetChunk {
+		cmds = append(cmds, p.MGet(ctx, keys[start:min(start+mgetChunk, len(keys))]...))
 	}
 	return cmds
 }

@@ -76,8 +76,11 @@ func (t *tx) Blueprint(ctx context.Context, id string) (*catalog.Blueprint, erro
 
 // blueprintRead decodes a blueprint GET.
 func blueprintRead(id string, get *redis.StringCmd) (*catalog.Blueprint, error) {
-	if get.Err() == redis.Nil {
+	if errors.Is(get.Err(), redis.Nil) {
 		return nil, fmt.Errorf("blueprint %q: %w", id, catalog.ErrNotFound)
+	}
+	if err := get.Err(); err != nil {
+		return nil, fmt.Errorf("get blueprint %s: %w", id, err)
 	}
 	var bp catalog.Blueprint
 	if err := json.Unmarshal([]byte(get.Val()), &bp); err != nil {
@@ -103,17 +106,17 @@ func (t *tx) Read(ctx context.Context, refs, others []catalog.Ref) ([]*catalog.E
 		found, err := t.exist(ctx, others)
 		return ents, found, err
 	}
-	watch := make([]string, 0, len(refs)+len(others)+1)
+	entKeys, otherKeys := entityKeys(t.s.keys, refs), entityKeys(t.s.keys, others)
 	var bpIDs []string
 	for _, r := range refs {
-		watch = append(watch, t.s.keys.entity(r.Blueprint, r.Identifier))
 		if _, ok := t.bps[r.Blueprint]; !ok && !slices.Contains(bpIDs, r.Blueprint) {
 			bpIDs = append(bpIDs, r.Blueprint)
-			watch = append(watch, t.s.keys.blueprint(r.Blueprint))
 		}
 	}
-	for _, r := range others {
-		watch = append(watch, t.s.keys.entity(r.Blueprint, r.Identifier))
+	watch := make([]string, 0, len(entKeys)+len(otherKeys)+len(bpIDs))
+	watch = append(append(watch, entKeys...), otherKeys...)
+	for _, id := range bpIDs {
+		watch = append(watch, t.s.keys.blueprint(id))
 	}
 	if len(watch) == 0 {
 		return nil, nil, nil
@@ -124,8 +127,8 @@ func (t *tx) Read(ctx context.Context, refs, others []catalog.Ref) ([]*catalog.E
 		for i, id := range bpIDs {
 			bpGets[i] = p.Get(ctx, t.s.keys.blueprint(id))
 		}
-		cmds = queueEntityReads(ctx, p, t.s.keys, refs)
-		otherCmds = queueEntityReads(ctx, p, t.s.keys, others)
+		cmds = queueEntityReads(ctx, p, entKeys)
+		otherCmds = queueEntityReads(ctx, p, otherKeys)
 	}); err != nil {
 		return nil, nil, fmt.Errorf("get entities: %w", err)
 	}
@@ -183,12 +186,9 @@ func (t *tx) watchedReads(ctx context.Context, refs []catalog.Ref) ([]*redis.Sli
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	ks := make([]string, len(refs))
-	for i, r := range refs {
-		ks[i] = t.s.keys.entity(r.Blueprint, r.Identifier)
-	}
+	ks := entityKeys(t.s.keys, refs)
 	var cmds []*redis.SliceCmd
-	read := func(p redis.Pipeliner) { cmds = queueEntityReads(ctx, p, t.s.keys, refs) }
+	read := func(p redis.Pipeliner) { cmds = queueEntityReads(ctx, p, ks) }
 	if len(refs) <= mgetChunk {
 		if err := t.watchAndRun(ctx, ks, read); err != nil {
 			return nil, fmt.Errorf("get entities: %w", err)

@@ -37,7 +37,7 @@ type kv struct {
 type queuedEvent struct {
 	raw     []byte // the event's JSON
 	history string
-	// prelude is pushed to the history before ev: the creation event of an
+	// prelude is pushed to the history before raw: the creation event of an
 	// entity whose history was never written (see tx.historyPrelude).
 	prelude []byte
 }
@@ -65,8 +65,10 @@ func (w *writes) set(key string, val []byte) { w.sets = append(w.sets, kv{key, v
 func (w *writes) zrem(key, member string)    { kw := w.key(key); kw.zrems = append(kw.zrems, member) }
 func (w *writes) srem(key, member string)    { kw := w.key(key); kw.srems = append(kw.srems, member) }
 func (w *writes) sadd(key, member string)    { kw := w.key(key); kw.sadds = append(kw.sadds, member) }
-func (w *writes) zadd(key string, z redis.Z) { kw := w.key(key); kw.zadds = append(kw.zadds, z) }
-func (w *writes) zaddLex(key, member string) { w.zadd(key, redis.Z{Score: 0, Member: member}) }
+func (w *writes) zaddLex(key, member string) {
+	kw := w.key(key)
+	kw.zadds = append(kw.zadds, redis.Z{Member: member})
+}
 
 // zaddOnce queues a lexical member unless this transaction already did:
 // a values index gets the same few values from every entity of a batch.
