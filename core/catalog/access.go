@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -350,14 +351,106 @@ func (f *readFilter) allows(e *Entity) bool {
 	if f == nil || e == nil || !f.filtered[e.Blueprint] {
 		return true
 	}
-	bp := f.bps[e.Blueprint]
 	f.mu.Lock()
-	owners, err := f.s.owningTeams(f.ctx, bp, []*Entity{e}, f.known)
+	ok, err := f.s.readable(f.ctx, f.bps[e.Blueprint], e, f.known)
 	f.mu.Unlock()
-	if err != nil {
-		return false
+	return ok && err == nil
+}
+
+// visibility is the filter as a Visibility (nil when nothing is hidden).
+func (f *readFilter) visibility() Visibility {
+	if f == nil {
+		return nil
 	}
-	return f.s.authz.CanRead(f.ctx, bp, e, owners[0])
+	return f.visible
+}
+
+// visible reports which of refs the actor may see; a missing entity of a
+// filtered blueprint is not visible, others are not read.
+func (f *readFilter) visible(refs []Ref) ([]bool, error) {
+	out := make([]bool, len(refs))
+	var read []Ref
+	var at []int
+	for i, r := range refs {
+		if f == nil || !f.filtered[r.Blueprint] {
+			out[i] = true
+			continue
+		}
+		read = append(read, r)
+		at = append(at, i)
+	}
+	if len(read) == 0 {
+		return out, nil
+	}
+	ents, err := f.s.store.Entities(f.ctx, read)
+	if err != nil {
+		return nil, err
+	}
+	for k, e := range ents {
+		out[at[k]] = e != nil && f.allows(e)
+	}
+	return out, nil
+}
+
+// readable reports whether the actor of ctx may read e, an entity of a
+// blueprint whose reads the Authorizer filters; known caches the entities
+// ownership is inherited from.
+func (s *Service) readable(ctx context.Context, bp *Blueprint, e *Entity, known map[Ref]*Entity) (bool, error) {
+	owners, err := s.owningTeams(ctx, bp, []*Entity{e}, known)
+	if err != nil {
+		return false, err
+	}
+	return s.authz.CanRead(ctx, bp, e, owners[0]), nil
+}
+
+// readChecks decides, inside a write transaction, whether the actor may
+// read entities: a write must not reveal or touch what a read would not
+// show. Blueprints come from blueprint, each asked about once.
+type readChecks struct {
+	s         *Service
+	blueprint func(ctx context.Context, id string) (*Blueprint, error)
+	filtered  map[string]*Blueprint // nil value: reads not filtered
+	known     map[Ref]*Entity
+}
+
+func (s *Service) newReadChecks(blueprint func(context.Context, string) (*Blueprint, error)) *readChecks {
+	return &readChecks{s: s, blueprint: blueprint, filtered: map[string]*Blueprint{}, known: map[Ref]*Entity{}}
+}
+
+// filteredBlueprint returns the blueprint when the Authorizer filters
+// the actor's reads of it, nil otherwise (also for a missing blueprint).
+func (c *readChecks) filteredBlueprint(ctx context.Context, id string) (*Blueprint, error) {
+	if c.s.authz == nil {
+		return nil, nil
+	}
+	if bp, done := c.filtered[id]; done {
+		return bp, nil
+	}
+	bp, err := c.blueprint(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		bp, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bp != nil && !c.s.authz.ReadFiltered(ctx, bp) {
+		bp = nil
+	}
+	c.filtered[id] = bp
+	return bp, nil
+}
+
+// hidden reports whether e exists and the actor may not read it.
+func (c *readChecks) hidden(ctx context.Context, e *Entity) (bool, error) {
+	if e == nil {
+		return false, nil
+	}
+	bp, err := c.filteredBlueprint(ctx, e.Blueprint)
+	if bp == nil || err != nil {
+		return false, err
+	}
+	ok, err := c.s.readable(ctx, bp, e, c.known)
+	return !ok, err
 }
 
 // listFiltered is ListEntities when some entities may be hidden: it reads
@@ -409,28 +502,6 @@ func (s *Service) listFiltered(ctx context.Context, f *readFilter, bp, after str
 		return nil, err
 	}
 	return page, nil
-}
-
-// filterHops drops the hops the actor may not see.
-func (s *Service) filterHops(ctx context.Context, f *readFilter, hops []Hop) ([]Hop, error) {
-	if f == nil || len(hops) == 0 {
-		return hops, nil
-	}
-	refs := make([]Ref, len(hops))
-	for i, h := range hops {
-		refs[i] = h.Ref
-	}
-	ents, err := s.store.Entities(ctx, refs)
-	if err != nil {
-		return nil, err
-	}
-	out := hops[:0]
-	for i, h := range hops {
-		if ents[i] != nil && f.allows(ents[i]) {
-			out = append(out, h)
-		}
-	}
-	return out, nil
 }
 
 // filterEvents redacts (keeps only the ID of) entity events whose entity

@@ -13,11 +13,14 @@ const MaxCascade = 10_000
 // at it block the delete (ErrInUse) unless cascade is set, in which case
 // they are deleted too, recursively. Optional relations pointing at a
 // deleted entity are cleared, so no relation ever dangles. It returns every
-// deleted entity, the requested one first.
+// deleted entity, the requested one first. An entity the actor may not
+// read is not found; one that depends on the deleted entity blocks it,
+// cascade or not, without being named.
 func (s *Service) DeleteEntity(ctx context.Context, ref Ref, cascade bool) ([]Ref, error) {
 	var deleted []Ref
 	err := s.store.Update(ctx, func(tx Tx) error {
 		d := &deletion{s: s, tx: tx, cascade: cascade, bps: map[string]*Blueprint{}}
+		d.reads = s.newReadChecks(d.blueprint)
 		var err error
 		deleted, err = d.run(ctx, ref)
 		return err
@@ -30,6 +33,7 @@ type deletion struct {
 	tx      Tx
 	cascade bool
 	bps     map[string]*Blueprint
+	reads   *readChecks
 }
 
 func (d *deletion) blueprint(ctx context.Context, id string) (*Blueprint, error) {
@@ -53,15 +57,23 @@ func (d *deletion) run(ctx context.Context, start Ref) ([]Ref, error) {
 	queued := map[Ref]bool{start: true}
 	detach := map[Ref]bool{}
 	var blockers []string
+	unreadable := 0 // blockers the actor may not read
 	for i := 0; i < len(order); i++ {
 		ref := order[i]
 		ents, err := d.tx.Entities(ctx, []Ref{ref})
 		if err != nil {
 			return nil, err
 		}
-		if ents[0] == nil {
+		hidden, err := d.reads.hidden(ctx, ents[0])
+		if err != nil {
+			return nil, err
+		}
+		if ents[0] == nil || hidden {
 			if i == 0 {
 				return nil, fmt.Errorf("entity %s/%s: %w", ref.Blueprint, ref.Identifier, ErrNotFound)
+			}
+			if hidden {
+				unreadable++
 			}
 			continue
 		}
@@ -83,7 +95,15 @@ func (d *deletion) run(ctx context.Context, start Ref) ([]Ref, error) {
 				continue
 			}
 			if !d.cascade {
-				blockers = append(blockers, fmt.Sprintf("%s/%s (%s)", r.From.Blueprint, r.From.Identifier, r.Relation))
+				hidden, err := d.hiddenRef(ctx, r.From)
+				if err != nil {
+					return nil, err
+				}
+				if hidden {
+					unreadable++
+				} else {
+					blockers = append(blockers, fmt.Sprintf("%s/%s (%s)", r.From.Blueprint, r.From.Identifier, r.Relation))
+				}
 				continue
 			}
 			if !queued[r.From] {
@@ -95,7 +115,17 @@ func (d *deletion) run(ctx context.Context, start Ref) ([]Ref, error) {
 			return nil, fmt.Errorf("%w: cascade would delete more than %d entities", ErrInUse, MaxCascade)
 		}
 	}
-	if len(blockers) > 0 {
+	switch {
+	case unreadable == 1:
+		blockers = append(blockers, "1 entity you cannot read")
+	case unreadable > 1:
+		blockers = append(blockers, fmt.Sprintf("%d entities you cannot read", unreadable))
+	}
+	switch {
+	case unreadable > 0:
+		return nil, fmt.Errorf("%w: required relations point at %s/%s from %s; entities you cannot read are not deleted, even with cascade=true",
+			ErrInUse, start.Blueprint, start.Identifier, strings.Join(blockers, ", "))
+	case len(blockers) > 0:
 		return nil, fmt.Errorf("%w: required relations point at %s/%s from %s; delete with cascade=true to delete them too",
 			ErrInUse, start.Blueprint, start.Identifier, strings.Join(blockers, ", "))
 	}
@@ -119,6 +149,20 @@ func (d *deletion) run(ctx context.Context, start Ref) ([]Ref, error) {
 		deleted = append(deleted, ref)
 	}
 	return deleted, nil
+}
+
+// hiddenRef reports whether ref names an entity the actor may not read
+// (it is read only when its blueprint's reads are filtered).
+func (d *deletion) hiddenRef(ctx context.Context, ref Ref) (bool, error) {
+	bp, err := d.reads.filteredBlueprint(ctx, ref.Blueprint)
+	if bp == nil || err != nil {
+		return false, err
+	}
+	ents, err := d.tx.Entities(ctx, []Ref{ref})
+	if err != nil {
+		return false, err
+	}
+	return d.reads.hidden(ctx, ents[0])
 }
 
 // detach clears the relations of surviving entities that point at doomed

@@ -276,6 +276,8 @@ type batch struct {
 	afters  []*Entity // candidate new state, nil for failed items
 	befores []*Entity
 	exists  map[Ref]bool // entities outside the batch known to exist or not
+	hidden  map[Ref]bool // existing relation targets the actor may not read
+	reads   *readChecks
 }
 
 func (w *batch) fail(i int, err error) {
@@ -309,6 +311,7 @@ func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
 		return nil, err
 	}
 	w.befores = befores
+	w.reads = w.s.newReadChecks(w.blueprint)
 	seen := make(map[Ref]int, n)
 	for i, it := range w.items {
 		if first, dup := seen[refs[i]]; dup {
@@ -316,6 +319,16 @@ func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
 			continue
 		}
 		seen[refs[i]] = i
+		// Whatever the mode, an entity the actor may not read is answered
+		// as a read would be: not found.
+		hidden, err := w.reads.hidden(ctx, befores[i])
+		if err != nil {
+			return nil, err
+		}
+		if hidden {
+			w.fail(i, fmt.Errorf("entity %s/%s: %w", refs[i].Blueprint, refs[i].Identifier, ErrNotFound))
+			continue
+		}
 		w.prepare(i, it)
 	}
 	if err := w.authorize(ctx); err != nil {
@@ -326,6 +339,18 @@ func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
 	}
 	w.stage(ctx)
 	return w.results, nil
+}
+
+// blueprint returns a blueprint definition: the batch's own as loaded,
+// others read through the transaction.
+func (w *batch) blueprint(ctx context.Context, id string) (*Blueprint, error) {
+	if c, ok := w.bps[id]; ok {
+		if c == nil {
+			return nil, fmt.Errorf("blueprint %q: %w", id, ErrNotFound)
+		}
+		return c.Blueprint, nil
+	}
+	return w.tx.Blueprint(ctx, id)
 }
 
 func (w *batch) loadBlueprints(ctx context.Context) error {
@@ -391,7 +416,9 @@ func (w *batch) prepare(i int, it WriteItem) {
 
 // checkRelations fails every item whose relation points at an entity that
 // neither exists nor is written successfully by this batch; failing one
-// item can strand others, so it repeats until nothing changes.
+// item can strand others, so it repeats until nothing changes. A stored
+// target the actor may not read counts as missing, with the same message,
+// unless the entity already pointed at it.
 func (w *batch) checkRelations(ctx context.Context) error {
 	inBatch := map[Ref]int{}
 	targets := make([][]relationTarget, len(w.afters))
@@ -422,6 +449,9 @@ func (w *batch) checkRelations(ctx context.Context) error {
 			w.exists[unknown[i]] = ok
 		}
 	}
+	if err := w.hideTargets(ctx, targets); err != nil {
+		return err
+	}
 	for changed := true; changed; {
 		changed = false
 		for i, a := range w.afters {
@@ -436,7 +466,7 @@ func (w *batch) checkRelations(ctx context.Context) error {
 				if j, ok := inBatch[t.ref]; ok && (w.afters[j] != nil || w.befores[j] != nil) {
 					continue
 				}
-				if w.exists[t.ref] {
+				if w.exists[t.ref] && (!w.hidden[t.ref] || w.keeps(i, t.ref)) {
 					continue
 				}
 				vs.add(t.path(), "%s %q does not exist", t.ref.Blueprint, t.ref.Identifier)
@@ -448,6 +478,66 @@ func (w *batch) checkRelations(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// hideTargets finds the stored relation targets the actor may not read:
+// they are read only when their blueprint's reads are filtered for the
+// actor.
+func (w *batch) hideTargets(ctx context.Context, targets [][]relationTarget) error {
+	if w.s.authz == nil {
+		return nil
+	}
+	var refs []Ref
+	seen := map[Ref]bool{}
+	for _, ts := range targets {
+		for _, t := range ts {
+			if !w.exists[t.ref] || seen[t.ref] {
+				continue
+			}
+			seen[t.ref] = true
+			bp, err := w.reads.filteredBlueprint(ctx, t.ref.Blueprint)
+			if err != nil {
+				return err
+			}
+			if bp != nil {
+				refs = append(refs, t.ref)
+			}
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	ents, err := w.tx.Entities(ctx, refs)
+	if err != nil {
+		return err
+	}
+	w.hidden = map[Ref]bool{}
+	for i, e := range ents {
+		hidden, err := w.reads.hidden(ctx, e)
+		if err != nil {
+			return err
+		}
+		if e == nil {
+			w.exists[refs[i]] = false
+		}
+		w.hidden[refs[i]] = hidden
+	}
+	return nil
+}
+
+// keeps reports whether item i's stored entity already points at ref:
+// keeping a relation reveals nothing about its target.
+func (w *batch) keeps(i int, ref Ref) bool {
+	before := w.befores[i]
+	if before == nil {
+		return false
+	}
+	for _, t := range w.targets(before) {
+		if t.ref == ref {
+			return true
+		}
+	}
+	return false
 }
 
 // relationTarget is one entity a relation points at.

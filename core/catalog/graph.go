@@ -31,16 +31,32 @@ type Hop struct {
 	Via      Ref    `json:"via"`
 }
 
+// Visibility reports which of refs the reader may see. A nil Visibility
+// sees everything.
+type Visibility func(refs []Ref) ([]bool, error)
+
 // Walk follows relations from start in one direction for up to depth hops
 // (1..MaxDepth), optionally only through one relation name, and returns
 // every entity reached with the first hop that reached it, in BFS order.
-// blueprints supplies relation targets for downstream walks.
-func Walk(ctx context.Context, g Graph, start Ref, direction, relation string, depth int, blueprints map[string]*Blueprint) ([]Hop, error) {
+// blueprints supplies relation targets for downstream walks. The walk
+// stays within what visible admits: from a start it does not admit it
+// finds nothing, and it neither returns nor passes through an entity it
+// does not admit, so no hop's Via names one.
+func Walk(ctx context.Context, g Graph, start Ref, direction, relation string, depth int, blueprints map[string]*Blueprint, visible Visibility) ([]Hop, error) {
 	if depth <= 0 {
 		depth = 1
 	}
 	if depth > MaxDepth {
 		depth = MaxDepth
+	}
+	if visible != nil {
+		ok, err := visible([]Ref{start})
+		if err != nil {
+			return nil, fmt.Errorf("walk: %w", err)
+		}
+		if !ok[0] {
+			return nil, nil
+		}
 	}
 	seen := map[Ref]bool{start: true}
 	var out []Hop
@@ -57,14 +73,43 @@ func Walk(ctx context.Context, g Graph, start Ref, direction, relation string, d
 			return nil, err
 		}
 		frontier = frontier[:0:0]
+		var reached []Hop
 		for _, h := range next {
 			if seen[h.Ref] {
 				continue
 			}
 			seen[h.Ref] = true
 			h.Depth = d
+			reached = append(reached, h)
+		}
+		if reached, err = keepVisible(reached, visible); err != nil {
+			return nil, err
+		}
+		for _, h := range reached {
 			out = append(out, h)
 			frontier = append(frontier, h.Ref)
+		}
+	}
+	return out, nil
+}
+
+// keepVisible drops the hops to entities visible does not admit.
+func keepVisible(hops []Hop, visible Visibility) ([]Hop, error) {
+	if visible == nil || len(hops) == 0 {
+		return hops, nil
+	}
+	refs := make([]Ref, len(hops))
+	for i, h := range hops {
+		refs[i] = h.Ref
+	}
+	ok, err := visible(refs)
+	if err != nil {
+		return nil, fmt.Errorf("walk: %w", err)
+	}
+	out := hops[:0]
+	for i, h := range hops {
+		if ok[i] {
+			out = append(out, h)
 		}
 	}
 	return out, nil

@@ -86,8 +86,15 @@ func (s *Service) decorateOne(ctx context.Context, e *Entity) (*Entity, error) {
 
 // decorate adds mirror and calculation properties to entities in place
 // (mirrors first, so calculations can read them). Mirror targets are read
-// in one batch.
+// in one batch; a mirror reads only targets the actor may read (the value
+// of a hidden one is null, or left out of a many relation's list).
 func (s *Service) decorate(ctx context.Context, ents []*Entity) error {
+	return s.decorateWith(ctx, ents, map[string]*Blueprint{})
+}
+
+// decorateWith is decorate with bps holding blueprints already read; it
+// adds those it reads.
+func (s *Service) decorateWith(ctx context.Context, ents []*Entity, bps map[string]*Blueprint) error {
 	if len(ents) == 0 {
 		return nil
 	}
@@ -96,7 +103,7 @@ func (s *Service) decorate(ctx context.Context, ents []*Entity) error {
 		if _, ok := compiled[e.Blueprint]; ok {
 			continue
 		}
-		bp, err := s.store.Blueprint(ctx, e.Blueprint)
+		bp, err := s.blueprintIn(ctx, bps, e.Blueprint)
 		if err != nil {
 			return err
 		}
@@ -104,7 +111,7 @@ func (s *Service) decorate(ctx context.Context, ents []*Entity) error {
 			return err
 		}
 	}
-	mirrored, err := s.mirrorTargets(ctx, ents, compiled)
+	mirrored, err := s.mirrorTargets(ctx, ents, compiled, bps)
 	if err != nil {
 		return err
 	}
@@ -126,7 +133,23 @@ func (s *Service) decorate(ctx context.Context, ents []*Entity) error {
 	return nil
 }
 
-func (s *Service) mirrorTargets(ctx context.Context, ents []*Entity, compiled map[string]*CompiledBlueprint) (map[Ref]*Entity, error) {
+// blueprintIn returns a blueprint from bps, reading (and adding) it when
+// missing.
+func (s *Service) blueprintIn(ctx context.Context, bps map[string]*Blueprint, id string) (*Blueprint, error) {
+	if bp, ok := bps[id]; ok {
+		return bp, nil
+	}
+	bp, err := s.store.Blueprint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	bps[id] = bp
+	return bp, nil
+}
+
+// mirrorTargets reads the entities ents' mirrors read, leaving out those
+// the actor may not read.
+func (s *Service) mirrorTargets(ctx context.Context, ents []*Entity, compiled map[string]*CompiledBlueprint, bps map[string]*Blueprint) (map[Ref]*Entity, error) {
 	var refs []Ref
 	seen := map[Ref]bool{}
 	for _, e := range ents {
@@ -150,8 +173,21 @@ func (s *Service) mirrorTargets(ctx context.Context, ents []*Entity, compiled ma
 	if err != nil {
 		return nil, err
 	}
+	var targets map[string]*Blueprint
+	if s.authz != nil {
+		targets = map[string]*Blueprint{}
+		for i, e := range got {
+			if e == nil || targets[refs[i].Blueprint] != nil {
+				continue
+			}
+			if targets[refs[i].Blueprint], err = s.blueprintIn(ctx, bps, refs[i].Blueprint); err != nil {
+				return nil, err
+			}
+		}
+	}
+	f := s.newReadFilter(ctx, targets)
 	for i, e := range got {
-		if e != nil {
+		if e != nil && f.allows(e) {
 			out[refs[i]] = e
 		}
 	}

@@ -62,12 +62,13 @@ func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error
 		Query:      q.Query,
 		Computed:   computed,
 		Restricted: visible != nil,
+		Visible:    visible.visibility(),
 		Match: func(e *Entity, related Related) bool {
 			if !visible.allows(e) {
 				return false
 			}
 			if needsComputed {
-				if err := s.decorate(ctx, []*Entity{e}); err != nil {
+				if err := s.decorateWith(ctx, []*Entity{e}, bps); err != nil {
 					return false
 				}
 			}
@@ -80,7 +81,7 @@ func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error
 	if err != nil {
 		return nil, err
 	}
-	if err := s.decorate(ctx, res.Entities); err != nil {
+	if err := s.decorateWith(ctx, res.Entities, bps); err != nil {
 		return nil, err
 	}
 	page := &SearchPage{Entities: res.Entities, Total: res.Total}
@@ -151,7 +152,8 @@ func decodeCursor(c string) (int, bool) {
 }
 
 // Related lists the entities reachable from ref through relations, in one
-// direction or both, up to depth hops.
+// direction or both, up to depth hops, through entities the actor may
+// read only.
 func (s *Service) Related(ctx context.Context, ref Ref, direction string, depth int) (map[string][]Hop, error) {
 	if depth < 1 || depth > MaxDepth {
 		return nil, &ValidationError{Message: "invalid depth", Violations: []Violation{{Path: "/depth", Message: fmt.Sprintf("must be between 1 and %d", MaxDepth)}}}
@@ -163,16 +165,14 @@ func (s *Service) Related(ctx context.Context, ref Ref, direction string, depth 
 	if err != nil {
 		return nil, err
 	}
+	visible := s.newReadFilter(ctx, bps).visibility()
 	out := map[string][]Hop{}
 	for _, dir := range []string{Upstream, Downstream} {
 		if direction != "" && direction != "both" && direction != dir {
 			continue
 		}
-		hops, err := Walk(ctx, s.store, ref, dir, "", depth, bps)
+		hops, err := Walk(ctx, s.store, ref, dir, "", depth, bps, visible)
 		if err != nil {
-			return nil, err
-		}
-		if hops, err = s.filterHops(ctx, s.newReadFilter(ctx, bps), hops); err != nil {
 			return nil, err
 		}
 		if hops == nil {

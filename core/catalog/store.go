@@ -92,9 +92,11 @@ type SearchRequest struct {
 	// Restricted says Match also applies a filter no index answers (read
 	// permissions): the total must count only entities Match admits.
 	Restricted bool
-	Sort       []SortField
-	Offset     int
-	Limit      int
+	// Visible bounds the relation walks of relatedTo rules (see Walk).
+	Visible Visibility
+	Sort    []SortField
+	Offset  int
+	Limit   int
 	// SortValue returns the value to sort by (it may be computed); nil means
 	// use stored properties.
 	SortValue func(e *Entity, property string) any

@@ -30,7 +30,7 @@ func (s *Store) Search(ctx context.Context, req catalog.SearchRequest) (*catalog
 	for _, bp := range all {
 		bps[bp.Identifier] = bp
 	}
-	related, err := s.resolveRelated(ctx, req.Query, bps)
+	related, err := s.resolveRelated(ctx, req.Query, bps, req.Visible)
 	if err != nil {
 		return nil, err
 	}
@@ -203,8 +203,9 @@ func window[T any](list []T, offset, limit int) []T {
 	return list[offset:end]
 }
 
-// resolveRelated walks the graph once for every relatedTo rule in the tree.
-func (s *Store) resolveRelated(ctx context.Context, q *catalog.Rule, bps map[string]*catalog.Blueprint) (catalog.Related, error) {
+// resolveRelated walks the graph once for every relatedTo rule in the
+// tree, within what visible admits.
+func (s *Store) resolveRelated(ctx context.Context, q *catalog.Rule, bps map[string]*catalog.Blueprint, visible catalog.Visibility) (catalog.Related, error) {
 	related := catalog.Related{}
 	var err error
 	q.Walk(func(r *catalog.Rule) {
@@ -212,7 +213,7 @@ func (s *Store) resolveRelated(ctx context.Context, q *catalog.Rule, bps map[str
 			return
 		}
 		var hops []catalog.Hop
-		hops, err = catalog.Walk(ctx, s, catalog.Ref{Blueprint: r.Blueprint, Identifier: r.Identifier}, r.Direction, r.Relation, r.Depth, bps)
+		hops, err = catalog.Walk(ctx, s, catalog.Ref{Blueprint: r.Blueprint, Identifier: r.Identifier}, r.Direction, r.Relation, r.Depth, bps, visible)
 		set := make(map[catalog.Ref]struct{}, len(hops))
 		for _, h := range hops {
 			set[h.Ref] = struct{}{}

@@ -94,9 +94,10 @@ func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entit
 	return ents, err
 }
 
-// Read reads refs' entities, their blueprints (unless already read: whoever
-// writes entities needs them) and whether others exist, all watched, in one
-// round trip.
+// Read reads refs' entities, whether others exist and the blueprints of
+// both (unless already read: whoever writes entities needs theirs, and a
+// check of whether the actor may see a relation target needs the
+// target's), all watched, in one round trip.
 func (t *tx) Read(ctx context.Context, refs, others []catalog.Ref) ([]*catalog.Entity, []bool, error) {
 	if len(refs)+len(others) > mgetChunk {
 		ents, err := t.manyEntities(ctx, refs)
@@ -108,9 +109,11 @@ func (t *tx) Read(ctx context.Context, refs, others []catalog.Ref) ([]*catalog.E
 	}
 	entKeys, otherKeys := entityKeys(t.s.keys, refs), entityKeys(t.s.keys, others)
 	var bpIDs []string
-	for _, r := range refs {
-		if _, ok := t.bps[r.Blueprint]; !ok && !slices.Contains(bpIDs, r.Blueprint) {
-			bpIDs = append(bpIDs, r.Blueprint)
+	for _, list := range [2][]catalog.Ref{refs, others} {
+		for _, r := range list {
+			if _, ok := t.bps[r.Blueprint]; !ok && !slices.Contains(bpIDs, r.Blueprint) {
+				bpIDs = append(bpIDs, r.Blueprint)
+			}
 		}
 	}
 	watch := make([]string, 0, len(entKeys)+len(otherKeys)+len(bpIDs))
