@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portico-dev/portico/core/access"
+	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
@@ -21,11 +24,26 @@ import (
 // indexed properties, 2 relations) through the HTTP handler into a real
 // redis-server; it reports entities/s. Profile the server side with
 // -cpuprofile.
-func BenchmarkBulkIngest(b *testing.B) {
+func BenchmarkBulkIngest(b *testing.B) { benchBulkIngest(b, false) }
+
+// BenchmarkBulkIngestAsAdmin is BenchmarkBulkIngest through the access
+// layer (authorization, read checks, audit) as the bootstrap admin.
+func BenchmarkBulkIngestAsAdmin(b *testing.B) { benchBulkIngest(b, true) }
+
+func benchBulkIngest(b *testing.B, withAccess bool) {
 	rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(b), PoolSize: 16})
 	defer rdb.Close()
 	prefix := fmt.Sprintf("bench%d", b.N)
-	h := api.New(api.Config{Catalog: catalog.NewService(redisstore.New(rdb, redisstore.Options{Prefix: prefix})), Auth: api.AdminToken("T")})
+	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{Prefix: prefix}))
+	cfg := api.Config{Catalog: cat, Auth: api.AdminToken("T")}
+	if withAccess {
+		acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{Prefix: prefix}), access.Options{AdminToken: "T"})
+		if err := acc.Bootstrap(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		cfg = api.Config{Catalog: cat, Access: acc}
+	}
+	h := api.New(cfg)
 	do := func(method, path string, body []byte) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, path, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer T")
