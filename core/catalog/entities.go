@@ -491,15 +491,15 @@ func (w *batch) hideTargets(ctx context.Context, targets [][]relationTarget) err
 	seen := map[Ref]bool{}
 	for _, ts := range targets {
 		for _, t := range ts {
-			if !w.exists[t.ref] || seen[t.ref] {
+			if !w.exists[t.ref] {
 				continue
 			}
-			seen[t.ref] = true
 			bp, err := w.reads.filteredBlueprint(ctx, t.ref.Blueprint)
 			if err != nil {
 				return err
 			}
-			if bp != nil {
+			if bp != nil && !seen[t.ref] {
+				seen[t.ref] = true
 				refs = append(refs, t.ref)
 			}
 		}
