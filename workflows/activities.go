@@ -16,13 +16,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/itchyny/gojq"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host/integrations"
+	"github.com/portico-dev/portico/internal/jqeval"
 )
 
 // RunStore is what activities need of the actions store.
@@ -50,7 +50,7 @@ type Activities struct {
 	// record the event).
 	Actions *actions.Service
 
-	jq sync.Map // expression → *gojq.Code
+	jq sync.Map // expression → *jqeval.Program
 }
 
 // SaveRun mirrors a run record to the store (a local activity).
@@ -335,20 +335,20 @@ func (a *Activities) evalString(ctx context.Context, expr string, input json.Raw
 	return s, nil
 }
 
+// TemplateLimits bound one evaluation of a workflow's jq (bodies, inputs,
+// selectors, patches) over its run's document.
+var TemplateLimits = jqeval.Default
+
 // eval runs a jq expression over a JSON document and returns its first
 // result.
 func (a *Activities) eval(ctx context.Context, expr string, input json.RawMessage) (any, error) {
-	code, ok := a.jq.Load(expr)
+	prog, ok := a.jq.Load(expr)
 	if !ok {
-		q, err := gojq.Parse(expr)
+		p, err := jqeval.Compile(expr, TemplateLimits)
 		if err != nil {
-			return nil, fmt.Errorf("parse %q: %w", expr, err)
+			return nil, fmt.Errorf("compile %q: %w", jqeval.Truncate(expr), err)
 		}
-		c, err := gojq.Compile(q)
-		if err != nil {
-			return nil, fmt.Errorf("compile %q: %w", expr, err)
-		}
-		code, _ = a.jq.LoadOrStore(expr, c)
+		prog, _ = a.jq.LoadOrStore(expr, p)
 	}
 	var doc any
 	if len(input) > 0 {
@@ -356,14 +356,12 @@ func (a *Activities) eval(ctx context.Context, expr string, input json.RawMessag
 			return nil, fmt.Errorf("jq input: %w", err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	v, ok := code.(*gojq.Code).RunWithContext(ctx, doc).Next()
-	if !ok {
-		return nil, fmt.Errorf("%q yields nothing", expr)
+	v, ok, err := prog.(*jqeval.Program).First(ctx, doc)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", jqeval.Truncate(expr), err)
 	}
-	if err, isErr := v.(error); isErr {
-		return nil, fmt.Errorf("%q: %w", expr, err)
+	if !ok {
+		return nil, fmt.Errorf("%q yields nothing", jqeval.Truncate(expr))
 	}
 	return v, nil
 }

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/itchyny/gojq"
-
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/internal/jqeval"
 )
 
-// policyTimeout bounds one jq policy evaluation.
-const policyTimeout = 100 * time.Millisecond
+// PolicyLimits bound one jq policy evaluation: it runs on the request path
+// of every execution and approval.
+var PolicyLimits = jqeval.Limits{Timeout: 100 * time.Millisecond, Steps: 100_000}
 
 // Policy says who may execute or approve an action: the principal must be
 // admitted by the embedded Permission (roles, teams, users, owning team of
@@ -26,7 +26,7 @@ type Policy struct {
 	Rule *catalog.Rule `json:"rule,omitempty"`
 	JQ   string        `json:"jq,omitempty"`
 
-	code *gojq.Code
+	prog *jqeval.Program
 }
 
 // Compile validates the policy and prepares its jq program; path prefixes
@@ -38,13 +38,10 @@ func (p *Policy) Compile(path string) error {
 			return err
 		}
 	}
-	p.code = nil
+	p.prog = nil
 	if p.JQ != "" {
-		q, err := gojq.Parse(p.JQ)
-		if err == nil {
-			p.code, err = gojq.Compile(q)
-		}
-		if err != nil {
+		var err error
+		if p.prog, err = jqeval.Compile(p.JQ, PolicyLimits); err != nil {
 			vs = append(vs, catalog.Violation{Path: path + "/jq", Message: "invalid jq: " + err.Error()})
 		}
 	}
@@ -70,7 +67,7 @@ func (p *Policy) Allows(principal Principal, entity *catalog.Entity, owners []st
 	if p.JQ == "" {
 		return true, nil
 	}
-	if p.code == nil {
+	if p.prog == nil {
 		if err := p.Compile(""); err != nil {
 			return false, err
 		}
@@ -79,13 +76,8 @@ func (p *Policy) Allows(principal Principal, entity *catalog.Entity, owners []st
 	if err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), policyTimeout)
-	defer cancel()
-	v, ok := p.code.RunWithContext(ctx, in).Next()
-	if !ok {
-		return false, nil
-	}
-	if err, isErr := v.(error); isErr {
+	v, _, err := p.prog.First(context.Background(), in)
+	if err != nil {
 		return false, fmt.Errorf("jq policy: %w", err)
 	}
 	return v == true, nil

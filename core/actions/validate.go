@@ -8,10 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/itchyny/gojq"
-
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/internal/jqeval"
 )
 
 // ParseDuration is time.ParseDuration plus a days suffix ("3d").
@@ -71,7 +70,7 @@ func (p *problems) jq(path, expr string) {
 	if expr == "" {
 		return
 	}
-	if _, err := gojq.Parse(expr); err != nil {
+	if _, err := jqeval.Compile(expr, jqeval.Limits{}); err != nil {
 		p.add(path, "invalid jq: %s", err.Error())
 	}
 }

@@ -35,6 +35,9 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 	if err != nil {
 		return nil, false, err
 	}
+	if err := compiled.checkCalculations(); err != nil {
+		return nil, false, err
+	}
 	var out *Blueprint
 	var created bool
 	err = s.store.Update(ctx, func(tx Tx) error {

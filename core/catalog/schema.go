@@ -18,7 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/itchyny/gojq"
+	"github.com/portico-dev/portico/internal/jqeval"
 )
 
 // ErrMalformed marks input that is not a well-formed JSON object of the
@@ -29,8 +29,9 @@ var ErrMalformed = errors.New("malformed")
 // MaxTitleLength is the longest entity title accepted, in characters.
 const MaxTitleLength = 1000
 
-// schemaCalcTimeout bounds one calculation-property evaluation.
-const schemaCalcTimeout = 100 * time.Millisecond
+// CalcLimits bound one calculation-property evaluation: it runs on every
+// read of an entity, so it gets a tenth of a mapping's steps.
+var CalcLimits = jqeval.Limits{Timeout: 100 * time.Millisecond, Steps: 100_000}
 
 // Mirror is one mirror property, split: the value of Property (a property
 // name or a meta-property such as "$title") of the entity that Relation
@@ -140,7 +141,7 @@ type schemaRelRule struct {
 type schemaCalcRule struct {
 	name string
 	kind schemaValueKind // 0: any
-	code *gojq.Code
+	prog *jqeval.Program
 }
 
 // CompileBlueprint validates a blueprint definition and precompiles it.
@@ -229,17 +230,12 @@ func CompileBlueprint(bp *Blueprint) (*CompiledBlueprint, error) {
 			vs.add(path+"/jq", "required")
 			continue
 		}
-		q, err := gojq.Parse(cp.JQ)
+		prog, err := jqeval.Compile(cp.JQ, CalcLimits)
 		if err != nil {
 			vs.add(path+"/jq", "invalid jq: %v", err)
 			continue
 		}
-		code, err := gojq.Compile(q)
-		if err != nil {
-			vs.add(path+"/jq", "invalid jq: %v", err)
-			continue
-		}
-		c.calcs = append(c.calcs, schemaCalcRule{name: name, kind: kind, code: code})
+		c.calcs = append(c.calcs, schemaCalcRule{name: name, kind: kind, prog: prog})
 	}
 
 	for _, name := range schemaSortedKeys(bp.MirrorProperties) {
@@ -961,8 +957,8 @@ func schemaSortedKeys[V any](m map[string]V) []string {
 // as JSON (identifier, title, blueprint, icon, team, properties, relations,
 // createdAt, updatedAt, createdBy, updatedBy, datasource). The first output
 // of each expression is its value; an expression that fails, yields
-// nothing, runs longer than 100 ms or yields a value of the wrong declared
-// type gives nil, never an error. It returns nil when there are no
+// nothing, exceeds CalcLimits or yields a value of the wrong declared type
+// gives nil, never an error. It returns nil when there are no
 // calculation properties.
 func (c *CompiledBlueprint) Calculate(e *Entity) map[string]any {
 	if len(c.calcs) == 0 {
@@ -976,19 +972,29 @@ func (c *CompiledBlueprint) Calculate(e *Entity) map[string]any {
 	return out
 }
 
+// checkCalculations evaluates every calculation property over an entity
+// without properties and rejects those that exceed CalcLimits there: they
+// would on every read. (One that exceeds them only for some entities gives
+// nil for those.)
+func (c *CompiledBlueprint) checkCalculations() error {
+	var vs violations
+	in := schemaEntityJQInput(&Entity{Identifier: "probe"}, c.Blueprint.Identifier)
+	for _, cr := range c.calcs {
+		if _, _, err := cr.prog.First(context.Background(), in); errors.Is(err, jqeval.ErrLimit) {
+			vs.add(pointer("calculationProperties", cr.name)+"/jq", "%v", err)
+		}
+	}
+	return vs.err("invalid blueprint")
+}
+
 func (cr *schemaCalcRule) eval(in any) (result any) {
 	defer func() {
 		if recover() != nil {
 			result = nil
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), schemaCalcTimeout)
-	defer cancel()
-	v, ok := cr.code.RunWithContext(ctx, in).Next()
-	if !ok {
-		return nil
-	}
-	if _, isErr := v.(error); isErr {
+	v, ok, err := cr.prog.First(context.Background(), in)
+	if !ok || err != nil {
 		return nil
 	}
 	switch n := v.(type) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host/mapping"
+	"github.com/portico-dev/portico/internal/jqeval"
 	"github.com/portico-dev/portico/pdk"
 )
 
@@ -209,7 +210,7 @@ func (r *syncRun) fetch(pages chan<- page) {
 			continue
 		}
 		cursor := ""
-		for {
+		for !r.hasFailed() {
 			res, err := l.integration.Resync(r.ctx, pdk.ResyncRequest{Kind: k.Kind, Cursor: cursor, Config: l.inst.Spec.Config})
 			if err == nil && r.ctx.Err() != nil {
 				err = r.ctx.Err()
@@ -251,6 +252,11 @@ func (r *syncRun) writePage(p page) {
 			continue
 		}
 		ents, err := r.l.mapper.Map(p.kind, item)
+		if errors.Is(err, jqeval.ErrLimit) {
+			// Every further item would spend the same bound: fail the resync.
+			r.fail(SyncError{Kind: p.kind, Message: err.Error()})
+			return
+		}
 		if err != nil {
 			r.addError(SyncError{Kind: p.kind, Message: err.Error()})
 			continue
@@ -441,6 +447,12 @@ func (r *syncRun) addError(e SyncError) {
 	r.mu.Lock()
 	r.s.addError(e)
 	r.mu.Unlock()
+}
+
+func (r *syncRun) hasFailed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
 }
 
 // fail records an error that makes the sync fail (nothing gets deleted).

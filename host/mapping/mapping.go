@@ -6,6 +6,7 @@
 package mapping
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +20,15 @@ import (
 	"github.com/itchyny/gojq"
 
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/internal/jqeval"
 	"github.com/portico-dev/portico/pdk"
 )
+
+// Limits bound every evaluation of a mapping expression: it comes from a
+// plugin author or an admin and runs in the host, once per item and field.
+// An evaluation that exceeds them fails with a jqeval.LimitError naming
+// the expression (errors.Is(err, jqeval.ErrLimit)).
+var Limits = jqeval.Default
 
 // Mapper maps raw items of each kind with the compiled resource mappings.
 type Mapper struct {
@@ -318,22 +326,18 @@ type expr struct {
 	path     []string // fast path: field names
 	constant any      // fast path when isConst
 	isConst  bool
-	code     *gojq.Code
+	prog     *jqeval.Program
 }
 
 var simplePath = regexp.MustCompile(`^(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
 
 func compileExpr(src string) (*expr, error) {
 	src = strings.TrimSpace(src)
-	q, err := gojq.Parse(src)
-	if err != nil {
-		return nil, fmt.Errorf("parse jq %q: %w", src, err)
-	}
-	code, err := gojq.Compile(q)
+	prog, err := jqeval.Compile(src, Limits)
 	if err != nil {
 		return nil, fmt.Errorf("compile jq %q: %w", src, err)
 	}
-	e := &expr{code: code}
+	e := &expr{prog: prog}
 	switch {
 	case simplePath.MatchString(src):
 		e.path = strings.Split(src[1:], ".")
@@ -369,12 +373,8 @@ func (e *expr) eval(item any) (any, error) {
 		}
 		return v, nil
 	}
-	iter := e.code.Run(item)
-	v, ok := iter.Next()
-	if !ok {
-		return nil, nil
-	}
-	if err, isErr := v.(error); isErr {
+	v, _, err := e.prog.First(context.Background(), item)
+	if err != nil {
 		var halt *gojq.HaltError
 		if errors.As(err, &halt) && halt.Value() == nil {
 			return nil, nil
