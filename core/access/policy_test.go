@@ -2,10 +2,15 @@ package access_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/internal/jqeval"
 )
 
 func TestPolicyAllows(t *testing.T) {
@@ -88,5 +93,26 @@ func TestPolicyCompileErrors(t *testing.T) {
 	_ = json.Unmarshal([]byte(`{"roles": ["member"], "jq": "error(\"boom\")"}`), &p)
 	if ok, err := p.Allows(access.Principal{ID: "a", Role: catalog.RoleMember}, nil, nil, nil); ok || err == nil {
 		t.Fatalf("jq error: %v %v", ok, err)
+	}
+}
+
+// TestPolicyJQBounds: a jq policy that never ends or builds a huge value
+// denies within its bound, with the expression named.
+func TestPolicyJQBounds(t *testing.T) {
+	admin := access.Principal{ID: "root@example.com", Role: catalog.RoleAdmin}
+	for _, jq := range []string{`def f: f; f`, `[repeat(true)] | length > 0`, `("x" * 1e9 | length) > 0`,
+		`[range(64)] | reduce .[] as $i ([1]; [., .]) | . == .`} {
+		p := &access.Policy{JQ: jq}
+		if err := p.Compile(""); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		ok, err := p.Allows(admin, nil, nil, nil)
+		if ok || !errors.Is(err, jqeval.ErrLimit) || !strings.Contains(err.Error(), fmt.Sprintf("jq %q", jq)) {
+			t.Errorf("%s: allows %v, %v", jq, ok, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s: took %v", jq, took)
+		}
 	}
 }
