@@ -141,3 +141,21 @@ func BenchmarkMap(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMapJQ maps with expressions off the fast paths, through the jq
+// interpreter.
+func BenchmarkMapJQ(b *testing.B) {
+	m, err := Compile([]pdk.ResourceMapping{{Kind: "item", Selector: `.status == "ok"`, Entity: pdk.EntityMapping{
+		Identifier: ".id", Title: `.name + " (" + .status + ")"`, Blueprint: `"exampleItem"`,
+		Properties: map[string]string{"name": ".name | ascii_downcase", "status": `.status // "unknown"`, "size": ".size * 2"},
+	}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	item := map[string]any{"id": "item-1", "name": "Item 1", "status": "ok", "size": 1.0}
+	for b.Loop() {
+		if _, err := m.Map("item", item); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

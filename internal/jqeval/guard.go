@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"sync"
 
 	"github.com/itchyny/gojq"
 )
@@ -22,16 +23,26 @@ const budgetVar = "$__jqeval"
 //go:embed prelude.jq
 var preludeSrc string
 
-// prelude parses the guarded definitions. It parses afresh for every
-// Compile, so no two programs share (and the compiler cannot alias) AST
-// nodes.
-func prelude() ([]*gojq.FuncDef, error) {
+// prelude is the parsed prelude.jq with, for each definition, the names
+// its body calls. gojq's compiler does not modify the queries it compiles
+// (it compiles its own builtins from one parse), so every Compile shares
+// them.
+type prelude struct {
+	defs  []*gojq.FuncDef
+	calls []map[string]bool
+}
+
+var loadPrelude = sync.OnceValues(func() (*prelude, error) {
 	q, err := gojq.Parse(preludeSrc + " .")
 	if err != nil {
 		return nil, fmt.Errorf("jq prelude: %w", err)
 	}
-	return q.FuncDefs, nil
-}
+	p := &prelude{defs: q.FuncDefs, calls: make([]map[string]bool, len(q.FuncDefs))}
+	for i, fd := range q.FuncDefs {
+		p.calls[i] = calls(fd.Body)
+	}
+	return p, nil
+})
 
 // guardedOps are the operators Compile turns into calls to the guarded
 // definitions of the prelude (the names gojq gives them).
@@ -53,105 +64,177 @@ var guardedOps = map[gojq.Operator]string{
 // to their (shadowed) functions. The update operators (|=, +=, ...) need no
 // rewrite: gojq compiles them into calls by name to _modify and _add etc.
 func rewrite(q *gojq.Query) {
+	walk(q, func(q *gojq.Query) {
+		if name, ok := guardedOps[q.Op]; ok && len(q.Patterns) == 0 {
+			q.Term = &gojq.Term{Type: gojq.TermTypeFunc, Func: &gojq.Func{Name: name, Args: []*gojq.Query{q.Left, q.Right}}}
+			q.Left, q.Right, q.Op = nil, nil, 0
+		}
+	}, nil)
+}
+
+// formatFuncs are the functions gojq compiles @formats into.
+var formatFuncs = []string{"tostring", "tojson", "_tohtml", "_touri", "_tourid", "_tocsv", "_totsv", "_tosh",
+	"_tobase64", "_tobase64d", "format"}
+
+// calls returns the names of the functions q calls, those gojq calls for
+// it (updates, string interpolation, @formats) included.
+func calls(q *gojq.Query) map[string]bool {
+	names := map[string]bool{}
+	walk(q, func(q *gojq.Query) {
+		switch q.Op {
+		case gojq.OpModify, gojq.OpUpdateAdd, gojq.OpUpdateSub, gojq.OpUpdateMul, gojq.OpUpdateDiv,
+			gojq.OpUpdateMod, gojq.OpUpdateAlt:
+			names["_modify"] = true
+			for _, n := range guardedOps {
+				names[n] = true
+			}
+		}
+	}, func(t *gojq.Term) {
+		if t.Func != nil {
+			names[t.Func.Name] = true
+		}
+		if t.Format != "" || t.Str != nil && len(t.Str.Queries) > 0 {
+			for _, n := range formatFuncs {
+				names[n] = true
+			}
+		}
+	})
+	return names
+}
+
+// needed returns the prelude definitions that q calls, directly or
+// through other definitions, in their order: compiling the others would
+// cost every Compile for nothing.
+func (p *prelude) needed(q *gojq.Query) []*gojq.FuncDef {
+	want := calls(q)
+	keep := make([]bool, len(p.defs))
+	for changed := true; changed; {
+		changed = false
+		for i := len(p.defs) - 1; i >= 0; i-- {
+			if !keep[i] && want[p.defs[i].Name] {
+				keep[i], changed = true, true
+				for n := range p.calls[i] {
+					want[n] = true
+				}
+			}
+		}
+	}
+	var out []*gojq.FuncDef
+	for i, fd := range p.defs {
+		if keep[i] {
+			out = append(out, fd)
+		}
+	}
+	return out
+}
+
+// walk calls fq on every query of q after visiting its parts, and ft on
+// every term; either may be nil.
+func walk(q *gojq.Query, fq func(*gojq.Query), ft func(*gojq.Term)) {
 	if q == nil {
 		return
 	}
 	for _, fd := range q.FuncDefs {
-		rewrite(fd.Body)
+		walk(fd.Body, fq, ft)
 	}
-	rewrite(q.Left)
-	rewrite(q.Right)
-	rewritePatterns(q.Patterns)
-	if name, ok := guardedOps[q.Op]; ok && len(q.Patterns) == 0 {
-		q.Term = &gojq.Term{Type: gojq.TermTypeFunc, Func: &gojq.Func{Name: name, Args: []*gojq.Query{q.Left, q.Right}}}
-		q.Left, q.Right, q.Op = nil, nil, 0
-		return
+	walk(q.Left, fq, ft)
+	walk(q.Right, fq, ft)
+	walkPatterns(q.Patterns, fq, ft)
+	walkTerm(q.Term, fq, ft)
+	if fq != nil {
+		fq(q)
 	}
-	rewriteTerm(q.Term)
 }
 
-func rewriteTerm(t *gojq.Term) {
+func walkTerm(t *gojq.Term, fq func(*gojq.Query), ft func(*gojq.Term)) {
 	if t == nil {
 		return
 	}
-	rewriteIndex(t.Index)
+	if ft != nil {
+		ft(t)
+	}
+	w := func(q *gojq.Query) { walk(q, fq, ft) }
+	walkIndex(t.Index, fq, ft)
 	if t.Func != nil {
 		for _, a := range t.Func.Args {
-			rewrite(a)
+			w(a)
 		}
 	}
 	if t.Object != nil {
 		for _, kv := range t.Object.KeyVals {
-			rewriteString(kv.KeyString)
-			rewrite(kv.KeyQuery)
-			rewrite(kv.Val)
+			walkString(kv.KeyString, fq, ft)
+			w(kv.KeyQuery)
+			w(kv.Val)
 		}
 	}
 	if t.Array != nil {
-		rewrite(t.Array.Query)
+		w(t.Array.Query)
 	}
 	if t.Unary != nil {
-		rewriteTerm(t.Unary.Term)
+		walkTerm(t.Unary.Term, fq, ft)
 	}
-	rewriteString(t.Str)
+	walkString(t.Str, fq, ft)
 	if t.If != nil {
-		rewrite(t.If.Cond)
-		rewrite(t.If.Then)
+		w(t.If.Cond)
+		w(t.If.Then)
 		for _, e := range t.If.Elif {
-			rewrite(e.Cond)
-			rewrite(e.Then)
+			w(e.Cond)
+			w(e.Then)
 		}
-		rewrite(t.If.Else)
+		w(t.If.Else)
 	}
 	if t.Try != nil {
-		rewrite(t.Try.Body)
-		rewrite(t.Try.Catch)
+		w(t.Try.Body)
+		w(t.Try.Catch)
 	}
 	if t.Reduce != nil {
-		rewrite(t.Reduce.Query)
-		rewritePatterns(t.Reduce.Patterns)
-		rewrite(t.Reduce.Start)
-		rewrite(t.Reduce.Update)
+		w(t.Reduce.Query)
+		walkPatterns(t.Reduce.Patterns, fq, ft)
+		w(t.Reduce.Start)
+		w(t.Reduce.Update)
 	}
 	if t.Foreach != nil {
-		rewrite(t.Foreach.Query)
-		rewritePatterns(t.Foreach.Patterns)
-		rewrite(t.Foreach.Start)
-		rewrite(t.Foreach.Update)
-		rewrite(t.Foreach.Extract)
+		w(t.Foreach.Query)
+		walkPatterns(t.Foreach.Patterns, fq, ft)
+		w(t.Foreach.Start)
+		w(t.Foreach.Update)
+		w(t.Foreach.Extract)
 	}
 	if t.Label != nil {
-		rewrite(t.Label.Body)
+		w(t.Label.Body)
 	}
-	rewrite(t.Query)
+	w(t.Query)
 	for _, s := range t.SuffixList {
-		rewriteIndex(s.Index)
+		walkIndex(s.Index, fq, ft)
 	}
 }
 
-func rewriteIndex(x *gojq.Index) {
+func walkIndex(x *gojq.Index, fq func(*gojq.Query), ft func(*gojq.Term)) {
 	if x != nil {
-		rewriteString(x.Str)
-		rewrite(x.Start)
-		rewrite(x.End)
+		walkString(x.Str, fq, ft)
+		walk(x.Start, fq, ft)
+		walk(x.End, fq, ft)
 	}
 }
 
-func rewriteString(s *gojq.String) {
+func walkString(s *gojq.String, fq func(*gojq.Query), ft func(*gojq.Term)) {
 	if s != nil {
 		for _, q := range s.Queries {
-			rewrite(q)
+			walk(q, fq, ft)
 		}
 	}
 }
 
-func rewritePatterns(ps []*gojq.Pattern) {
+func walkPatterns(ps []*gojq.Pattern, fq func(*gojq.Query), ft func(*gojq.Term)) {
 	for _, p := range ps {
-		rewritePatterns(p.Array)
+		if p == nil {
+			continue
+		}
+		walkPatterns(p.Array, fq, ft)
 		for _, o := range p.Object {
-			rewriteString(o.KeyString)
-			rewrite(o.KeyQuery)
-			rewritePatterns([]*gojq.Pattern{o.Val})
+			walkString(o.KeyString, fq, ft)
+			walk(o.KeyQuery, fq, ft)
+			walkPatterns([]*gojq.Pattern{o.Val}, fq, ft)
 		}
 	}
 }

@@ -114,12 +114,12 @@ func Compile(src string, lim Limits) (*Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	pre, err := prelude()
+	pre, err := loadPrelude()
 	if err != nil {
 		return nil, err
 	}
 	rewrite(q)
-	q.FuncDefs = append(pre, q.FuncDefs...)
+	q.FuncDefs = append(pre.needed(q), q.FuncDefs...)
 	code, err := gojq.Compile(q, compilerOptions()...)
 	if err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func TestSameResults(t *testing.T) {
 		`.labels | map_values(. + "!")`, `walk(if type == "string" then ascii_downcase else . end) | .name`,
 		`[combinations(2)]? // 0`, `[[1,2],[3,4]] | [combinations]`, `now | type`, `"1" | tonumber + 1`,
 		`1e1000 | . * 1`, `100000000000000000000 * 100000000000000000000`, `-(.n)`, `.n % 2`,
-		`getpath(["labels", "env"])`, `[.[] | length]`, `.items | map(.id * 2)`, `{} | .a += 1`,
+		`getpath(["labels", "env"])`, `. as {$name, labels: {$env}} | $name + $env`, `[.items[] as {$id} | $id + 1]`, `[.[] | length]`, `.items | map(.id * 2)`, `{} | .a += 1`,
 		`halt_error`, `error`, `error(null)`, `[.tags[] | ascii_downcase] | unique | length`,
 	}
 	for _, src := range exprs {
@@ -123,6 +123,9 @@ func TestAttacks(t *testing.T) {
 		{`def f: [.[], .[]] | f; [1] | f`, "steps"},
 		{`def f: (. + .) | f; [1] | f`, "value size"},
 		{`def f: ("\(.)\(.)") | f; "x" | f`, "value size"},
+		{`def f: .a += .a | f; {a: "x"} | f`, "value size"},
+		{`def f: .a |= . + . | f; {a: [1]} | f`, "value size|alloc"},
+		{`def f: @base64 "\(.)\(.)" | f; "x" | f`, "value size"},
 		{`[range(40)] | reduce .[] as $i ("x"; [., .] | add)`, "value size"},
 		{`[range(40)] | reduce .[] as $i ("x"; [., .] | join(""))`, "value size"},
 		{`[range(40)] | reduce .[] as $i ([1]; [., .]) | tojson`, "value size"},
@@ -284,4 +287,29 @@ func Example() {
 	// Output:
 	// svc! <nil>
 	// jq "\"x\" * 1e9": value size limit exceeded (1 MiB)
+}
+
+// TestConcurrentCompile compiles and runs from many goroutines: the
+// prelude's parsed definitions are shared (run with -race).
+func TestConcurrentCompile(t *testing.T) {
+	srcs := []string{`.a + 1`, `.s | gsub("a"; "b")`, `.x |= 1`, `"\(.a)" | @base64`, `[.[]] | sort_by(.)`, `.a == 1`}
+	in := map[string]any{"a": 1, "s": "aa"}
+	done := make(chan error)
+	for i := range 8 {
+		go func() {
+			var err error
+			for j := range 20 {
+				src := srcs[(i+j)%len(srcs)]
+				if _, err = MustCompile(src, Limits{}).All(context.Background(), in); err != nil {
+					break
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }
