@@ -344,7 +344,7 @@ func (b *budget) charge(n int) error {
 // steps are spent, the evaluation stops at its next step.
 func (b *budget) work(n int) error {
 	if n < 0 || n > b.fuel.left {
-		b.fuel.left = -1
+		b.fuel.left, b.fuel.stop = -1, errOutOfFuel
 		return &guardError{limit: "steps", max: strconv.Itoa(b.lim.Steps)}
 	}
 	b.fuel.left -= n

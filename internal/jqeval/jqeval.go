@@ -179,9 +179,7 @@ func (p *Program) All(ctx context.Context, input any) ([]any, error) {
 // run feeds results to yield until it returns false or max results were
 // yielded (a further result is a "results" LimitError).
 func (p *Program) run(ctx context.Context, input any, max int, yield func(any) bool) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, p.lim.Timeout)
-	defer cancel()
-	b := &budget{lim: p.lim, fuel: fuel{Context: ctx, left: p.lim.Steps}}
+	b := &budget{lim: p.lim, fuel: fuel{Context: ctx, left: p.lim.Steps, deadline: time.Now().Add(p.lim.Timeout)}}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("jq %q: %v", Truncate(p.src), r)
@@ -195,7 +193,7 @@ func (p *Program) run(ctx context.Context, input any, max int, yield func(any) b
 			return nil
 		}
 		if e, isErr := v.(error); isErr {
-			return p.explain(e, b, ctx)
+			return p.explain(e)
 		}
 		if n == max {
 			return p.limit("results", fmt.Sprint(max))
@@ -214,12 +212,12 @@ func (p *Program) run(ctx context.Context, input any, max int, yield func(any) b
 
 // explain turns the error an evaluation stopped with into a LimitError when
 // a bound stopped it.
-func (p *Program) explain(e error, b *budget, ctx context.Context) error {
+func (p *Program) explain(e error) error {
 	var g *guardError
 	switch {
 	case errors.Is(e, errOutOfFuel):
 		return p.limit("steps", fmt.Sprint(p.lim.Steps))
-	case errors.Is(e, context.DeadlineExceeded) && ctx.Err() != nil:
+	case errors.Is(e, errOutOfTime):
 		return p.limit("time", p.lim.Timeout.String())
 	case errors.As(e, &g):
 		return &LimitError{Expr: Truncate(p.src), Limit: g.limit, Max: g.max}
@@ -251,16 +249,25 @@ func bytesString(n int) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// errOutOfFuel is what fuel.Err returns once the steps are spent.
-var errOutOfFuel = errors.New("out of steps")
+// What fuel.Err returns once the steps or the time are spent.
+var (
+	errOutOfFuel = errors.New("out of steps")
+	errOutOfTime = errors.New("out of time")
+)
+
+// clockEvery is how many steps pass between two looks at the clock.
+const clockEvery = 1024
 
 // fuel is the evaluation's context: gojq calls Done before every
 // interpreter step of one evaluation (from one goroutine), so counting the
-// calls counts the steps.
+// calls counts the steps; every clockEvery steps it also checks the
+// deadline (cheaper than a timer per evaluation). The caller's context
+// still cancels.
 type fuel struct {
 	context.Context
-	left  int
-	spent bool
+	left     int
+	deadline time.Time
+	stop     error // errOutOfFuel or errOutOfTime once stopped
 }
 
 var closedDone = func() chan struct{} {
@@ -272,17 +279,22 @@ var closedDone = func() chan struct{} {
 // Done counts one step.
 func (f *fuel) Done() <-chan struct{} {
 	f.left--
-	if f.left < 0 {
-		f.spent = true
-		return closedDone
+	switch {
+	case f.stop != nil:
+	case f.left < 0:
+		f.stop = errOutOfFuel
+	case f.left%clockEvery == 0 && time.Now().After(f.deadline):
+		f.stop = errOutOfTime
+	default:
+		return f.Context.Done()
 	}
-	return f.Context.Done()
+	return closedDone
 }
 
-// Err is errOutOfFuel once the steps are spent.
+// Err says why the evaluation stopped.
 func (f *fuel) Err() error {
-	if f.spent {
-		return errOutOfFuel
+	if f.stop != nil {
+		return f.stop
 	}
 	return f.Context.Err()
 }
