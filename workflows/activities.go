@@ -201,7 +201,7 @@ func (a *Activities) Act(ctx context.Context, req ActRequest) (*ActResult, error
 	if req.Entity != "" {
 		ref = &catalog.Ref{Blueprint: req.Blueprint, Identifier: req.Entity}
 	}
-	ctx = catalog.WithActor(ctx, catalog.Actor{ID: "workflow", Datasource: "integration:" + req.Integration})
+	ctx = catalog.WithActor(ctx, catalog.SystemActor("workflow"))
 	res, err := a.Plugins.Act(ctx, req.Integration, req.Action, ref, inputs)
 	if err != nil {
 		if errors.Is(err, integrations.ErrActionFailed) || errors.Is(err, catalog.ErrNotFound) || errors.Is(err, integrations.ErrNotFound) {
@@ -244,12 +244,14 @@ type UpdateResult struct {
 }
 
 // UpdateEntity applies an update step. It is a privileged write, like the
-// action's webhooks: the platform team grants it through the action's
-// execute permission (checked when the run was triggered), so the
-// requester's own catalog permissions do not apply; updatedBy records
-// the requester and datasource the action. Built-in blueprints (_user,
-// _team) are refused. Patching twice with the same patch is a no-op, so
-// a retried attempt changes nothing more.
+// action's webhooks: the platform team (admins define actions) grants it
+// through the action's execute permission, checked when the run was
+// triggered, so it writes as the system actor and the requester's own
+// catalog permissions do not apply (an action may change what its
+// requester may not, which is what actions are for); updatedBy records the
+// requester and datasource the action. Built-in blueprints (_user, _team)
+// are refused. Patching twice with the same patch is a no-op, so a retried
+// attempt changes nothing more.
 func (a *Activities) UpdateEntity(ctx context.Context, req UpdateRequest) (*UpdateResult, error) {
 	bp, err := a.evalString(ctx, req.Blueprint, req.Context)
 	if err != nil {
@@ -272,7 +274,9 @@ func (a *Activities) UpdateEntity(ctx context.Context, req UpdateRequest) (*Upda
 	if !ok {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("update patch: %q yields %T, not an object", req.Patch, v), "TemplateError", nil)
 	}
-	ctx = catalog.WithActor(ctx, catalog.Actor{ID: req.By, Datasource: "action:" + req.Action})
+	actor := catalog.SystemActor(req.By)
+	actor.Datasource = "action:" + req.Action
+	ctx = catalog.WithActor(ctx, actor)
 	if _, err := a.Catalog.PatchEntity(ctx, catalog.Ref{Blueprint: bp, Identifier: id}, patch); err != nil {
 		var verr *catalog.ValidationError
 		if errors.Is(err, catalog.ErrNotFound) || errors.As(err, &verr) {
@@ -300,7 +304,8 @@ type CheckResult struct {
 	Holds      bool   `json:"holds"`
 }
 
-// CheckEntity reads the entity and matches the rule.
+// CheckEntity reads the entity (as the system: the action's definition
+// names it) and matches the rule.
 func (a *Activities) CheckEntity(ctx context.Context, req CheckRequest) (*CheckResult, error) {
 	bp, err := a.evalString(ctx, req.Blueprint, req.Context)
 	if err != nil {
@@ -311,6 +316,7 @@ func (a *Activities) CheckEntity(ctx context.Context, req CheckRequest) (*CheckR
 		return nil, temporal.NewNonRetryableApplicationError("wait identifier: "+err.Error(), "TemplateError", nil)
 	}
 	res := &CheckResult{Blueprint: bp, Identifier: id}
+	ctx = catalog.WithActor(ctx, catalog.SystemActor("workflow"))
 	e, err := a.Catalog.GetEntity(ctx, catalog.Ref{Blueprint: bp, Identifier: id})
 	if errors.Is(err, catalog.ErrNotFound) {
 		return res, nil

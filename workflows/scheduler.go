@@ -41,6 +41,8 @@ func (s *TimerScheduler) Run(ctx context.Context) error {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
+	// Timers are armed from every entity, whoever may read it.
+	ctx = catalog.WithActor(ctx, catalog.SystemActor("timer"))
 	after, err := s.Cursors.Cursor(ctx, timerCursor)
 	if err != nil {
 		return err

@@ -105,7 +105,7 @@ const activityExpire = "Expire"
 // moved to a later time is Rescheduled, not expired; a cleared value or a
 // vanished entity expires quietly.
 func (a *Activities) Expire(ctx context.Context, in TimerInput) (*ExpireResult, error) {
-	ctx = catalog.WithActor(ctx, catalog.Actor{ID: "timer"})
+	ctx = catalog.WithActor(ctx, catalog.SystemActor("timer"))
 	ref := catalog.Ref{Blueprint: in.Blueprint, Identifier: in.Identifier}
 	e, err := a.Catalog.GetEntity(ctx, ref)
 	if errors.Is(err, catalog.ErrNotFound) {

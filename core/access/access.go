@@ -4,14 +4,20 @@
 // Authorizer), reusable action policies, per-token rate limits and the
 // audit log. It defines the Store it needs; redisaccess implements it.
 //
-// Decisions, in order: an actor without a role is an internal caller
-// (system, integration sync, workflows) and is trusted; scopes restrict a
-// token whatever its user's role (reads need "read", writes "write",
-// access administration "admin"); admins may do everything; viewers only
-// read; members read everything (except entities of blueprints with
-// read.ownedOnly that their teams do not own) and write what the
-// blueprint's permissions allow (absent permissions: admins and members).
-// Entities of protected blueprints ("_" prefix) are written by admins only.
+// Decisions, in order: the system actor (catalog.SystemActor: bootstrap,
+// timers, workflows, the integration host's bookkeeping) is trusted; an
+// actor without a role (a context nobody authenticated) may neither write
+// nor change blueprints, and reads nothing of a blueprint; an integration
+// installation (catalog.IntegrationActor) writes and reads only entities
+// of its lane's blueprints, never protected ones, never changes entities
+// another installation owns and reads read.ownedOnly entities only when it
+// wrote them; scopes restrict a token whatever its user's role (reads need
+// "read", writes "write", access administration "admin"); admins may do
+// everything; viewers only read; members read everything (except entities
+// of blueprints with read.ownedOnly that their teams do not own) and write
+// what the blueprint's permissions allow (absent permissions: admins and
+// members). Entities of protected blueprints ("_" prefix) are written by
+// admins only.
 package access
 
 import (
@@ -111,7 +117,7 @@ func (s *Service) now() time.Time { return s.opts.Now().UTC() }
 // Bootstrap creates the built-in _team and _user blueprints when missing.
 // Existing definitions (possibly extended by an admin) are left alone.
 func (s *Service) Bootstrap(ctx context.Context) error {
-	ctx = catalog.WithActor(ctx, catalog.Actor{ID: "system"})
+	ctx = catalog.WithActor(ctx, catalog.SystemActor("system"))
 	for _, bp := range builtinBlueprints() {
 		if _, _, err := s.cat.PutBlueprint(ctx, bp, true); err != nil && !errors.Is(err, catalog.ErrAlreadyExists) {
 			return fmt.Errorf("bootstrap blueprint %s: %w", bp.Identifier, err)
@@ -198,18 +204,19 @@ func RequireScope(p Principal, scope string) error {
 	return fmt.Errorf("%w: missing scope: %s", catalog.ErrForbidden, scope)
 }
 
-// RequireAdmin requires the admin role and the admin scope.
+// RequireAdmin requires the admin role (or the system actor) and the
+// admin scope.
 func RequireAdmin(p Principal, what string) error {
-	if p.Role != catalog.RoleAdmin && p.Role != "" {
+	if p.Role != catalog.RoleAdmin && p.Role != catalog.RoleSystem {
 		return fmt.Errorf("%w: missing permission: %s (role admin)", catalog.ErrForbidden, what)
 	}
 	return RequireScope(p, ScopeAdmin)
 }
 
 // Limit takes one request from the token's bucket: ok, or how long to
-// wait. The bootstrap admin and internal callers are not limited.
+// wait. The bootstrap admin and the system actor are not limited.
 func (s *Service) Limit(p Principal) (bool, time.Duration) {
-	if s.limiter == nil || p.Role == "" || p.TokenID == bootstrapTokenID {
+	if s.limiter == nil || p.Role == catalog.RoleSystem || p.TokenID == bootstrapTokenID {
 		return true, 0
 	}
 	key := p.TokenID

@@ -19,7 +19,11 @@ func (s *Service) CanChangeBlueprint(ctx context.Context, op string, bp *catalog
 		return fmt.Errorf("%w: missing permission: delete blueprint %s (built-in blueprints are never deleted)", catalog.ErrForbidden, bp.Identifier)
 	}
 	a := catalog.ActorFrom(ctx)
-	if a.Role != "" {
+	switch a.Role {
+	case catalog.RoleSystem:
+	case "", catalog.RoleIntegration:
+		return fmt.Errorf("%w: missing permission: %s blueprint %s (%s)", catalog.ErrForbidden, verb(op), bp.Identifier, nobody(a))
+	default:
 		if err := RequireScope(a, ScopeWrite); err != nil {
 			return err
 		}
@@ -45,11 +49,24 @@ func verb(op string) string {
 	return op
 }
 
+// nobody explains why an actor without a user role is refused.
+func nobody(a Principal) string {
+	if a.Role == catalog.RoleIntegration {
+		return "integration " + a.ID + " only writes entities"
+	}
+	return "no authenticated actor"
+}
+
 // CanWrite implements catalog.Authorizer.
 func (s *Service) CanWrite(ctx context.Context, w catalog.WriteCheck) error {
 	a := catalog.ActorFrom(ctx)
-	if a.Role == "" {
+	switch a.Role {
+	case catalog.RoleSystem:
 		return nil
+	case catalog.RoleIntegration:
+		return laneWrite(a, w)
+	case "":
+		return fmt.Errorf("%w: missing permission: %s %s (no authenticated actor)", catalog.ErrForbidden, w.Op, w.Blueprint.Identifier)
 	}
 	if err := RequireScope(a, ScopeWrite); err != nil {
 		return err
@@ -87,20 +104,64 @@ func (s *Service) CanWrite(ctx context.Context, w catalog.WriteCheck) error {
 	return nil
 }
 
-// ReadFiltered implements catalog.Authorizer: only blueprints with
-// read.ownedOnly hide entities, and never from admins.
-func (s *Service) ReadFiltered(ctx context.Context, bp *catalog.Blueprint) bool {
-	a := catalog.ActorFrom(ctx)
-	return a.Role != "" && a.Role != catalog.RoleAdmin &&
-		bp.Permissions != nil && bp.Permissions.Read != nil && bp.Permissions.Read.OwnedOnly
+// laneWrite decides an integration installation's write: only blueprints
+// of its lane (never protected ones), and never an entity another
+// installation owns.
+func laneWrite(a Principal, w catalog.WriteCheck) error {
+	bp := w.Blueprint.Identifier
+	if !a.InLane(bp) {
+		return fmt.Errorf("%w: missing permission: %s %s (integration %s writes only its blueprints %v)", catalog.ErrForbidden, w.Op, bp, a.ID, lane(a))
+	}
+	if a.OwnedByOther(w.Before) {
+		return fmt.Errorf("%w: missing permission: %s %s/%s (owned by %s)", catalog.ErrForbidden, w.Op, bp, w.Before.Identifier, w.Before.Datasource)
+	}
+	return nil
 }
 
-// CanRead implements catalog.Authorizer: the actor's teams must own e.
+// lane lists the blueprints an integration actor may write, for messages.
+func lane(a Principal) []string {
+	out := []string{}
+	for _, bp := range a.Lane {
+		if a.InLane(bp) {
+			out = append(out, bp)
+		}
+	}
+	return out
+}
+
+// ReadFiltered implements catalog.Authorizer: admins and the system actor
+// see everything; an actor without a role sees nothing; an integration is
+// confined to its lane; otherwise only blueprints with read.ownedOnly hide
+// entities.
+func (s *Service) ReadFiltered(ctx context.Context, bp *catalog.Blueprint) bool {
+	switch catalog.ActorFrom(ctx).Role {
+	case catalog.RoleAdmin, catalog.RoleSystem:
+		return false
+	case "", catalog.RoleIntegration:
+		return true
+	}
+	return ownedOnly(bp)
+}
+
+func ownedOnly(bp *catalog.Blueprint) bool {
+	return bp.Permissions != nil && bp.Permissions.Read != nil && bp.Permissions.Read.OwnedOnly
+}
+
+// CanRead implements catalog.Authorizer: the actor's teams must own e; an
+// integration reads entities of its lane, read.ownedOnly ones only when it
+// wrote them.
 func (s *Service) CanRead(ctx context.Context, bp *catalog.Blueprint, e *catalog.Entity, owners []string) bool {
 	if !s.ReadFiltered(ctx, bp) {
 		return true
 	}
-	return intersects(owners, catalog.ActorFrom(ctx).Teams)
+	a := catalog.ActorFrom(ctx)
+	switch a.Role {
+	case "":
+		return false
+	case catalog.RoleIntegration:
+		return a.InLane(bp.Identifier) && (!ownedOnly(bp) || e.Datasource == a.Datasource)
+	}
+	return intersects(owners, a.Teams)
 }
 
 // Admits reports whether p admits the principal for an entity owned by

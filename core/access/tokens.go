@@ -282,7 +282,7 @@ func minTime(a, b time.Time) time.Time {
 }
 
 func (s *Service) userEntity(ctx context.Context, email string) (*catalog.Entity, error) {
-	sys := catalog.WithActor(ctx, catalog.Actor{ID: "system"})
+	sys := catalog.WithActor(ctx, catalog.SystemActor("system"))
 	return s.cat.GetEntity(sys, catalog.Ref{Blueprint: UserBlueprint, Identifier: email})
 }
 

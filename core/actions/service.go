@@ -399,7 +399,7 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*Run, error) {
 		return nil, fmt.Errorf("%w: %s is %s", ErrFinished, runID, run.Status)
 	}
 	actor := catalog.ActorFrom(ctx)
-	if actor.ID != run.TriggeredBy && actor.Role != catalog.RoleAdmin && actor.Role != "" {
+	if actor.ID != run.TriggeredBy && actor.Role != catalog.RoleAdmin && actor.Role != catalog.RoleSystem {
 		return nil, fmt.Errorf("%w: only the requester or an admin may cancel run %s", catalog.ErrForbidden, runID)
 	}
 	if err := s.runner.Cancel(ctx, runID); err != nil {
@@ -412,7 +412,7 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*Run, error) {
 // owning teams are resolved as the catalog does (inherited ownership
 // included) when the policy admits the owning team.
 func (s *Service) allows(ctx context.Context, p *access.Policy, actor catalog.Actor, e *catalog.Entity, inputs map[string]any, what string) error {
-	if actor.Role == "" { // internal callers (system, timers)
+	if actor.Role == catalog.RoleSystem { // internal callers (timers)
 		return nil
 	}
 	if p == nil {

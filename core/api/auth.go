@@ -17,7 +17,8 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (catalog.Actor, error)
 }
 
-// AdminToken accepts exactly one token: the bootstrap admin token.
+// AdminToken accepts exactly one token: the bootstrap admin token, whose
+// actor is an admin.
 type AdminToken string
 
 // Authenticate implements Authenticator.
@@ -25,7 +26,7 @@ func (t AdminToken) Authenticate(_ context.Context, token string) (catalog.Actor
 	if t == "" || subtle.ConstantTimeCompare([]byte(token), []byte(t)) != 1 {
 		return catalog.Actor{}, ErrUnauthorized
 	}
-	return catalog.Actor{ID: "admin"}, nil
+	return catalog.Actor{ID: "admin", Role: catalog.RoleAdmin}, nil
 }
 
 // authenticate requires "Authorization: Bearer <token>" and puts the actor

@@ -130,7 +130,9 @@ func (h *eventHub) subscribe() (unsubscribe func()) {
 	defer h.mu.Unlock()
 	h.subs++
 	if h.stop == nil {
-		ctx, cancel := context.WithCancel(context.Background())
+		// It only learns that something was appended: as the system, the
+		// catalog need not decide what it may see.
+		ctx, cancel := context.WithCancel(catalog.WithActor(context.Background(), catalog.SystemActor("events")))
 		h.stop = cancel
 		go h.watch(ctx)
 	}

@@ -18,6 +18,16 @@ const (
 	RoleViewer = "viewer"
 )
 
+// Roles code gives to non-human actors; no user or token carries them and
+// no permission may list them.
+const (
+	// RoleSystem is an internal caller (SystemActor), trusted.
+	RoleSystem = "system"
+	// RoleIntegration is an integration installation (IntegrationActor),
+	// confined to its Lane.
+	RoleIntegration = "integration"
+)
+
 // Operations an Authorizer decides on.
 const (
 	OpCreate = "create"

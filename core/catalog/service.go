@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,9 +18,10 @@ type Actor struct {
 	ID string
 	// Datasource is recorded on written entities; empty means "user:<ID>".
 	Datasource string
-	// Role is admin, member or viewer for an authenticated user; empty for
-	// internal callers (system, integrations, workflows), which the
-	// Authorizer trusts.
+	// Role is admin, member or viewer for an authenticated user,
+	// RoleSystem for an internal caller (SystemActor) and RoleIntegration
+	// for an integration installation (IntegrationActor). An actor without
+	// a role is nobody: the access Authorizer lets it neither write nor read.
 	Role string
 	// Teams are the user's teams (identifiers of _team entities).
 	Teams []string
@@ -28,7 +30,38 @@ type Actor struct {
 	Scopes []string
 	// TokenID names the API token used, for the audit log ("" for none).
 	TokenID string
+	// Lane lists the blueprints a RoleIntegration actor may write and read
+	// (never protected ones, whatever it lists).
+	Lane []string
 }
+
+// SystemActor is an internal caller (bootstrap, timers, workflows, the
+// integration host's bookkeeping) named id: the Authorizer trusts it. Only
+// code creates it; no token resolves to it.
+func SystemActor(id string) Actor { return Actor{ID: id, Role: RoleSystem} }
+
+// IntegrationActor is an integration installation writing as datasource:
+// it writes and reads only the blueprints of lane, never protected ones,
+// and never changes entities another installation owns.
+func IntegrationActor(datasource string, lane []string) Actor {
+	return Actor{ID: datasource, Datasource: datasource, Role: RoleIntegration, Lane: lane}
+}
+
+// InLane reports whether a RoleIntegration actor may write and read
+// entities of blueprint.
+func (a Actor) InLane(blueprint string) bool {
+	return !IsProtected(blueprint) && slices.Contains(a.Lane, blueprint)
+}
+
+// OwnedByOther reports whether an entity's datasource names another
+// integration installation than the actor's.
+func (a Actor) OwnedByOther(e *Entity) bool {
+	return e != nil && strings.HasPrefix(e.Datasource, IntegrationDatasourcePrefix) && e.Datasource != a.Datasource
+}
+
+// IntegrationDatasourcePrefix starts the datasource of entities written by
+// an integration installation ("integration:<id>").
+const IntegrationDatasourcePrefix = "integration:"
 
 type actorKey struct{}
 
@@ -37,13 +70,18 @@ func WithActor(ctx context.Context, a Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)
 }
 
-// ActorFrom returns the acting principal of ctx ("system" when none).
+// ActorFrom returns the acting principal of ctx: when none, Anonymous,
+// which has no role (the access Authorizer denies it every write and every
+// filtered read).
 func ActorFrom(ctx context.Context) Actor {
 	if a, ok := ctx.Value(actorKey{}).(Actor); ok && a.ID != "" {
 		return a
 	}
-	return Actor{ID: "system"}
+	return Actor{ID: Anonymous}
 }
+
+// Anonymous is the identifier of the actor of a context without one.
+const Anonymous = "anonymous"
 
 func (a Actor) datasource() string {
 	if a.Datasource != "" {
