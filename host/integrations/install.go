@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host/mapping"
 	"github.com/portico-dev/portico/host/registry"
@@ -44,6 +45,9 @@ func (m *Manager) Put(ctx context.Context, id string, spec Spec) (*Status, bool,
 	if spec.Secrets == nil && existing != nil {
 		spec.Secrets = existing.Spec.Secrets
 	}
+	if err := checkBlueprintsGrant(ctx, spec, existing); err != nil {
+		return nil, false, err
+	}
 	p, err := m.reg.Resolve(ctx, spec.Plugin)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
@@ -67,7 +71,7 @@ func (m *Manager) Put(ctx context.Context, id string, spec Spec) (*Status, bool,
 		}
 		return nil, false, invalid("/plugin", "cannot start "+p.Ref()+": "+err.Error())
 	}
-	if err := m.createBlueprints(ctxFor(ctx, id), p.Info); err != nil {
+	if err := m.createBlueprints(systemCtx(ctx, id), p.Info); err != nil {
 		_ = l.close(context.WithoutCancel(ctx))
 		return nil, false, err
 	}
@@ -88,6 +92,22 @@ func (m *Manager) Put(ctx context.Context, id string, spec Spec) (*Status, bool,
 	m.log.Info("integration installed", "integration", id, "plugin", p.Ref(), "secrets", spec.Secrets)
 	st, err := m.status(ctx, inst)
 	return st, existing == nil, err
+}
+
+// checkBlueprintsGrant requires an admin to widen an installation's lane
+// (the API lets only admins write installations at all; this holds for
+// any other caller of Put too).
+func checkBlueprintsGrant(ctx context.Context, spec Spec, existing *Installation) error {
+	var had []string
+	if existing != nil {
+		had = existing.Spec.Blueprints
+	}
+	for _, bp := range spec.Blueprints {
+		if !slices.Contains(had, bp) {
+			return access.RequireAdmin(catalog.ActorFrom(ctx), "list blueprints on an integration")
+		}
+	}
+	return nil
 }
 
 // configViolations validates an installation's config (absent: {})
@@ -160,6 +180,14 @@ func validateSpec(spec *Spec, p *registry.Plugin) error {
 			if !slices.Contains(declared, s) {
 				bad(fmt.Sprintf("/auth/%d/template", i), "uses undeclared secret %q", s)
 			}
+		}
+	}
+	for i, bp := range spec.Blueprints {
+		switch {
+		case catalog.IsProtected(bp):
+			bad(fmt.Sprintf("/blueprints/%d", i), "protected blueprints (%q prefix) are never written by integrations", catalog.ProtectedPrefix)
+		case bp == "":
+			bad(fmt.Sprintf("/blueprints/%d", i), "required")
 		}
 	}
 	if spec.Mapping != nil {
@@ -280,13 +308,16 @@ func (m *Manager) List(ctx context.Context) ([]*Status, error) {
 func (m *Manager) status(ctx context.Context, inst *Installation) (*Status, error) {
 	s := inst.Spec
 	st := &Status{
-		ID: inst.ID, Plugin: inst.Plugin, Config: s.Config, Mapping: s.Mapping, Auth: s.Auth,
+		ID: inst.ID, Plugin: inst.Plugin, Config: s.Config, Mapping: s.Mapping, Blueprints: s.Blueprints, Auth: s.Auth,
 		Schedule: s.Schedule, AllowedHosts: s.AllowedHosts, Limits: s.Limits,
 		SecretsSet: s.Secrets.Names(), Datasource: Datasource(inst.ID),
 		CreatedAt: inst.CreatedAt, UpdatedAt: inst.UpdatedAt,
 	}
 	if st.AllowedHosts == nil {
 		st.AllowedHosts = []string{}
+	}
+	if st.Blueprints == nil {
+		st.Blueprints = []string{}
 	}
 	if s.DeletionThreshold != nil {
 		st.DeletionThreshold = *s.DeletionThreshold
@@ -349,7 +380,7 @@ func (m *Manager) Delete(ctx context.Context, id string, purge bool) (int, error
 	if err != nil {
 		return 0, err
 	}
-	deleted, errs := m.deleteEntities(ctxFor(ctx, id), refs)
+	deleted, errs := m.deleteEntities(systemCtx(ctx, id), refs)
 	if len(errs) > 0 {
 		return deleted, fmt.Errorf("purge integration %s: %w", id, errors.Join(errs...))
 	}

@@ -5,7 +5,14 @@
 // resyncs with reconciliation, applies webhook deliveries and write-back
 // actions through the installation's mapping, and schedules resyncs.
 //
-// Every entity it writes carries the datasource "integration:<id>".
+// Every entity it writes carries the datasource "integration:<id>". A plugin
+// is untrusted code: an installation writes, deletes and reads (through
+// portico_catalog_get) only entities of its lane, the blueprints its plugin
+// declares plus those an admin lists on the installation, never protected
+// ones (_user, _team), and never changes entities another installation
+// owns. The Manager checks this before every write, and the catalog's
+// Authorizer checks it again for the installation's actor
+// (catalog.IntegrationActor).
 package integrations
 
 import (
@@ -30,6 +37,10 @@ type Spec struct {
 	Secrets Secrets `json:"secrets,omitempty"`
 	// Mapping overrides the plugin's default mappings kind by kind.
 	Mapping *pdk.Mappings `json:"mapping,omitempty"`
+	// Blueprints are further blueprints (beside those the plugin declares)
+	// the installation may write and read, e.g. for a mapping override
+	// (admins only; never protected blueprints).
+	Blueprints []string `json:"blueprints,omitempty"`
 	// Auth replaces the plugin's auth templates (e.g. to use a proxy).
 	Auth              []pdk.AuthTemplate `json:"auth,omitempty"`
 	Schedule          string             `json:"schedule,omitempty"`
@@ -84,7 +95,7 @@ type Installation struct {
 }
 
 // Datasource is what entities written by installation id carry.
-func Datasource(id string) string { return "integration:" + id }
+func Datasource(id string) string { return catalog.IntegrationDatasourcePrefix + id }
 
 // Status is an installation as the API shows it: never any secret value.
 type Status struct {
@@ -92,6 +103,7 @@ type Status struct {
 	Plugin            string             `json:"plugin"`
 	Config            json.RawMessage    `json:"config,omitempty"`
 	Mapping           *pdk.Mappings      `json:"mapping,omitempty"`
+	Blueprints        []string           `json:"blueprints"`
 	Auth              []pdk.AuthTemplate `json:"auth,omitempty"`
 	Schedule          string             `json:"schedule,omitempty"`
 	AllowedHosts      []string           `json:"allowedHosts"`
@@ -164,6 +176,10 @@ var (
 	ErrActionFailed = errors.New("action failed")
 	// ErrPluginFailed: a plugin call failed on the host side (crash, timeout).
 	ErrPluginFailed = errors.New("plugin call failed")
+	// ErrOutsideLane: a plugin's write, delete or read names a blueprint
+	// outside its installation's lane or an entity another installation
+	// owns.
+	ErrOutsideLane = fmt.Errorf("%w: outside the integration's lane", catalog.ErrForbidden)
 	// ErrSyncRunning: a resync of the installation is running elsewhere.
 	ErrSyncRunning = fmt.Errorf("%w: a resync is already running", catalog.ErrConflict)
 )

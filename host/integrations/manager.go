@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/portico-dev/portico/host"
 	"github.com/portico-dev/portico/host/mapping"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/pdk"
 )
 
 // Options configure a Manager; zero fields take the defaults noted.
@@ -107,15 +109,17 @@ func (m *Manager) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// live is a loaded installation: its plugin, host functions and mapping.
-// It is reference counted so that a swap closes the old plugin only once
-// the calls using it are done.
+// live is a loaded installation: its plugin, host functions, mapping and
+// the actor its catalog writes and reads run as. It is reference counted
+// so that a swap closes the old plugin only once the calls using it are
+// done.
 type live struct {
 	inst        *Installation
 	plugin      *registry.Plugin
 	integration host.Integration
 	services    *host.Services
 	mapper      *mapping.Mapper
+	actor       catalog.Actor // catalog.IntegrationActor with its lane
 
 	refs    int  // guarded by Manager.mu
 	retired bool // guarded by Manager.mu
@@ -220,16 +224,17 @@ func (m *Manager) build(ctx context.Context, inst *Installation, p *registry.Plu
 	if err != nil {
 		return nil, err
 	}
+	actor := catalog.IntegrationActor(Datasource(inst.ID), lane(p.Info, inst.Spec.Blueprints))
 	sb := sandbox(inst, p)
 	services := host.NewServices(inst.ID, sb, host.Deps{
-		KV: m.opts.KV, Catalog: catalogReader{m.cat}, Logger: m.log,
+		KV: m.opts.KV, Catalog: catalogReader{cat: m.cat, actor: actor}, Logger: m.log,
 	})
 	it, err := m.reg.Load(ctx, p, sb, services, registry.LoadOptions{Uninterruptible: inst.Spec.Limits.Uninterruptible})
 	if err != nil {
 		services.Close()
 		return nil, err
 	}
-	return &live{inst: inst, plugin: p, integration: it, services: services, mapper: mapper}, nil
+	return &live{inst: inst, plugin: p, integration: it, services: services, mapper: mapper, actor: actor}, nil
 }
 
 func sandbox(inst *Installation, p *registry.Plugin) host.Sandbox {
@@ -248,22 +253,74 @@ func sandbox(inst *Installation, p *registry.Plugin) host.Sandbox {
 	}.WithDefaults()
 }
 
-// ctxFor returns ctx acting as installation id: its writes carry the
-// integration's datasource.
-func ctxFor(ctx context.Context, id string) context.Context {
-	return catalog.WithActor(ctx, catalog.Actor{ID: Datasource(id), Datasource: Datasource(id)})
+// as returns ctx acting as the installation: its writes carry the
+// integration's datasource and stay in its lane.
+func (l *live) as(ctx context.Context) context.Context {
+	return catalog.WithActor(ctx, l.actor)
 }
 
-// catalogReader gives plugins read-only catalog access (portico_catalog_get).
-type catalogReader struct{ cat *catalog.Service }
+// systemCtx returns ctx acting as the system on behalf of installation id,
+// for bookkeeping the plugin does not drive (its blueprints, reads of its
+// own entities by datasource, a purge an admin asked for).
+func systemCtx(ctx context.Context, id string) context.Context {
+	return catalog.WithActor(ctx, catalog.SystemActor(Datasource(id)))
+}
+
+// lane returns the blueprints an installation writes and reads: those its
+// plugin declares and those its installation lists, never protected ones.
+func lane(info *pdk.Info, listed []string) []string {
+	var out []string
+	for _, raw := range info.Blueprints {
+		var bp struct {
+			Identifier string `json:"identifier"`
+		}
+		if json.Unmarshal(raw, &bp) == nil {
+			out = append(out, bp.Identifier)
+		}
+	}
+	out = append(out, listed...)
+	out = slices.DeleteFunc(out, func(bp string) bool { return bp == "" || catalog.IsProtected(bp) })
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// checkLane refuses a write, delete or read of blueprint by a.
+func checkLane(a catalog.Actor, blueprint string) error {
+	if !a.InLane(blueprint) {
+		return fmt.Errorf("%w: blueprint %s is not among %v (the plugin's blueprints and those the installation lists)", ErrOutsideLane, blueprint, a.Lane)
+	}
+	return nil
+}
+
+// catalogReader gives a plugin read-only access to its lane
+// (portico_catalog_get): entities of other blueprints, and read.ownedOnly
+// entities it did not write, read as null, as if they did not exist.
+type catalogReader struct {
+	cat   *catalog.Service
+	actor catalog.Actor
+}
 
 func (r catalogReader) GetEntity(ctx context.Context, blueprint, identifier string) (json.RawMessage, error) {
+	if checkLane(r.actor, blueprint) != nil {
+		return nil, nil
+	}
+	ctx = catalog.WithActor(ctx, r.actor)
+	bp, err := r.cat.GetBlueprint(ctx, blueprint)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	e, err := r.cat.GetEntity(ctx, catalog.Ref{Blueprint: blueprint, Identifier: identifier})
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	if p := bp.Permissions; p != nil && p.Read != nil && p.Read.OwnedOnly && e.Datasource != r.actor.Datasource {
+		return nil, nil
 	}
 	return json.Marshal(e)
 }

@@ -51,7 +51,7 @@ func (m *Manager) Webhook(ctx context.Context, id string, headers map[string][]s
 		}
 		return nil, fmt.Errorf("%w: %v", ErrPluginFailed, err)
 	}
-	ch := m.apply(ctxFor(ctx, id), l, res.Upserts, res.Deletes)
+	ch := m.apply(l.as(ctx), l, res.Upserts, res.Deletes)
 	if len(ch.Errors) > 0 {
 		m.log.Warn("webhook changes not applied", "integration", id, "errors", len(ch.Errors), "first", ch.Errors[0].Message)
 	}
@@ -107,7 +107,7 @@ func (m *Manager) Act(ctx context.Context, id, action string, entity *catalog.Re
 		}
 		return nil, fmt.Errorf("%w: %v", ErrPluginFailed, err)
 	}
-	ch := m.apply(ctxFor(ctx, id), l, res.Upserts, res.Deletes)
+	ch := m.apply(l.as(ctx), l, res.Upserts, res.Deletes)
 	out := &ActResult{
 		Message: res.Message, Logs: res.Logs, Outputs: res.Outputs,
 		Upserted: []catalog.Ref{}, Deleted: ch.Deleted, Errors: ch.Errors,
@@ -121,7 +121,9 @@ func (m *Manager) Act(ctx context.Context, id, action string, entity *catalog.Re
 	return out, nil
 }
 
-// apply maps and writes upserts and deletes reported by a plugin.
+// apply maps and writes upserts and deletes reported by a plugin, as the
+// installation (ctx carries its actor): what falls outside its lane, or
+// belongs to another installation, is refused item by item.
 func (m *Manager) apply(ctx context.Context, l *live, upserts, deletes []pdk.KindItem) Changes {
 	ch := Changes{Deleted: []catalog.Ref{}, Errors: []SyncError{}}
 	var items []catalog.WriteItem
@@ -137,6 +139,10 @@ func (m *Manager) apply(ctx context.Context, l *live, upserts, deletes []pdk.Kin
 			continue
 		}
 		for _, e := range ents {
+			if err := checkLane(l.actor, e.Blueprint); err != nil {
+				ch.Errors = append(ch.Errors, SyncError{Kind: ki.Kind, Blueprint: e.Blueprint, Identifier: e.Identifier, Message: err.Error()})
+				continue
+			}
 			items = append(items, catalog.WriteItem{Mode: catalog.Upsert, Entity: e})
 			kinds = append(kinds, ki.Kind)
 		}
@@ -171,7 +177,10 @@ func (m *Manager) apply(ctx context.Context, l *live, upserts, deletes []pdk.Kin
 		refs = append(refs, rs...)
 	}
 	for _, ref := range refs {
-		_, err := m.cat.DeleteEntity(ctx, ref, false)
+		err := m.mayDelete(ctx, l, ref)
+		if err == nil {
+			_, err = m.cat.DeleteEntity(ctx, ref, false)
+		}
 		switch {
 		case err == nil:
 			ch.Deleted = append(ch.Deleted, ref)
@@ -181,6 +190,22 @@ func (m *Manager) apply(ctx context.Context, l *live, upserts, deletes []pdk.Kin
 		}
 	}
 	return ch
+}
+
+// mayDelete refuses a plugin's deletion outside its lane or of an entity
+// another installation owns.
+func (m *Manager) mayDelete(ctx context.Context, l *live, ref catalog.Ref) error {
+	if err := checkLane(l.actor, ref.Blueprint); err != nil {
+		return err
+	}
+	e, err := m.cat.GetEntity(systemCtx(ctx, l.inst.ID), ref)
+	if err != nil {
+		return err
+	}
+	if l.actor.OwnedByOther(e) {
+		return fmt.Errorf("%w: %s/%s is owned by %s", ErrOutsideLane, ref.Blueprint, ref.Identifier, e.Datasource)
+	}
+	return nil
 }
 
 // limiter is a token bucket per installation, in memory (per replica).

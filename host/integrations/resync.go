@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -126,7 +127,7 @@ func (m *Manager) runSync(l *live, s *Sync, owner string) {
 	defer cancel()
 	go m.heartbeat(ctx, cancel, id, owner)
 	r := &syncRun{
-		m: m, l: l, ctx: ctxFor(ctx, id), s: s,
+		m: m, l: l, ctx: l.as(ctx), s: s,
 		seen: map[catalog.Ref]struct{}{}, ok: map[catalog.Ref]struct{}{},
 	}
 	start := time.Now()
@@ -273,10 +274,14 @@ func (r *syncRun) writePage(p page) {
 }
 
 // write upserts a batch (duplicates: the last one wins) and records the
-// outcome; failures are kept for a retry round. It returns how many
-// entities were written or found unchanged.
+// outcome; failures are kept for a retry round, except refusals (outside
+// the lane, another installation's entity), which no retry changes. It
+// returns how many entities were written or found unchanged.
 func (r *syncRun) write(batch []pending) int {
-	batch = dedupe(batch)
+	batch = r.inLane(dedupe(batch))
+	if len(batch) == 0 {
+		return 0
+	}
 	items := make([]catalog.WriteItem, len(batch))
 	r.mu.Lock()
 	for i, p := range batch {
@@ -304,6 +309,10 @@ func (r *syncRun) write(batch []pending) int {
 		case catalog.StatusUnchanged:
 			r.s.Unchanged++
 		default:
+			if errors.Is(res.Err, catalog.ErrForbidden) {
+				r.s.addError(SyncError{Kind: batch[i].kind, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Message: res.Err.Error()})
+				continue
+			}
 			r.retry = append(r.retry, pending{kind: batch[i].kind, item: batch[i].item, err: SyncError{
 				Kind: batch[i].kind, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Message: errorMessage(res.Err)}})
 			continue
@@ -312,6 +321,17 @@ func (r *syncRun) write(batch []pending) int {
 		r.ok[ref] = struct{}{}
 	}
 	return succeeded
+}
+
+// inLane drops (as errors) the entities outside the installation's lane.
+func (r *syncRun) inLane(batch []pending) []pending {
+	return slices.DeleteFunc(batch, func(p pending) bool {
+		err := checkLane(r.l.actor, p.entity.Blueprint)
+		if err != nil {
+			r.addError(SyncError{Kind: p.kind, Blueprint: p.entity.Blueprint, Identifier: p.entity.Identifier, Message: err.Error()})
+		}
+		return err != nil
+	})
 }
 
 func errorMessage(err error) string {
@@ -412,9 +432,15 @@ func (r *syncRun) reconcile() {
 	}
 	var stale []catalog.Ref
 	for _, ref := range refs {
-		if _, ok := r.seen[ref]; !ok {
-			stale = append(stale, ref)
+		if _, ok := r.seen[ref]; ok {
+			continue
 		}
+		if err := checkLane(r.l.actor, ref.Blueprint); err != nil {
+			// Written before its lane shrank: kept, and said so.
+			r.addError(SyncError{Blueprint: ref.Blueprint, Identifier: ref.Identifier, Message: "delete: " + err.Error()})
+			continue
+		}
+		stale = append(stale, ref)
 	}
 	if len(stale) == 0 {
 		return
@@ -491,8 +517,10 @@ func datasourceQuery(id string) *catalog.Rule {
 	}}
 }
 
+// countEntities counts the entities of installation id (a system read: the
+// query names the installation's datasource).
 func (m *Manager) countEntities(ctx context.Context, id string) (int, error) {
-	page, err := m.cat.Search(ctx, catalog.SearchQuery{Query: datasourceQuery(id), Limit: 1})
+	page, err := m.cat.Search(systemCtx(ctx, id), catalog.SearchQuery{Query: datasourceQuery(id), Limit: 1})
 	if err != nil {
 		return 0, fmt.Errorf("count entities of %s: %w", id, err)
 	}
@@ -500,8 +528,9 @@ func (m *Manager) countEntities(ctx context.Context, id string) (int, error) {
 }
 
 // entityRefs lists the entities of installation id last updated before
-// `before` (zero: all).
+// `before` (zero: all), as countEntities reads them.
 func (m *Manager) entityRefs(ctx context.Context, id string, before time.Time) ([]catalog.Ref, error) {
+	ctx = systemCtx(ctx, id)
 	var out []catalog.Ref
 	cursor := ""
 	for {

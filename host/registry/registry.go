@@ -171,7 +171,8 @@ func (r *Registry) create(ctx context.Context, p *Plugin, info *pdk.Info, module
 }
 
 // Validate checks a plugin's info: the pdk rules, plus blueprints the
-// catalog accepts and mappings that compile.
+// catalog accepts (never protected ones: those are the access layer's)
+// and mappings that compile.
 func Validate(info *pdk.Info) error {
 	if info == nil {
 		return invalid("/", "the info export returned nothing")
@@ -184,6 +185,9 @@ func Validate(info *pdk.Info) error {
 	}
 	for i, raw := range info.Blueprints {
 		bp, err := catalog.DecodeBlueprint(raw)
+		if err == nil && catalog.IsProtected(bp.Identifier) {
+			err = fmt.Errorf("a plugin never declares protected blueprints (%q prefix)", catalog.ProtectedPrefix)
+		}
 		if err == nil {
 			_, err = catalog.CompileBlueprint(bp)
 		}
