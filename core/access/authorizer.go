@@ -110,7 +110,7 @@ func (s *Service) CanWrite(ctx context.Context, w catalog.WriteCheck) error {
 func laneWrite(a Principal, w catalog.WriteCheck) error {
 	bp := w.Blueprint.Identifier
 	if !a.InLane(bp) {
-		return fmt.Errorf("%w: missing permission: %s %s (integration %s writes only its blueprints %v)", catalog.ErrForbidden, w.Op, bp, a.ID, lane(a))
+		return fmt.Errorf("%w: missing permission: %s %s (outside the lane of %s: %v)", catalog.ErrForbidden, w.Op, bp, a.ID, lane(a))
 	}
 	if a.OwnedByOther(w.Before) {
 		return fmt.Errorf("%w: missing permission: %s %s/%s (owned by %s)", catalog.ErrForbidden, w.Op, bp, w.Before.Identifier, w.Before.Datasource)

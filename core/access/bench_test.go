@@ -29,7 +29,7 @@ func BenchmarkAuthorizeWrite(b *testing.B) {
 	if err := acc.Bootstrap(ctx); err != nil {
 		b.Fatal(err)
 	}
-	sys := catalog.WithActor(ctx, catalog.Actor{ID: "system"})
+	sys := catalog.WithActor(ctx, catalog.SystemActor("system"))
 	if _, _, err := cat.PutEntity(sys, &catalog.Entity{Identifier: "payments", Blueprint: access.TeamBlueprint}, false); err != nil {
 		b.Fatal(err)
 	}

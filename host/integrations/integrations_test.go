@@ -358,6 +358,7 @@ func TestInstallValidation(t *testing.T) {
 		{"bad mapping", map[string]any{"plugin": "example", "mapping": map[string]any{"resources": []map[string]any{
 			{"kind": "item", "entity": map[string]any{"identifier": ".id |", "blueprint": `"x"`}}}}}, "/mapping/resources/0/entity/identifier"},
 		{"too little memory", map[string]any{"plugin": "example", "limits": map[string]any{"memoryMiB": 2}}, "/limits/memoryMiB"},
+		{"protected blueprint", map[string]any{"plugin": "example", "blueprints": []string{"_team"}}, "/blueprints/0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portico-dev/portico/core/access"
+	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
 	catalogredis "github.com/portico-dev/portico/core/catalog/redisstore"
@@ -54,6 +56,18 @@ type portal struct {
 
 func newPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Options) *portal {
 	t.Helper()
+	return buildPortal(t, rdb, opts, false)
+}
+
+// newAccessPortal is newPortal with the access layer wired in as in
+// production: users, tokens and the catalog's Authorizer.
+func newAccessPortal(t testing.TB) *portal {
+	t.Helper()
+	return buildPortal(t, nil, integrations.Options{}, true)
+}
+
+func buildPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Options, withAccess bool) *portal {
+	t.Helper()
 	if rdb == nil {
 		mr := miniredis.RunT(t)
 		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
@@ -73,10 +87,18 @@ func newPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Option
 		opts.ScheduleTick = 50 * time.Millisecond
 	}
 	mgr := integrations.New(opts)
-	srv := httptest.NewServer(api.New(api.Config{
+	cfg := api.Config{
 		Catalog: cat, Auth: api.AdminToken(token), Logger: logger,
 		Plugins: opts.Registry, Integrations: mgr,
-	}))
+	}
+	if withAccess {
+		acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), access.Options{AdminToken: token})
+		if err := acc.Bootstrap(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Auth, cfg.Access = nil, acc
+	}
+	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
