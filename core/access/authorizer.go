@@ -134,11 +134,13 @@ func lane(a Principal) []string {
 // confined to its lane; otherwise only blueprints with read.ownedOnly hide
 // entities.
 func (s *Service) ReadFiltered(ctx context.Context, bp *catalog.Blueprint) bool {
-	switch catalog.ActorFrom(ctx).Role {
+	switch a := catalog.ActorFrom(ctx); a.Role {
 	case catalog.RoleAdmin, catalog.RoleSystem:
 		return false
-	case "", catalog.RoleIntegration:
+	case "":
 		return true
+	case catalog.RoleIntegration:
+		return !a.InLane(bp.Identifier) || ownedOnly(bp)
 	}
 	return ownedOnly(bp)
 }
