@@ -120,13 +120,22 @@ func (a Affected) Ref() catalog.Ref {
 	return catalog.Ref{Blueprint: a.Blueprint, Identifier: a.Identifier}
 }
 
+// MaxRunsScanned bounds the index entries (and run records) one ListRuns
+// call reads, whatever its filters: a page may end before Limit runs
+// matched, with a Next cursor to continue from.
+const MaxRunsScanned = 1000
+
 // RunFilter selects runs to list; empty fields match all.
 type RunFilter struct {
-	Action string
-	Status string
-	Entity string // identifier, or blueprint/identifier
-	Limit  int
-	Cursor string
+	Action      string
+	Status      string
+	Entity      string // identifier, or blueprint/identifier
+	TriggeredBy string // the requester's id
+	Limit       int
+	Cursor      string
+	// Visible, when set, keeps only the runs it accepts (the Service sets
+	// it to what the caller may see).
+	Visible func(*Run) (bool, error)
 }
 
 // RunPage is one page of runs, newest first.

@@ -26,6 +26,8 @@ var (
 	ErrNotWaiting = errors.New("run is not waiting for this approval")
 	// ErrFinished: the run already ended.
 	ErrFinished = errors.New("run already finished")
+	// ErrInvalidCursor: a run listing cursor the Store did not issue.
+	ErrInvalidCursor = errors.New("invalid run cursor")
 )
 
 // Store keeps definitions (every version), signing secrets and run
@@ -312,18 +314,37 @@ func PlannedSteps(p Plan) []StepRun {
 }
 
 // GetRun returns a run's record (falling back to the live state when the
-// mirror has not been written yet).
+// mirror has not been written yet); a run the caller may not see is not
+// found (see visibility.go).
 func (s *Service) GetRun(ctx context.Context, id string) (*Run, error) {
 	r, err := s.store.GetRun(ctx, id)
 	if errors.Is(err, ErrNotFound) && s.runner != nil {
-		return s.runner.Describe(ctx, id)
+		r, err = s.runner.Describe(ctx, id)
 	}
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	return s.visible(ctx, r)
 }
 
-// ListRuns lists run records, newest first.
+// ListRuns lists the run records the caller may see, newest first; a
+// TriggeredBy of "$me" means the caller. A page reads a bounded part of
+// the index (MaxRunsScanned), so it may hold fewer runs than asked, even
+// none, and still have a next page.
 func (s *Service) ListRuns(ctx context.Context, f RunFilter) (*RunPage, error) {
-	return s.store.ListRuns(ctx, f)
+	actor := catalog.ActorFrom(ctx)
+	if f.TriggeredBy == catalog.MeValue {
+		f.TriggeredBy = actor.ID
+	}
+	f.Visible = nil
+	if actor.Role != catalog.RoleAdmin {
+		f.Visible = s.viewer(ctx).sees
+	}
+	page, err := s.store.ListRuns(ctx, f)
+	if errors.Is(err, ErrInvalidCursor) {
+		return nil, &catalog.ValidationError{Message: "invalid run query", Violations: []catalog.Violation{{Path: "/cursor", Message: "not a cursor this API returned"}}}
+	}
+	return page, err
 }
 
 // DecideRequest is the body of POST /runs/{id}/approval.
@@ -343,7 +364,7 @@ func (s *Service) Decide(ctx context.Context, runID string, req DecideRequest) (
 	if s.runner == nil {
 		return nil, ErrUnavailable
 	}
-	run, err := s.runner.Describe(ctx, runID)
+	run, err := s.describeVisible(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -391,7 +412,7 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*Run, error) {
 	if s.runner == nil {
 		return nil, ErrUnavailable
 	}
-	run, err := s.runner.Describe(ctx, runID)
+	run, err := s.describeVisible(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +427,17 @@ func (s *Service) Cancel(ctx context.Context, runID string) (*Run, error) {
 		return nil, err
 	}
 	return run, nil
+}
+
+// describeVisible returns a run's live state when the caller may see it:
+// deciding on or cancelling a hidden run answers as for a missing one,
+// before its status is revealed.
+func (s *Service) describeVisible(ctx context.Context, runID string) (*Run, error) {
+	run, err := s.runner.Describe(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	return s.visible(ctx, run)
 }
 
 // allows checks a policy; nil admits admins and members. The entity's

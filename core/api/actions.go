@@ -309,7 +309,7 @@ func (h *actionHandlers) listRuns(c *gin.Context) {
 	limit, _ := strconv.Atoi(c.Query("limit"))
 	page, err := h.svc.ListRuns(c.Request.Context(), actions.RunFilter{
 		Action: c.Query("action"), Status: c.Query("status"), Entity: c.Query("entity"),
-		Limit: limit, Cursor: c.Query("cursor"),
+		TriggeredBy: c.Query("triggeredBy"), Limit: limit, Cursor: c.Query("cursor"),
 	})
 	if err != nil {
 		fail(c, err)

@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,6 +32,8 @@ import (
 //	<p>runs|action|<a>    zset, runs of one action
 //	<p>runs|status|<s>    zset, runs in one status
 //	<p>runs|entity|<b>/<e> zset, runs on one entity
+//	<p>runs|requester|<u> zset, runs one user triggered (runs saved
+//	                      before it existed join it on their next save)
 //	<p>cursor|<name>      string: a consumer's last processed event id
 //
 // Channel: SaveRun publishes a run's id on <p>runs|changed each time it
@@ -296,6 +297,9 @@ func (s *Store) SaveRun(ctx context.Context, r *actions.Run) error {
 				}
 				member := redis.Z{Score: score, Member: r.ID}
 				p.ZAdd(ctx, s.p+"runs|status|"+r.Status, member)
+				if r.TriggeredBy != "" {
+					p.ZAdd(ctx, s.p+"runs|requester|"+r.TriggeredBy, member)
+				}
 				if oldStatus == "" {
 					p.ZAdd(ctx, s.p+"runs", member)
 					p.ZAdd(ctx, s.p+"runs|action|"+r.Action, member)
@@ -332,66 +336,6 @@ func (s *Store) GetRun(ctx context.Context, id string) (*actions.Run, error) {
 		return nil, fmt.Errorf("decode run %s: %w", id, err)
 	}
 	return &r, nil
-}
-
-// ListRuns returns runs newest first; the cursor is an offset into the
-// most selective index, the other filters apply on the page.
-func (s *Store) ListRuns(ctx context.Context, f actions.RunFilter) (*actions.RunPage, error) {
-	if f.Limit <= 0 || f.Limit > 500 {
-		f.Limit = 100
-	}
-	index := s.p + "runs"
-	switch {
-	case strings.Contains(f.Entity, "/"):
-		index = s.p + "runs|entity|" + f.Entity
-	case f.Action != "":
-		index = s.p + "runs|action|" + f.Action
-	case f.Status != "":
-		index = s.p + "runs|status|" + f.Status
-	}
-	offset, _ := strconv.Atoi(f.Cursor)
-	out := &actions.RunPage{Runs: []*actions.Run{}}
-	for len(out.Runs) < f.Limit {
-		ids, err := s.rdb.ZRevRange(ctx, index, int64(offset), int64(offset+f.Limit-1)).Result()
-		if err != nil {
-			return nil, fmt.Errorf("list runs: %w", err)
-		}
-		if len(ids) == 0 {
-			return out, nil
-		}
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.StringCmd, len(ids))
-		for i, id := range ids {
-			cmds[i] = pipe.HGet(ctx, s.p+"run|"+id, "json")
-		}
-		_, _ = pipe.Exec(ctx)
-		for i, cmd := range cmds {
-			offset++
-			raw, err := cmd.Bytes()
-			if err != nil {
-				continue
-			}
-			var r actions.Run
-			if json.Unmarshal(raw, &r) != nil {
-				continue
-			}
-			if (f.Action != "" && r.Action != f.Action) || (f.Status != "" && r.Status != f.Status) ||
-				(f.Entity != "" && r.Entity != f.Entity && r.Blueprint+"/"+r.Entity != f.Entity) {
-				continue
-			}
-			out.Runs = append(out.Runs, &r)
-			if len(out.Runs) == f.Limit {
-				if i < len(cmds)-1 || len(ids) == f.Limit {
-					out.Next = strconv.Itoa(offset)
-				}
-				return out, nil
-			}
-		}
-		if len(ids) < f.Limit {
-			return out, nil
-		}
-	}
-	return out, nil
 }
 
 // Cursor returns a consumer's last processed event id ("" when none).
