@@ -21,7 +21,7 @@ const (
 	maxRunLimit     = 500
 	// minRunChunk is the least a filtered listing reads at once after its
 	// first read came up short.
-	minRunChunk = 100
+	minRunChunk = 200
 )
 
 // ListRuns pages through one index, newest first: the most selective that
