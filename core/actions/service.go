@@ -337,7 +337,7 @@ func (s *Service) ListRuns(ctx context.Context, f RunFilter) (*RunPage, error) {
 		f.TriggeredBy = actor.ID
 	}
 	f.Visible = nil
-	if actor.Role != catalog.RoleAdmin {
+	if actor.Role != catalog.RoleAdmin && actor.Role != catalog.RoleSystem {
 		f.Visible = s.viewer(ctx).sees
 	}
 	page, err := s.store.ListRuns(ctx, f)

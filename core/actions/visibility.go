@@ -27,8 +27,9 @@ import (
 // Everyone else is told the run does not exist. A run without an entity
 // (CREATE actions), or whose entity is gone or hidden, is therefore seen
 // only by its requester, its approvers and admins: being allowed to
-// execute an action does not reveal other people's runs of it. A caller
-// without a role (no authenticated user) sees no run.
+// execute an action does not reveal other people's runs of it. Internal
+// callers (catalog.SystemActor) see every run; an integration or a caller
+// without a role sees none.
 
 // runViewer decides which runs the actor of one request sees, caching
 // what it reads (entity readability, definitions) for that request.
@@ -69,9 +70,9 @@ func (s *Service) visible(ctx context.Context, r *Run) (*Run, error) {
 func (v *runViewer) sees(r *Run) (bool, error) {
 	a := v.actor
 	switch {
-	case a.Role == catalog.RoleAdmin:
+	case a.Role == catalog.RoleAdmin || a.Role == catalog.RoleSystem:
 		return true, nil
-	case a.Role == "" || a.ID == "":
+	case (a.Role != catalog.RoleMember && a.Role != catalog.RoleViewer) || a.ID == "":
 		return false, nil
 	case r.TriggeredBy == a.ID:
 		return true, nil
