@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/internal/ratelimit"
 )
 
 // Scopes a token may carry.
@@ -87,7 +88,7 @@ type Service struct {
 	store   Store
 	opts    Options
 	cache   tokenCache
-	limiter *RateLimiter
+	limiter *ratelimit.Limiter
 }
 
 var _ catalog.Authorizer = (*Service)(nil)
@@ -106,7 +107,7 @@ func NewService(cat *catalog.Service, store Store, opts Options) *Service {
 	}
 	s := &Service{cat: cat, store: store, opts: opts, cache: tokenCache{entries: map[string]*cacheEntry{}}}
 	if opts.RateLimit > 0 {
-		s.limiter = NewRateLimiter(opts.RateLimit, opts.RateBurst)
+		s.limiter = ratelimit.New(opts.RateLimit, opts.RateBurst)
 	}
 	cat.SetAuthorizer(s)
 	return s
