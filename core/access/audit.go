@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/portico-dev/portico/core/catalog"
 )
@@ -76,9 +77,46 @@ func (s *Service) record(ctx context.Context, e AuditEntry) {
 	if e.Actor == "" {
 		e.Actor = "anonymous"
 	}
+	e.capSizes()
 	if err := s.store.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
 		s.opts.Logger.Error("append audit entry", "kind", e.Kind, "actor", e.Actor, "err", err)
 	}
+}
+
+// Stored sizes of an audit entry's fields: the log keeps who did what, not
+// arbitrary amounts of what a caller sent.
+const (
+	// MaxAuditField bounds each string field (path, resource, detail, …),
+	// in bytes; longer values are cut and end with "…".
+	MaxAuditField = 1024
+	// MaxAuditSnapshot bounds Before and After, in bytes; a larger
+	// version is stored as {"truncated": true, "bytes": <size>}.
+	MaxAuditSnapshot = 64 << 10
+)
+
+// capSizes applies MaxAuditField and MaxAuditSnapshot.
+func (e *AuditEntry) capSizes() {
+	for _, f := range []*string{&e.Actor, &e.TokenID, &e.Method, &e.Route, &e.Path, &e.Resource, &e.Blueprint, &e.Identifier, &e.RemoteIP, &e.Detail} {
+		*f = truncate(*f, MaxAuditField)
+	}
+	for _, raw := range []*json.RawMessage{&e.Before, &e.After} {
+		if len(*raw) > MaxAuditSnapshot {
+			*raw = json.RawMessage(fmt.Sprintf(`{"truncated":true,"bytes":%d}`, len(*raw)))
+		}
+	}
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // RecordChange fills an entry's Before and After from the entity's latest

@@ -111,8 +111,11 @@ func securityHeaders(origins []string) gin.HandlerFunc {
 	}
 }
 
-// audit records every write request once it has been answered: who, what,
-// from where, the outcome and, for single-entity writes, before/after.
+// audit records every authenticated write request once it has been
+// answered: who, what, from where, the outcome and, for single-entity
+// writes, before/after. Requests without a valid token are not recorded
+// (an anonymous flood would fill the log and push real entries out); the
+// client limiter counts them in portico_http_unauthenticated_total.
 func audit(acc *access.Service) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if acc == nil || isRead(c) {
@@ -121,17 +124,20 @@ func audit(acc *access.Service) gin.HandlerFunc {
 		}
 		start := time.Now()
 		c.Next()
+		v, ok := c.Get(actorKey)
+		if !ok {
+			return
+		}
+		a := v.(catalog.Actor)
 		e := access.AuditEntry{
 			Kind:     access.KindRequest,
+			Actor:    a.ID,
+			TokenID:  a.TokenID,
 			Method:   c.Request.Method,
 			Route:    c.FullPath(),
 			Path:     c.Request.URL.Path,
 			Status:   c.Writer.Status(),
-			RemoteIP: c.RemoteIP(),
-		}
-		if v, ok := c.Get(actorKey); ok {
-			a := v.(catalog.Actor)
-			e.Actor, e.TokenID = a.ID, a.TokenID
+			RemoteIP: c.ClientIP(),
 		}
 		bp, id := c.Param("bp"), c.Param("id")
 		switch {

@@ -35,12 +35,14 @@ func authenticate(a Authenticator) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token, ok := bearerToken(c.GetHeader("Authorization"))
 		if !ok {
+			c.Set(authFailureKey, reasonMissingToken)
 			c.Header("WWW-Authenticate", `Bearer realm="portico"`)
 			fail(c, ErrUnauthorized)
 			return
 		}
 		actor, err := a.Authenticate(c.Request.Context(), token)
 		if err != nil {
+			c.Set(authFailureKey, reasonInvalidToken)
 			c.Header("WWW-Authenticate", `Bearer realm="portico", error="invalid_token"`)
 			fail(c, err)
 			return

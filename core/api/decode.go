@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	gojson "github.com/goccy/go-json"
@@ -19,22 +20,64 @@ const MaxBodyBytes = 10 << 20
 
 // readBody reads the whole request body, refusing more than MaxBodyBytes.
 func readBody(c *gin.Context) ([]byte, error) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
-	// Size the buffer from Content-Length (bounded): a 10 MiB bulk body
-	// read by doubling would allocate twice its size in garbage.
-	size := c.Request.ContentLength
-	if size < 0 || size > MaxBodyBytes {
-		size = 0
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
+	return readLimited(c, MaxBodyBytes)
+}
+
+// readLimited reads the whole body, refusing more than limit bytes (413),
+// or a body that did not arrive in time (408, see bodyDeadline).
+func readLimited(c *gin.Context, limit int64) ([]byte, error) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	raw, err := readAll(c.Request.Body)
+	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, errTooLarge
+		switch {
+		case errors.As(err, &tooBig):
+			return nil, &bodyTooLarge{limit: limit}
+		case errors.Is(err, errBodyTimeout):
+			return nil, errBodyTimeout
 		}
 		return nil, &badRequest{msg: "read body: " + err.Error()}
 	}
-	return buf.Bytes(), nil
+	return raw, nil
+}
+
+// bodyChunk is the unit readAll reads in.
+const bodyChunk = 256 << 10
+
+var bodyChunks = sync.Pool{New: func() any { return new([bodyChunk]byte) }}
+
+// readAll reads r to its end into pooled chunks, then copies them into one
+// slice of the exact size: memory follows the bytes that have arrived, not
+// the Content-Length a client announces (a slow client claiming 10 MiB
+// holds what it has sent), and a large body leaves no garbage behind but
+// itself (reading by doubling would allocate twice its size).
+func readAll(r io.Reader) ([]byte, error) {
+	var chunks []*[bodyChunk]byte
+	defer func() {
+		for _, ch := range chunks {
+			bodyChunks.Put(ch)
+		}
+	}()
+	last := bodyChunk // bytes used in the last chunk
+	for {
+		if last == bodyChunk {
+			chunks = append(chunks, bodyChunks.Get().(*[bodyChunk]byte))
+			last = 0
+		}
+		n, err := r.Read(chunks[len(chunks)-1][last:])
+		last += n
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]byte, 0, (len(chunks)-1)*bodyChunk+last)
+	for _, ch := range chunks[:len(chunks)-1] {
+		out = append(out, ch[:]...)
+	}
+	return append(out, chunks[len(chunks)-1][:last]...), nil
 }
 
 // decodeStrict decodes one JSON object into v: unknown fields and trailing

@@ -174,14 +174,10 @@ func (r bulkRequest) decode(item []byte) (*catalog.Entity, error) {
 	return catalog.DecodeEntity(item)
 }
 
-// decodeBulk reads a bulk request. A well-formed body is validated once
+// decodeBulk decodes a bulk request. A well-formed body is validated once
 // and split in place; anything else is decoded strictly, which names the
 // problem.
-func decodeBulk(c *gin.Context) (bulkRequest, error) {
-	raw, err := readBody(c)
-	if err != nil {
-		return bulkRequest{}, err
-	}
+func decodeBulk(raw []byte) (bulkRequest, error) {
 	if items, ok := catalog.SplitBulk(raw); ok {
 		req := bulkRequest{Entities: make([]json.RawMessage, len(items)), split: true}
 		for i, it := range items {
@@ -201,7 +197,15 @@ type bulkResult struct {
 	Error      *errorDetail `json:"error,omitempty"`
 }
 
+// bulk reads the whole body first (bounded in time by bodyDeadline), then
+// takes one of the MaxConcurrentBulk slots to decode and write it: a slow
+// upload never holds a slot.
 func (h *handlers) bulk(c *gin.Context) {
+	raw, err := readBody(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
 	select {
 	case h.bulkSlots <- struct{}{}:
 		defer func() { <-h.bulkSlots }()
@@ -209,7 +213,7 @@ func (h *handlers) bulk(c *gin.Context) {
 		fail(c, c.Request.Context().Err())
 		return
 	}
-	req, err := decodeBulk(c)
+	req, err := decodeBulk(raw)
 	if err != nil {
 		fail(c, err)
 		return

@@ -30,7 +30,6 @@ type errorDetail struct {
 // Errors a handler reports that are not catalog errors.
 var (
 	ErrUnauthorized = errors.New("missing or invalid bearer token")
-	errTooLarge     = errors.New("request body too large")
 )
 
 // bodyTooLarge reports a body over a route's own limit (413).
@@ -77,7 +76,7 @@ func errorResponse(err error) (int, errorBody) {
 	switch {
 	case errors.As(err, &overLimit):
 		return http.StatusRequestEntityTooLarge, body("body_too_large", overLimit.Error(), nil)
-	case errors.As(err, &tooBig), errors.Is(err, errTooLarge):
+	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, body("body_too_large", "request body exceeds the 10 MiB limit", nil)
 	case errors.As(err, &verr):
 		return http.StatusUnprocessableEntity, body("validation_failed", verr.Message, verr.Violations)
@@ -101,8 +100,10 @@ func errorResponse(err error) (int, errorBody) {
 		return http.StatusUnauthorized, body("unauthorized", err.Error(), nil)
 	case errors.Is(err, catalog.ErrForbidden):
 		return http.StatusForbidden, body("forbidden", strings.TrimPrefix(err.Error(), catalog.ErrForbidden.Error()+": "), nil)
-	case errors.Is(err, errRateLimited):
+	case errors.Is(err, errRateLimited), errors.Is(err, errAddressLimited):
 		return http.StatusTooManyRequests, body("rate_limited", err.Error(), nil)
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout, body("request_timeout", err.Error(), nil)
 	case errors.Is(err, actions.ErrUnavailable):
 		return http.StatusServiceUnavailable, body("temporal_unavailable", "runs need the Temporal workflow engine: "+err.Error(), nil)
 	case errors.Is(err, actions.ErrNotWaiting):

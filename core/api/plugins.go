@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 
@@ -87,18 +85,4 @@ func (h *pluginHandlers) get(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, p)
-}
-
-// readLimited reads the whole body, refusing more than limit bytes.
-func readLimited(c *gin.Context, limit int64) ([]byte, error) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
-	raw, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &bodyTooLarge{limit: limit}
-		}
-		return nil, &badRequest{msg: "read body: " + err.Error()}
-	}
-	return raw, nil
 }

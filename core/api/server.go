@@ -41,6 +41,17 @@ type Config struct {
 	// Actions serves actions, composed workflows and runs; nil leaves
 	// those routes out.
 	Actions *actions.Service
+	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
+	// X-Forwarded-For names the client; none: the TCP peer is the client.
+	TrustedProxies []string
+	// ClientRate and ClientBurst budget, per client address, the requests
+	// no valid token vouches for (zero: DefaultClientRate and
+	// DefaultClientBurst; a negative rate: no limit).
+	ClientRate  float64
+	ClientBurst int
+	// BodyTimeout bounds how long a request body takes to arrive (zero:
+	// DefaultBodyTimeout; negative: unbounded).
+	BodyTimeout time.Duration
 }
 
 // New builds the HTTP handler.
@@ -53,12 +64,21 @@ func New(cfg Config) http.Handler {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		cfg.Logger.Error("trusted proxies ignored: the TCP peer is the client", "err", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 	if cfg.Auth == nil && cfg.Access != nil {
 		cfg.Auth = cfg.Access
 	}
-	r.Use(gin.Recovery(), observe(cfg.Registry), securityHeaders(cfg.CORSOrigins), audit(cfg.Access), renderErrors(cfg.Logger))
+	clients := newClientLimiter(cfg, cfg.Registry)
+	r.Use(gin.Recovery(), observe(cfg.Registry), securityHeaders(cfg.CORSOrigins), audit(cfg.Access), renderErrors(cfg.Logger),
+		clients.handle, bodyDeadline(cfg.BodyTimeout))
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, body("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path, nil))
 	})
@@ -108,11 +128,12 @@ type handlers struct {
 	bulkSlots chan struct{}
 }
 
-// MaxConcurrentBulk is how many bulk writes run at once; more wait for a
-// slot before their bodies are read. Each holds its body (up to 10 MiB)
-// and a chunk of decoded entities: beyond a few, they only make the
-// garbage collector work harder (8 concurrent requests ingested half as
-// fast as 4 under serve's memory limit) without keeping Redis busier.
+// MaxConcurrentBulk is how many bulk writes decode and write at once; more
+// wait for a slot once their bodies have arrived (a slow upload holds no
+// slot). Each holds a chunk of decoded entities: beyond a few, they only
+// make the garbage collector work harder (8 concurrent requests ingested
+// half as fast as 4 under serve's memory limit) without keeping Redis
+// busier.
 const MaxConcurrentBulk = 4
 
 func (h *handlers) healthz(c *gin.Context) {

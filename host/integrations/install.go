@@ -372,7 +372,7 @@ func (m *Manager) Delete(ctx context.Context, id string, purge bool) (int, error
 		return 0, err
 	}
 	m.swap(id, nil)
-	m.limiter.forget(id)
+	m.limiter.Forget(id)
 	if !purge {
 		return 0, nil
 	}

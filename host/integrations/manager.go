@@ -16,6 +16,7 @@ import (
 	"github.com/portico-dev/portico/host"
 	"github.com/portico-dev/portico/host/mapping"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/internal/ratelimit"
 	"github.com/portico-dev/portico/pdk"
 )
 
@@ -42,12 +43,13 @@ type Options struct {
 // Manager runs the installed integrations of this process. It is safe for
 // concurrent use; several replicas may share one Store.
 type Manager struct {
-	opts    Options
-	cat     *catalog.Service
-	reg     *registry.Registry
-	store   Store
-	log     *slog.Logger
-	limiter *limiter
+	opts  Options
+	cat   *catalog.Service
+	reg   *registry.Registry
+	store Store
+	log   *slog.Logger
+	// limiter holds a webhook token bucket per existing installation.
+	limiter *ratelimit.Limiter
 	// scheduler keeps durable resync schedules (nil: Run's ticker loop).
 	scheduler Scheduler
 
@@ -83,7 +85,7 @@ func New(opts Options) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		opts: opts, cat: opts.Catalog, reg: opts.Registry, store: opts.Store, log: opts.Logger,
-		limiter: newLimiter(opts.WebhookRate, opts.WebhookBurst),
+		limiter: ratelimit.New(opts.WebhookRate, opts.WebhookBurst),
 		ctx:     ctx, cancel: cancel, live: map[string]*live{},
 	}
 }
@@ -139,6 +141,12 @@ func (m *Manager) acquire(ctx context.Context, id string) (*live, func(), error)
 	if err != nil {
 		return nil, nil, err
 	}
+	return m.load(ctx, inst)
+}
+
+// load is acquire for an installation already read.
+func (m *Manager) load(ctx context.Context, inst *Installation) (*live, func(), error) {
+	id := inst.ID
 	if l, ok := m.take(id, inst.Revision); ok {
 		return l, m.releaser(l), nil
 	}

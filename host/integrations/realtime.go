@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -31,11 +29,17 @@ type Changes struct {
 
 // Webhook hands a delivery to installation id's plugin, which verifies it,
 // and applies the changes it reports through the installation's mapping.
+// An unknown id is answered ErrNotFound before any rate-limit bucket is
+// taken: deliveries to made-up ids hold no memory.
 func (m *Manager) Webhook(ctx context.Context, id string, headers map[string][]string, body []byte) (*WebhookResponse, error) {
-	if wait, ok := m.limiter.allow(id); !ok {
+	inst, err := m.store.Installation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ok, wait := m.limiter.Allow(id, time.Now()); !ok {
 		return nil, &RateLimitError{RetryAfter: wait}
 	}
-	l, release, err := m.acquire(ctx, id)
+	l, release, err := m.load(ctx, inst)
 	if err != nil {
 		return nil, err
 	}
@@ -206,48 +210,4 @@ func (m *Manager) mayDelete(ctx context.Context, l *live, ref catalog.Ref) error
 		return fmt.Errorf("%w: %s/%s is owned by %s", ErrOutsideLane, ref.Blueprint, ref.Identifier, e.Datasource)
 	}
 	return nil
-}
-
-// limiter is a token bucket per installation, in memory (per replica).
-type limiter struct {
-	rate  float64 // tokens per second
-	burst float64
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func newLimiter(rate float64, burst int) *limiter {
-	return &limiter{rate: rate, burst: float64(burst), buckets: map[string]*bucket{}}
-}
-
-// allow takes a token for key, or says how long until one is available.
-func (l *limiter) allow(key string) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	b := l.buckets[key]
-	if b == nil {
-		b = &bucket{tokens: l.burst, at: now}
-		l.buckets[key] = b
-	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0, true
-	}
-	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	return wait, false
-}
-
-func (l *limiter) forget(key string) {
-	l.mu.Lock()
-	delete(l.buckets, key)
-	l.mu.Unlock()
 }
