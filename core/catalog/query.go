@@ -36,9 +36,20 @@ type Rule struct {
 // *Rule pointer inside the tree (see Rule.Walk).
 type Related map[*Rule]map[Ref]struct{}
 
-// MaxQueryNesting is how deep combinators may nest: the root combinator is
-// level 1.
-const MaxQueryNesting = 10
+// Query size limits: generous for any query a person or a UI writes, small
+// enough that one request cannot make a search evaluate an unbounded
+// expression against every candidate entity.
+const (
+	// MaxQueryNesting is how deep combinators may nest: the root
+	// combinator is level 1.
+	MaxQueryNesting = 10
+	// MaxQueryRules is how many nodes (combinators and leaves) a query
+	// holds at most.
+	MaxQueryRules = 256
+	// MaxQueryListValues is how many values the value of in, notIn and
+	// containsAny lists at most.
+	MaxQueryListValues = 1000
+)
 
 // queryOperators lists every leaf operator with the kind of value it takes.
 var queryOperators = map[string]queryValueKind{
@@ -126,7 +137,8 @@ func DecodeQuery(data []byte) (*Rule, error) {
 }
 
 type queryDecoder struct {
-	dec *json.Decoder
+	dec   *json.Decoder
+	count int // rules decoded so far
 }
 
 func queryDecodeError(path, format string, args ...any) error {
@@ -148,6 +160,9 @@ func (d *queryDecoder) token(path string) (json.Token, error) {
 
 // rule decodes one rule object at path; level is its nesting level (root 1).
 func (d *queryDecoder) rule(r *Rule, path string, level int) error {
+	if d.count++; d.count > MaxQueryRules {
+		return queryDecodeError(path, "a query holds at most %d rules", MaxQueryRules)
+	}
 	tok, err := d.token(path)
 	if err != nil {
 		return err
@@ -318,12 +333,37 @@ func (d *queryDecoder) rules(path string, level int) ([]Rule, error) {
 // "/query/rules/1/operator"), or nil.
 func (r *Rule) Validate(base string) error {
 	var v violations
-	if r == nil {
+	switch excess, over := r.excessRule(base); {
+	case r == nil:
 		v.add(base, "a query is required")
-	} else {
+	case over:
+		v.add(excess, "a query holds at most %d rules", MaxQueryRules)
+	default:
 		r.validate(&v, base, 1)
 	}
 	return v.err("invalid query")
+}
+
+// excessRule returns the path of the first rule beyond MaxQueryRules,
+// counting parents before children as DecodeQuery does.
+func (r *Rule) excessRule(base string) (string, bool) {
+	n := 0
+	var walk func(r *Rule, path string) (string, bool)
+	walk = func(r *Rule, path string) (string, bool) {
+		if n++; n > MaxQueryRules {
+			return path, true
+		}
+		for i := range r.Rules {
+			if p, over := walk(&r.Rules[i], path+pointer("rules", strconv.Itoa(i))); over {
+				return p, true
+			}
+		}
+		return "", false
+	}
+	if r == nil {
+		return "", false
+	}
+	return walk(r, base)
 }
 
 func (r *Rule) validate(v *violations, path string, level int) {
@@ -434,6 +474,10 @@ func (r *Rule) validateLeaf(v *violations, path string) {
 		list, ok := queryAsList(r.Value)
 		if !ok {
 			v.add(vp, "must be an array")
+			return
+		}
+		if len(list) > MaxQueryListValues {
+			v.add(vp, "lists at most %d values, not %d", MaxQueryListValues, len(list))
 			return
 		}
 		for i, x := range list {

@@ -3,6 +3,7 @@ package catalog
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -421,6 +422,20 @@ func TestQueryValidate(t *testing.T) {
 		deep = Rule{Combinator: "and", Rules: []Rule{deep}}
 	}
 	okDeep := deep.Rules[0]
+	wide := func(n int) *Rule {
+		r := &Rule{Combinator: "or"}
+		for range n {
+			r.Rules = append(r.Rules, ql("a", "isEmpty", nil))
+		}
+		return r
+	}
+	list := func(n int) []any {
+		out := make([]any, n)
+		for i := range out {
+			out[i] = float64(i)
+		}
+		return out
+	}
 
 	tests := []struct {
 		name string
@@ -478,6 +493,14 @@ func TestQueryValidate(t *testing.T) {
 		{"relatedTo bad", &Rule{Operator: "relatedTo", Property: "a", Value: "x", Blueprint: "-", Identifier: "a b", Direction: "sideways", Relation: "!", Depth: 4},
 			[]string{"/query/property", "/query/value", "/query/blueprint", "/query/identifier", "/query/direction", "/query/relation", "/query/depth"}},
 		{"relatedTo negative depth", &Rule{Operator: "relatedTo", Blueprint: "team", Identifier: "x", Direction: "upstream", Depth: -1}, []string{"/query/depth"}},
+		{"most rules", wide(MaxQueryRules - 1), nil},
+		{"too many rules", wide(MaxQueryRules), []string{fmt.Sprintf("/query/rules/%d", MaxQueryRules-1)}},
+		{"too many nested rules", &Rule{Combinator: "and", Rules: []Rule{ql("a", "isEmpty", nil), *wide(MaxQueryRules)}},
+			[]string{fmt.Sprintf("/query/rules/1/rules/%d", MaxQueryRules-3)}},
+		{"longest list", &Rule{Property: "a", Operator: "in", Value: list(MaxQueryListValues)}, nil},
+		{"list too long", &Rule{Property: "a", Operator: "in", Value: list(MaxQueryListValues + 1)}, []string{"/query/value"}},
+		{"notIn too long", &Rule{Property: "a", Operator: "notIn", Value: list(MaxQueryListValues + 1)}, []string{"/query/value"}},
+		{"containsAny too long", &Rule{Property: "a", Operator: "containsAny", Value: list(MaxQueryListValues + 1)}, []string{"/query/value"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -539,6 +562,9 @@ func TestDecodeQuery(t *testing.T) {
 		{"too deep", strings.Repeat(`{"combinator":"and","rules":[`, 20) + strings.Repeat(`]}`, 20),
 			[]string{strings.Repeat("/rules/0", MaxQueryNesting)}},
 		{"then validated", `{"combinator":"and","rules":[{"property":"a","operator":"in","value":"x"}]}`, []string{"/rules/0/value"}},
+		{"too many rules", `{"combinator":"or","rules":[` + strings.Repeat(`{"property":"a","operator":"isEmpty"},`, MaxQueryRules) + `{}]}`,
+			[]string{fmt.Sprintf("/rules/%d", MaxQueryRules-1)}},
+		{"list too long", `{"property":"a","operator":"in","value":[` + strings.Repeat(`1,`, MaxQueryListValues) + `1]}`, []string{"/value"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
