@@ -44,6 +44,13 @@ type accessEnv struct {
 
 func newAccessEnv(t *testing.T, opts access.Options, cors ...string) *accessEnv {
 	t.Helper()
+	return newAccessEnvWith(t, opts, api.Config{CORSOrigins: cors})
+}
+
+// newAccessEnvWith is newAccessEnv with cfg's HTTP settings (its Catalog
+// and Access are set here).
+func newAccessEnvWith(t *testing.T, opts access.Options, cfg api.Config) *accessEnv {
+	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -54,7 +61,8 @@ func newAccessEnv(t *testing.T, opts access.Options, cors ...string) *accessEnv 
 	if err := acc.Bootstrap(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Config{Catalog: cat, Access: acc, CORSOrigins: cors}))
+	cfg.Catalog, cfg.Access = cat, acc
+	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(srv.Close)
 	return &accessEnv{env: &env{t: t, srv: srv}, rdb: rdb, clock: clk}
 }

@@ -41,14 +41,20 @@ func newEnv(t *testing.T) *env {
 	return newEnvWith(t, &redis.Options{})
 }
 
-func newEnvWith(t *testing.T, opts *redis.Options) *env {
+// newEnvWith is newEnv over Redis options, with the API configuration
+// adjusted by tweaks.
+func newEnvWith(t *testing.T, opts *redis.Options, tweaks ...func(*api.Config)) *env {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	opts.Addr = mr.Addr()
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
 	svc := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
-	srv := httptest.NewServer(api.New(api.Config{Catalog: svc, Auth: api.AdminToken(token)}))
+	cfg := api.Config{Catalog: svc, Auth: api.AdminToken(token)}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv}
 }
