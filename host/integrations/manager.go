@@ -43,13 +43,12 @@ type Options struct {
 // Manager runs the installed integrations of this process. It is safe for
 // concurrent use; several replicas may share one Store.
 type Manager struct {
-	opts  Options
-	cat   *catalog.Service
-	reg   *registry.Registry
-	store Store
-	log   *slog.Logger
-	// limiter holds a webhook token bucket per existing installation.
-	limiter *ratelimit.Limiter
+	opts    Options
+	cat     *catalog.Service
+	reg     *registry.Registry
+	store   Store
+	log     *slog.Logger
+	limiter *ratelimit.Limiter // webhook buckets, of existing installations only
 	// scheduler keeps durable resync schedules (nil: Run's ticker loop).
 	scheduler Scheduler
 
