@@ -56,6 +56,9 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 	if err := checkPublicURL(o.publicURL); err != nil {
 		return nil, err
 	}
+	if err := o.access.checkTrustedProxies(); err != nil {
+		return nil, err
+	}
 	ac, addr, cacheDir, eng := o.access, o.addr, o.cacheDir, o.engine
 	store := redisstore.New(rdb, o.store)
 	start := time.Now()
@@ -93,6 +96,7 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 	handler := api.New(api.Config{
 		Catalog: cat, Access: acc, CORSOrigins: ac.corsOrigins, Logger: log,
 		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Ready: ready,
+		TrustedProxies: ac.trustedProxies, ClientRate: ac.clientRateLimit, BodyTimeout: ac.bodyTimeout,
 	})
 	return &portal{
 		log:     log,
@@ -104,6 +108,9 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 			Addr:              addr,
 			Handler:           handler,
 			ReadHeaderTimeout: 10 * time.Second,
+			// Bodies are bounded by --body-timeout; no ReadTimeout or
+			// WriteTimeout, which would end event and log streams.
+			IdleTimeout: 2 * time.Minute,
 		},
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -126,6 +127,11 @@ type handlers struct {
 	hub   *eventHub
 	// bulkSlots bounds the bulk writes in progress (see bulk).
 	bulkSlots chan struct{}
+
+	readyMu     sync.Mutex // guards the last readiness answer (see readyz)
+	readyAt     time.Time
+	readyStatus int
+	readyBody   gin.H
 }
 
 // MaxConcurrentBulk is how many bulk writes decode and write at once; more
@@ -140,8 +146,23 @@ func (h *handlers) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
+// readyTTL is how long a readiness answer is reused: probes are exempt
+// from the per-address limit, so a flood of them runs the checks at most
+// once per readyTTL.
+const readyTTL = time.Second
+
 func (h *handlers) readyz(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	h.readyMu.Lock()
+	defer h.readyMu.Unlock()
+	if time.Since(h.readyAt) >= readyTTL {
+		h.readyStatus, h.readyBody = h.checkReady(context.WithoutCancel(c.Request.Context())) // shared: not ended by one caller leaving
+		h.readyAt = time.Now()
+	}
+	c.JSON(h.readyStatus, h.readyBody)
+}
+
+func (h *handlers) checkReady(ctx context.Context) (int, gin.H) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	checks := gin.H{}
 	status := http.StatusOK
@@ -157,7 +178,7 @@ func (h *handlers) readyz(c *gin.Context) {
 	for name, check := range h.ready {
 		record(name, check(ctx))
 	}
-	c.JSON(status, gin.H{"status": map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK], "checks": checks})
+	return status, gin.H{"status": map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK], "checks": checks}
 }
 
 // observe records request counts and latencies per route.
