@@ -40,6 +40,10 @@ const (
 // unlimitedRoutes are the probes: they carry no body and write nothing.
 var unlimitedRoutes = map[string]bool{"/healthz": true, "/readyz": true}
 
+// webhookRoute receives signed deliveries: the plugin's verification
+// vouches for them as a token does for other routes.
+const webhookRoute = "/api/v1/integrations/:id/webhook"
+
 // clientLimiter budgets, per client address, the requests no valid token
 // vouches for: webhook deliveries, unrouted paths, missing and bad tokens.
 type clientLimiter struct {
@@ -71,7 +75,10 @@ func newClientLimiter(cfg Config, reg *prometheus.Registry) *clientLimiter {
 // budget is spent, before any work. A request without a bearer token takes
 // from the budget up front; one with a token is charged only if it ends
 // unauthenticated, so valid tokens never spend an address's budget, and
-// a flood of bad tokens is refused without looking them up.
+// a flood of bad tokens is refused without looking them up. Webhook
+// deliveries are charged like tokens: only when refused (unknown
+// installation, bad signature), so a busy sender of verified deliveries
+// (GitHub, PagerDuty) is limited by its installation's webhook rate alone.
 func (cl *clientLimiter) handle(c *gin.Context) {
 	if unlimitedRoutes[c.FullPath()] {
 		c.Next()
@@ -79,10 +86,11 @@ func (cl *clientLimiter) handle(c *gin.Context) {
 	}
 	key := clientKey(c.ClientIP())
 	_, hasToken := bearerToken(c.GetHeader("Authorization"))
+	webhook := c.FullPath() == webhookRoute
 	if cl.limiter != nil {
 		now := time.Now()
 		wait := time.Duration(0)
-		if hasToken {
+		if hasToken || webhook {
 			wait = cl.limiter.Wait(key, now)
 		} else if ok, w := cl.limiter.Allow(key, now); !ok {
 			wait = w
@@ -95,6 +103,12 @@ func (cl *clientLimiter) handle(c *gin.Context) {
 		}
 	}
 	c.Next()
+	if webhook {
+		if cl.limiter != nil && refused(c) {
+			cl.limiter.Spend(key, time.Now())
+		}
+		return
+	}
 	if _, ok := c.Get(actorKey); ok {
 		return
 	}
@@ -107,6 +121,16 @@ func (cl *clientLimiter) handle(c *gin.Context) {
 	case c.FullPath() == "":
 		cl.refused.WithLabelValues(reasonNoRoute).Inc()
 	}
+}
+
+// refused reports whether a handler answered with a client error other
+// than its own rate limit (errors are rendered later, by renderErrors).
+func refused(c *gin.Context) bool {
+	status := c.Writer.Status()
+	if len(c.Errors) > 0 {
+		status, _ = errorResponse(c.Errors[0].Err)
+	}
+	return status >= 400 && status != http.StatusTooManyRequests
 }
 
 // clientKey is the budget an address draws from: itself for IPv4, its

@@ -74,3 +74,49 @@ func TestWebhookFloodHoldsNoBuckets(t *testing.T) {
 		t.Errorf("%d buckets after the installation was deleted", b)
 	}
 }
+
+// TestVerifiedWebhooksSpendNoAddressBudget sends many signed deliveries
+// from one address with a tiny per-address budget: every one is served
+// (the signature vouches for them), while unsigned ones from the same
+// address are refused with 429 once the budget is spent.
+func TestVerifiedWebhooksSpendNoAddressBudget(t *testing.T) {
+	const burst = 5
+	p := newPortal(t, nil, integrations.Options{WebhookRate: 1000, WebhookBurst: 1000})
+	stand := newStandIn(t, 3)
+	p.publish(examplePkg)
+	p.install("items", "example", stand, nil)
+	srv := httptest.NewServer(api.New(api.Config{Catalog: p.cat, Auth: api.AdminToken(token), Integrations: p.mgr, ClientRate: 0.001, ClientBurst: burst}))
+	t.Cleanup(srv.Close)
+	deliver := func(i int, signed bool) int {
+		body := fmt.Appendf(nil, `{"event": "item.created", "item": {"id": "hooked-%d", "name": "Hooked", "status": "new", "size": 1}}`, i)
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/integrations/items/webhook", bytes.NewReader(body))
+		if signed {
+			req.Header.Set("X-Example-Signature", "sha256="+plugintest.Sign(body, plugintest.WebhookSecret))
+		}
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for i := range 4 * burst {
+		if status := deliver(i, true); status != http.StatusOK {
+			t.Fatalf("signed delivery %d: %d", i, status)
+		}
+	}
+	refused := 0
+	for i := range 2 * burst {
+		switch status := deliver(i, false); status {
+		case http.StatusTooManyRequests:
+			refused++
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("unsigned delivery %d: %d", i, status)
+		}
+	}
+	if refused == 0 || refused > burst+1 {
+		t.Errorf("%d of %d unsigned deliveries refused with a budget of %d", refused, 2*burst, burst)
+	}
+}
