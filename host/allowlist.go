@@ -7,11 +7,13 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/portico-dev/portico/internal/egress"
 )
 
 // ErrHostNotAllowed is returned when a plugin's request (or one of its
-// redirects) targets a host outside the installation's allowlist, or a
-// non-public address the allowlist does not name explicitly.
+// redirects) targets a host outside the installation's allowlist, or an
+// address the installation may not reach (see Sandbox.AllowedHosts).
 var ErrHostNotAllowed = errors.New("host not allowed")
 
 // hostPattern is one allowlist entry.
@@ -45,9 +47,10 @@ func parseAllowlist(entries []string) allowlist {
 	return a
 }
 
-// match reports whether host:port is allowed, and whether an entry names the
-// host exactly (explicit), which is required to reach non-public addresses.
-func (a allowlist) match(host, port string) (allowed, explicit bool) {
+// match reports whether host:port is allowed, and whether host is an IP
+// literal that an entry names exactly (literal): only those may reach
+// private addresses without the installation's opt-in.
+func (a allowlist) match(host, port string) (allowed, literal bool) {
 	host = strings.ToLower(strings.Trim(host, "[]"))
 	for _, p := range a {
 		if p.port != "" && p.port != port {
@@ -55,7 +58,8 @@ func (a allowlist) match(host, port string) (allowed, explicit bool) {
 		}
 		switch {
 		case !p.wildcard && host == p.host:
-			return true, true
+			_, err := netip.ParseAddr(host)
+			return true, err == nil
 		case p.wildcard && strings.HasSuffix(host, "."+p.host):
 			allowed = true
 		}
@@ -85,39 +89,21 @@ func hostPort(u *url.URL) (string, string, error) {
 	return u.Hostname(), port, nil
 }
 
-// checkURL returns an error unless u is allowed.
+// checkURL returns an error unless u is allowed. An IP literal that is
+// never dialed (link-local, unspecified, multicast…) is refused here with a
+// clear reason, whatever the allowlist says; names are checked at dial time.
 func (a allowlist) checkURL(u *url.URL) error {
 	h, port, err := hostPort(u)
 	if err != nil {
 		return err
 	}
+	if ip, err := netip.ParseAddr(h); err == nil {
+		if err := egress.Check(ip, true); err != nil {
+			return fmt.Errorf("%w: %w", ErrHostNotAllowed, err)
+		}
+	}
 	if ok, _ := a.match(h, port); !ok {
 		return fmt.Errorf("%w: %s", ErrHostNotAllowed, net.JoinHostPort(h, port))
 	}
 	return nil
-}
-
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"), // NAT64 may reach private IPv4
-}
-
-// isNonPublic reports whether ip is loopback, private, link-local, unspecified,
-// multicast or otherwise not a public unicast address.
-func isNonPublic(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
-		return true
-	}
-	for _, p := range nonPublic {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }

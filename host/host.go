@@ -107,9 +107,15 @@ type Sandbox struct {
 	// Concurrency bounds concurrent calls (and pooled Wasm instances).
 	Concurrency int
 	// AllowedHosts lists "host" (any port), "host:port", or "*.domain"
-	// entries. Private, loopback and link-local addresses are reachable only
-	// through an entry naming that host exactly.
+	// entries ("[::1]:8080" for IPv6). Checked on the resolved address of
+	// every connection: private and loopback addresses are reachable only
+	// through an entry naming that IP literal exactly ("127.0.0.1:8080") or
+	// with AllowPrivateNetworks; link-local (169.254.0.0/16 with the cloud
+	// metadata services, fe80::/10), unspecified and multicast ones never.
 	AllowedHosts []string
+	// AllowPrivateNetworks lets allowed hosts resolve to private and
+	// loopback addresses (an internal service known by name).
+	AllowPrivateNetworks bool
 	// Secrets by name; used by Auth templates and HMAC, never sent to plugins.
 	Secrets map[string]string
 	// Auth templates to fill from Secrets and inject as request headers.

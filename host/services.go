@@ -16,12 +16,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/portico-dev/portico/internal/egress"
 	"github.com/portico-dev/portico/pdk"
 )
 
@@ -87,25 +87,25 @@ func NewServices(id string, sb Sandbox, deps Deps) *Services {
 // Close releases idle connections.
 func (s *Services) Close() { s.client.CloseIdleConnections() }
 
-// dial connects only to allowed hosts, and to non-public addresses only when
-// the allowlist names the host explicitly; the address is checked after DNS
-// resolution, so a public name resolving to a private address is refused.
+// dial connects only to allowed hosts. The address is checked after DNS
+// resolution, on every connection (so on every redirect hop): never a
+// link-local, unspecified or multicast address, and a private or loopback
+// one only when the installation opts in (Sandbox.AllowPrivateNetworks) or
+// the allowlist names that IP literal exactly. A name whose DNS the plugin
+// author controls cannot point the portal at 127.0.0.1 or 169.254.169.254.
 func (s *Services) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	h, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	allowed, explicit := s.allow.match(h, port)
+	allowed, literal := s.allow.match(h, port)
 	if !allowed {
 		return nil, fmt.Errorf("%w: %s", ErrHostNotAllowed, addr)
 	}
-	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil {
-			return fmt.Errorf("%w: %s", ErrHostNotAllowed, address)
-		}
-		if !explicit && isNonPublic(ap.Addr()) {
-			return fmt.Errorf("%w: %s resolves to non-public address %s", ErrHostNotAllowed, h, ap.Addr())
+	guard := egress.Control(literal || s.sandbox.AllowPrivateNetworks)
+	d := &net.Dialer{Timeout: 10 * time.Second, Control: func(network, address string, c syscall.RawConn) error {
+		if err := guard(network, address, c); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrHostNotAllowed, h, err)
 		}
 		return nil
 	}}

@@ -7,12 +7,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/portico-dev/portico/host"
 	"github.com/portico-dev/portico/pdk"
@@ -53,22 +58,34 @@ func TestHTTPAllowlist(t *testing.T) {
 	ctx := context.Background()
 	port := target.hostp[strings.LastIndex(target.hostp, ":")+1:]
 	tests := []struct {
-		name    string
-		allowed []string
-		url     string
-		wantErr string
+		name      string
+		allowed   []string
+		private   bool // Sandbox.AllowPrivateNetworks
+		url       string
+		wantErr   string
+		reachable bool // the server may be hit (the refusal is an answer's)
 	}{
-		{"exact host:port", []string{target.hostp}, target.URL, ""},
-		{"host without port matches any port", []string{"127.0.0.1"}, target.URL, ""},
-		{"other port", []string{"127.0.0.1:1"}, target.URL, "host not allowed"},
-		{"empty allowlist", nil, target.URL, "host not allowed"},
-		{"wildcard does not reach loopback", []string{"*.0.0.1"}, target.URL, "non-public address 127.0.0.1"},
-		{"scheme", []string{target.hostp}, "file:///etc/passwd", "scheme"},
-		{"localhost named explicitly", []string{"localhost:" + port}, "http://localhost:" + port, ""},
+		{name: "exact host:port", allowed: []string{target.hostp}, url: target.URL},
+		{name: "host without port matches any port", allowed: []string{"127.0.0.1"}, url: target.URL},
+		{name: "other port", allowed: []string{"127.0.0.1:1"}, url: target.URL, wantErr: "host not allowed"},
+		{name: "empty allowlist", allowed: nil, url: target.URL, wantErr: "host not allowed"},
+		{name: "wildcard does not reach loopback", allowed: []string{"*.0.0.1"}, url: target.URL, wantErr: "127.0.0.1 is a loopback address"},
+		{name: "scheme", allowed: []string{target.hostp}, url: "file:///etc/passwd", wantErr: "scheme"},
+		// A name the plugin author's DNS points at 127.0.0.1, allowed
+		// exactly: the resolved address decides, not the entry.
+		{name: "exact name resolving to loopback", allowed: []string{"localhost:" + port}, url: "http://localhost:" + port, wantErr: "loopback address"},
+		{name: "exact name with the private opt-in", allowed: []string{"localhost:" + port}, private: true, url: "http://localhost:" + port},
+		{name: "wildcard with the private opt-in", allowed: []string{"*.0.0.1"}, private: true, url: target.URL},
+		// Link-local (cloud metadata) is never reached, whatever the allowlist.
+		{name: "metadata literal", allowed: []string{"169.254.169.254"}, private: true, url: "http://169.254.169.254/latest/meta-data/", wantErr: "169.254.169.254 is a link-local address"},
+		{name: "metadata literal, mapped", allowed: []string{"::ffff:169.254.169.254"}, private: true, url: "http://[::ffff:169.254.169.254]/", wantErr: "link-local address"},
+		{name: "IPv6 link-local", allowed: []string{"fe80::1"}, private: true, url: "http://[fe80::1]:" + port, wantErr: "fe80::1 is a link-local address"},
+		{name: "unspecified", allowed: []string{"0.0.0.0"}, private: true, url: "http://0.0.0.0:" + port, wantErr: "unspecified address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := host.NewServices("t", host.Sandbox{AllowedHosts: tt.allowed}, host.Deps{})
+			before := target.hits.Load()
+			s := host.NewServices("t", host.Sandbox{AllowedHosts: tt.allowed, AllowPrivateNetworks: tt.private}, host.Deps{})
 			resp, err := s.HTTP(ctx, pdk.HTTPRequest{URL: tt.url})
 			if tt.wantErr == "" {
 				if err != nil || resp.Status != 200 || string(resp.Body) != "ok" {
@@ -82,22 +99,122 @@ func TestHTTPAllowlist(t *testing.T) {
 			if !errors.Is(err, host.ErrHostNotAllowed) {
 				t.Errorf("err = %v, want ErrHostNotAllowed", err)
 			}
+			if target.hits.Load() != before {
+				t.Error("a refused request reached the server")
+			}
 		})
+	}
+}
+
+// TestHTTPResolvedAddressChecked dials through a name server the plugin
+// author controls: a name allowed exactly is refused when it resolves to
+// loopback (unless the installation opts in) or to link-local (always).
+func TestHTTPResolvedAddressChecked(t *testing.T) {
+	target := newServer(t, nil)
+	_, port, _ := strings.Cut(target.hostp, ":")
+	url := "http://api.attacker.example:" + port + "/"
+	tests := []struct {
+		name     string
+		resolves string
+		private  bool
+		wantErr  string
+	}{
+		{"loopback", "127.0.0.1", false, "api.attacker.example: address refused: 127.0.0.1 is a loopback address"},
+		{"loopback with the opt-in", "127.0.0.1", true, ""},
+		{"metadata with the opt-in", "169.254.169.254", true, "api.attacker.example: address refused: 169.254.169.254 is a link-local address"},
+	}
+	orig := net.DefaultResolver
+	t.Cleanup(func() { net.DefaultResolver = orig })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			net.DefaultResolver = hostileDNS(t, tt.resolves)
+			before := target.hits.Load()
+			sb := host.Sandbox{AllowedHosts: []string{"api.attacker.example"}, AllowPrivateNetworks: tt.private}
+			resp, err := host.NewServices("t", sb, host.Deps{}).HTTP(context.Background(), pdk.HTTPRequest{URL: url})
+			if tt.wantErr == "" {
+				if err != nil || resp.Status != 200 {
+					t.Fatalf("got %v, %v; want 200", resp, err)
+				}
+				return
+			}
+			if !errors.Is(err, host.ErrHostNotAllowed) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if target.hits.Load() != before {
+				t.Fatal("the name reached the server")
+			}
+		})
+	}
+}
+
+// hostileDNS is a resolver answering every A query with ip, as a plugin
+// author's name server would.
+func hostileDNS(t *testing.T, ip string) *net.Resolver {
+	t.Helper()
+	a := netip.MustParseAddr(ip).As4()
+	return &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		client, server := net.Pipe()
+		go serveDNS(server, a)
+		return client, nil
+	}}
+}
+
+// serveDNS answers the queries on stream c (2-byte length prefixes) with
+// one A record for a, and no record for other types.
+func serveDNS(c net.Conn, a [4]byte) {
+	defer c.Close()
+	for {
+		var n [2]byte
+		if _, err := io.ReadFull(c, n[:]); err != nil {
+			return
+		}
+		q := make([]byte, int(n[0])<<8|int(n[1]))
+		if _, err := io.ReadFull(c, q); err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(q)
+		if err != nil {
+			return
+		}
+		question, err := p.Question()
+		if err != nil {
+			return
+		}
+		b := dnsmessage.NewBuilder([]byte{0, 0}, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
+		_ = b.StartQuestions()
+		_ = b.Question(question)
+		_ = b.StartAnswers()
+		if question.Type == dnsmessage.TypeA {
+			_ = b.AResource(dnsmessage.ResourceHeader{Name: question.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a})
+		}
+		out, err := b.Finish()
+		if err != nil {
+			return
+		}
+		out[0], out[1] = byte((len(out)-2)>>8), byte(len(out)-2)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
 	}
 }
 
 func TestHTTPRedirects(t *testing.T) {
 	final := newServer(t, nil)
 	forbidden := newServer(t, nil)
+	_, forbiddenPort, _ := strings.Cut(forbidden.hostp, ":")
 	hop := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		to := final.URL
-		if r.URL.Query().Get("to") == "forbidden" {
-			to = forbidden.URL
-		}
+		to := map[string]string{
+			"":          final.URL,
+			"forbidden": forbidden.URL,
+			"metadata":  "http://169.254.169.254/latest/meta-data/",
+			"localhost": "http://localhost:" + forbiddenPort + "/",
+		}[r.URL.Query().Get("to")]
 		http.Redirect(w, r, to, http.StatusFound)
 	})
 	sb := host.Sandbox{
-		AllowedHosts: []string{hop.hostp, final.hostp},
+		// Entries the attacks below would need: none of them helps.
+		AllowedHosts: []string{hop.hostp, final.hostp, "169.254.169.254", "localhost"},
 		Secrets:      map[string]string{"hopKey": "hop-secret", "finalKey": "final-secret"},
 		Auth: []pdk.AuthTemplate{
 			{Hosts: []string{hop.hostp}, Header: "X-Key", Template: "{{hopKey}}"},
@@ -118,9 +235,18 @@ func TestHTTPRedirects(t *testing.T) {
 		t.Errorf("final saw %q, want only its own credentials (the hop's key must be dropped)", got)
 	}
 
-	_, err = s.HTTP(ctx, pdk.HTTPRequest{URL: hop.URL + "?to=forbidden"})
-	if err == nil || !errors.Is(err, host.ErrHostNotAllowed) || !strings.Contains(err.Error(), "redirect to") {
-		t.Fatalf("redirect to forbidden host: err = %v", err)
+	tests := []struct {
+		to, wantErr string
+	}{
+		{"forbidden", "redirect to " + forbidden.URL + ": host not allowed"},
+		{"metadata", "redirect to http://169.254.169.254/latest/meta-data/: host not allowed: address refused: 169.254.169.254 is a link-local address"},
+		{"localhost", "host not allowed: localhost: address refused"}, // a name, even allowed exactly: refused at dial
+	}
+	for _, tt := range tests {
+		_, err = s.HTTP(ctx, pdk.HTTPRequest{URL: hop.URL + "?to=" + tt.to})
+		if !errors.Is(err, host.ErrHostNotAllowed) || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("redirect to %s: err = %v, want %q", tt.to, err, tt.wantErr)
+		}
 	}
 	if forbidden.hits.Load() != 0 {
 		t.Error("forbidden host was reached")

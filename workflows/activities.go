@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host/integrations"
+	"github.com/portico-dev/portico/internal/egress"
 	"github.com/portico-dev/portico/internal/jqeval"
 )
 
@@ -45,12 +48,16 @@ type Activities struct {
 	Plugins PluginActor // nil: plugin steps fail
 	// Resyncs runs scheduled resyncs (nil: Resync workflows fail).
 	Resyncs Resyncer
-	HTTP    *http.Client
+	// WebhookTimeout bounds each webhook delivery (zero:
+	// DefaultWebhookTimeout) besides the step's own timeout.
+	WebhookTimeout time.Duration
 	// Actions triggers expiry actions of TTL timers (nil: timers only
 	// record the event).
 	Actions *actions.Service
 
-	jq sync.Map // expression → *jqeval.Program
+	jq          sync.Map // expression → *jqeval.Program
+	webhookOnce sync.Once
+	webhooks    *http.Client
 }
 
 // SaveRun mirrors a run record to the store (a local activity).
@@ -72,12 +79,29 @@ type WebhookRequest struct {
 	Run     map[string]any  `json:"run"`
 }
 
-// WebhookResult is a delivered webhook's answer.
+// WebhookResult is a delivered webhook's answer. It is the step's output,
+// also when the answer fails the step.
 type WebhookResult struct {
-	Status  int             `json:"status"`
-	Body    json.RawMessage `json:"body,omitempty"`
-	Attempt int             `json:"attempt"`
+	Status int `json:"status"`
+	// Body is the response body: JSON as received, anything else as a
+	// JSON string; at most MaxWebhookOutput bytes (see webhookOutput).
+	Body json.RawMessage `json:"body,omitempty"`
+	// Truncated marks a body cut to MaxWebhookOutput (kept as a string).
+	Truncated bool `json:"truncated,omitempty"`
+	Attempt   int  `json:"attempt"`
 }
+
+// Webhook delivery limits.
+const (
+	// MaxWebhookOutput caps the encoded response body a step keeps.
+	MaxWebhookOutput = 64 << 10
+	// DefaultWebhookTimeout bounds a delivery when Activities does not say.
+	DefaultWebhookTimeout = 2 * time.Minute
+)
+
+// ErrNoSigningSecret: the run's action has no signing secret (it was
+// deleted while the run was in flight), so its webhooks are not sent.
+var ErrNoSigningSecret = errors.New("no signing secret")
 
 // Signature is the hex HMAC-SHA256 of timestamp + "." + body.
 func Signature(secret, timestamp string, body []byte) string {
@@ -90,8 +114,12 @@ func Signature(secret, timestamp string, body []byte) string {
 
 // Webhook delivers a signed webhook: X-Portico-Timestamp,
 // X-Portico-Signature and Idempotency-Key "<run id>:<step id>", so a
-// receiver can drop the duplicates a retry may cause. 5xx and 429 answers
-// are retried, other non-2xx answers fail the step.
+// receiver can drop the duplicates a retry may cause. 5xx, 408 and 429
+// answers are retried, other non-2xx answers fail the step; redirects are
+// not followed (a 3xx is the answer). The result rides on the failure as
+// its details, so the step output shows the answer either way. A webhook
+// whose action has no signing secret is not sent, nor one that would dial
+// a link-local, unspecified or multicast address (see webhookClient).
 func (a *Activities) Webhook(ctx context.Context, req WebhookRequest) (*WebhookResult, error) {
 	var body []byte
 	var err error
@@ -107,11 +135,16 @@ func (a *Activities) Webhook(ctx context.Context, req WebhookRequest) (*WebhookR
 	} else if body, err = json.Marshal(map[string]any{"run": req.Run, "step": req.Step}); err != nil {
 		return nil, err
 	}
-	secret := ""
-	if req.Action != "" {
-		if secret, err = a.Store.Secret(ctx, req.Action); err != nil && !errors.Is(err, actions.ErrNotFound) {
-			return nil, err
-		}
+	secret, err := a.Store.Secret(ctx, req.Action)
+	switch {
+	case errors.Is(err, actions.ErrNotFound) || err == nil && secret == "":
+		// Signing with an empty key would let anyone forge the portal's
+		// deliveries to this receiver.
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("webhook not sent: action %q has no signing secret (was it deleted?)", req.Action),
+			"NoSigningSecret", ErrNoSigningSecret)
+	case err != nil:
+		return nil, err
 	}
 	method := req.Method
 	if method == "" {
@@ -130,29 +163,87 @@ func (a *Activities) Webhook(ctx context.Context, req WebhookRequest) (*WebhookR
 	hreq.Header.Set("X-Portico-Timestamp", ts)
 	hreq.Header.Set("X-Portico-Signature", Signature(secret, ts, body))
 	hreq.Header.Set("Idempotency-Key", req.RunID+":"+req.Step)
-	client := a.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(hreq)
+	resp, err := a.webhookClient().Do(hreq)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is in our message already
+		}
+		if errors.Is(err, egress.ErrRefused) {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("webhook %s: %v", req.URL, err), "AddressRefused", err)
+		}
 		return nil, fmt.Errorf("webhook %s: %w", req.URL, err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, MaxWebhookOutput+1))
 	res := &WebhookResult{Status: resp.StatusCode, Attempt: int(activity.GetInfo(ctx).Attempt)}
-	if json.Valid(raw) && len(bytes.TrimSpace(raw)) > 0 {
-		res.Body = raw
-	} else if len(raw) > 0 {
-		res.Body, _ = json.Marshal(string(raw))
-	}
+	res.Body, res.Truncated = webhookOutput(raw, len(raw) > MaxWebhookOutput)
+	msg := fmt.Sprintf("webhook %s answered %d", req.URL, resp.StatusCode)
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return res, nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, temporal.NewNonRetryableApplicationError(msg+" (redirects are not followed)", "WebhookRedirected", nil, res)
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
-		return nil, fmt.Errorf("webhook %s answered %d", req.URL, resp.StatusCode)
+		return nil, temporal.NewApplicationError(msg, "WebhookFailed", res)
 	}
-	return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("webhook %s answered %d", req.URL, resp.StatusCode), "WebhookRejected", nil)
+	return nil, temporal.NewNonRetryableApplicationError(msg, "WebhookRejected", nil, res)
+}
+
+// webhookOutput is a response body as a step output keeps it: JSON as it
+// came, anything else (or a body cut at MaxWebhookOutput) as a JSON string
+// of its first bytes. Its encoding, HTML-escaped as the run record stores
+// it, never exceeds MaxWebhookOutput bytes; truncated reports a cut.
+func webhookOutput(raw []byte, truncated bool) (json.RawMessage, bool) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, truncated
+	}
+	raw = raw[:min(len(raw), MaxWebhookOutput)]
+	if !truncated && json.Valid(raw) {
+		var b bytes.Buffer
+		json.HTMLEscape(&b, raw)
+		if b.Len() <= MaxWebhookOutput {
+			return raw, false
+		}
+	}
+	for {
+		enc, _ := json.Marshal(string(raw)) // invalid UTF-8 becomes U+FFFD
+		if len(enc) <= MaxWebhookOutput {
+			return enc, truncated
+		}
+		// Escapes made it longer than the bytes: keep proportionally less.
+		raw, truncated = raw[:len(raw)*MaxWebhookOutput/len(enc)], true
+	}
+}
+
+// webhookClient is the client of every delivery: no redirects followed,
+// no proxy (the dial check must see the real destination), and no
+// link-local (169.254.0.0/16 with the cloud metadata services, fe80::/10),
+// unspecified or multicast address dialed, whatever a name resolves to.
+// Loopback and private addresses stay reachable: CI and deploy endpoints
+// are often internal, and action definitions are admin-only.
+func (a *Activities) webhookClient() *http.Client {
+	a.webhookOnce.Do(func() {
+		timeout := a.WebhookTimeout
+		if timeout <= 0 {
+			timeout = DefaultWebhookTimeout
+		}
+		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: egress.Control(true)}
+		a.webhooks = &http.Client{
+			Timeout: timeout,
+			Transport: &http.Transport{
+				Proxy:                 nil,
+				DialContext:           dialer.DialContext,
+				ForceAttemptHTTP2:     true,
+				MaxIdleConns:          100,
+				IdleConnTimeout:       90 * time.Second,
+				TLSHandshakeTimeout:   10 * time.Second,
+				ExpectContinueTimeout: time.Second,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	})
+	return a.webhooks
 }
 
 // ActRequest runs a plugin action.

@@ -337,6 +337,12 @@ func (it *interpreter) webhook(ctx workflow.Context, s actions.Step) (json.RawMe
 	}
 	var res WebhookResult
 	if err := workflow.ExecuteActivity(actx, activityWebhook, req).Get(ctx, &res); err != nil {
+		// A non-2xx answer carries the result: it is the step's output.
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.HasDetails() && app.Details(&res) == nil {
+			out, _ := json.Marshal(res)
+			return out, res.Attempt, err
+		}
 		return nil, maxAttempts, err
 	}
 	it.log(ctx, "info", s.ID, "webhook %s answered %d", s.URL, res.Status)

@@ -97,7 +97,7 @@ func newFixture(t *testing.T) *fixture {
 	env.SetWorkerOptions(worker.Options{})
 	f := &fixture{env: env, store: &memStore{}, hooks: &hookLog{fail: map[string]int{}}}
 	f.url = f.hooks.server(t).URL
-	Register(env, &Activities{Store: f.store, HTTP: http.DefaultClient})
+	Register(env, &Activities{Store: f.store})
 	return f
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
@@ -93,7 +92,6 @@ func (e *engine) startWorker(rdb redis.UniversalClient, cat *catalog.Service, sv
 	store := redisactions.New(rdb, "")
 	acts := &workflows.Activities{
 		Store: store, Catalog: cat, Plugins: plugins, Resyncs: plugins, Actions: svc,
-		HTTP: &http.Client{Timeout: 2 * time.Minute},
 	}
 	w := worker.New(e.client, e.taskQueue, worker.Options{})
 	workflows.Register(w, acts)

@@ -1,9 +1,22 @@
 // Package goplugin runs Portico integrations as hashicorp/go-plugin
-// subprocesses over gRPC, with AutoMTLS, a SecureConfig sha256 checksum and
-// no inherited environment. A go-plugin integration is native code: it gets
-// the same call API and host functions as a Wasm one, and calls are bounded by
-// Sandbox.Timeout and Sandbox.Concurrency, but it is not memory- or
-// network-sandboxed. Use it for trusted plugins only.
+// subprocesses over gRPC, with AutoMTLS and a SecureConfig sha256 checksum.
+// A go-plugin integration gets the same call API and host functions as a
+// Wasm one, and calls are bounded by Sandbox.Timeout and
+// Sandbox.Concurrency.
+//
+// What the process is given is reduced to what it needs: its environment is
+// go-plugin's handshake variables plus PATH, HOME and TMPDIR (both a fresh
+// private directory, also its working directory, removed when the process
+// ends), so it inherits none of the portal's (the Redis URL and credentials,
+// PORTICO_* settings, the secrets key), and it does not start in the
+// portal's working directory (where a dev data dir lives).
+//
+// What remains is trusted: it is native code running as the portal's user.
+// It is not memory-sandboxed, its own network access does not go through the
+// allowlist (only the portico_http host function does), and it can read
+// whatever that user can: files under the data dir or a secrets key file,
+// and the portal's own /proc entries. Install go-plugins you would run as
+// the portal yourself; run untrusted plugins as Wasm.
 package goplugin
 
 import (
@@ -14,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -57,6 +71,7 @@ type Plugin struct {
 	mu     sync.Mutex
 	client *plugin.Client
 	rpc    *rpc.Client
+	dir    string // the process's HOME, TMPDIR and working directory
 	closed bool
 }
 
@@ -100,10 +115,16 @@ func (p *Plugin) connectLocked() (*rpc.Client, error) {
 		Level:       hclog.Info,
 		DisableTime: true,
 	})
+	dir, err := os.MkdirTemp("", "portico-plugin-")
+	if err != nil {
+		return nil, fmt.Errorf("goplugin: %w", err)
+	}
+	cmd := exec.Command(p.cfg.Path)
+	cmd.Dir, cmd.Env = dir, processEnv(dir)
 	c := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  rpc.Handshake,
 		Plugins:          plugin.PluginSet{rpc.PluginName: &rpc.Plugin{Host: p.cfg.Host}},
-		Cmd:              exec.Command(p.cfg.Path),
+		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SecureConfig:     &plugin.SecureConfig{Checksum: p.checksum, Hash: sha256.New()},
@@ -112,24 +133,37 @@ func (p *Plugin) connectLocked() (*rpc.Client, error) {
 		Logger:           logger,
 		Stderr:           io.Discard, // non-log stderr lines are logged by Logger already
 	})
+	p.client, p.dir = c, dir
 	proto, err := c.Client()
 	if err != nil {
-		c.Kill()
+		p.killLocked()
 		return nil, fmt.Errorf("goplugin: start %s: %w", p.cfg.Path, err)
 	}
 	raw, err := proto.Dispense(rpc.PluginName)
 	if err != nil {
-		c.Kill()
+		p.killLocked()
 		return nil, fmt.Errorf("goplugin: dispense: %w", err)
 	}
-	p.client, p.rpc = c, raw.(*rpc.Client)
+	p.rpc = raw.(*rpc.Client)
 	return p.rpc, nil
+}
+
+// processEnv is a plugin process's environment besides go-plugin's
+// handshake variables (SkipHostEnv: nothing of the portal's).
+func processEnv(dir string) []string {
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir}
 }
 
 func (p *Plugin) killLocked() {
 	if p.client != nil {
 		p.client.Kill()
 		p.client, p.rpc = nil, nil
+	}
+	if p.dir != "" {
+		if err := os.RemoveAll(p.dir); err != nil {
+			p.cfg.Logger.Warn("remove plugin directory", "dir", p.dir, "err", err)
+		}
+		p.dir = ""
 	}
 }
 

@@ -2,6 +2,7 @@ package goplugin_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -119,6 +120,55 @@ func TestHostile(t *testing.T) {
 				t.Log(r.Message)
 			}
 		})
+	}
+}
+
+// TestProcessSurroundings asks a native plugin what it can see of the
+// portal: none of its environment (a secret in the test process's stands
+// for the Redis URL, PORTICO_* settings and the secrets key), and not its
+// working directory.
+func TestProcessSurroundings(t *testing.T) {
+	t.Setenv("PORTICO_TEST_SECRET", "leaked")
+	t.Setenv("PORTICO_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0")
+	p := start(t, "./host/goplugin/testdata/hostile", host.Sandbox{})
+	r, err := p.Act(context.Background(), pdk.ActRequest{Action: "environ"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen struct {
+		Env []string `json:"env"`
+		Cwd string   `json:"cwd"`
+	}
+	if err := json.Unmarshal(r.Outputs, &seen); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range seen.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+		if strings.Contains(v, "leaked") || strings.Contains(v, "hunter2") {
+			t.Errorf("the plugin sees %s", kv)
+		}
+		ours, inherited := os.LookupEnv(k)
+		if inherited && ours == v && k != "PATH" {
+			t.Errorf("the plugin inherited %s", k)
+		}
+	}
+	for _, k := range []string{"PORTICO_TEST_SECRET", "PORTICO_REDIS_URL"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("the plugin sees %s", k)
+		}
+	}
+	wd, _ := os.Getwd()
+	if seen.Cwd == wd || env["HOME"] != seen.Cwd || env["TMPDIR"] != seen.Cwd {
+		t.Errorf("cwd %q, HOME %q, TMPDIR %q; want one private directory, not %q", seen.Cwd, env["HOME"], env["TMPDIR"], wd)
+	}
+	if fi, err := os.Stat(seen.Cwd); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("plugin directory: %v, %v", fi, err)
+	}
+	_ = p.Close(context.Background())
+	if _, err := os.Stat(seen.Cwd); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("plugin directory left behind: %v", err)
 	}
 }
 

@@ -309,7 +309,7 @@ func (m *Manager) status(ctx context.Context, inst *Installation) (*Status, erro
 	s := inst.Spec
 	st := &Status{
 		ID: inst.ID, Plugin: inst.Plugin, Config: s.Config, Mapping: s.Mapping, Blueprints: s.Blueprints, Auth: s.Auth,
-		Schedule: s.Schedule, AllowedHosts: s.AllowedHosts, Limits: s.Limits,
+		Schedule: s.Schedule, AllowedHosts: s.AllowedHosts, AllowPrivateNetworks: s.AllowPrivateNetworks, Limits: s.Limits,
 		SecretsSet: s.Secrets.Names(), Datasource: Datasource(inst.ID),
 		CreatedAt: inst.CreatedAt, UpdatedAt: inst.UpdatedAt,
 	}

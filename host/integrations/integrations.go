@@ -47,6 +47,11 @@ type Spec struct {
 	AllowedHosts      []string           `json:"allowedHosts,omitempty"`
 	Limits            Limits             `json:"limits"`
 	DeletionThreshold *float64           `json:"deletionThreshold,omitempty"`
+
+	// AllowPrivateNetworks lets the allowed hosts resolve to private and
+	// loopback addresses (host.Sandbox.AllowPrivateNetworks; link-local
+	// ones stay refused).
+	AllowPrivateNetworks bool `json:"allowPrivateNetworks,omitempty"`
 }
 
 // Limits are an installation's sandbox limits; zero means the default.
@@ -117,6 +122,8 @@ type Status struct {
 	LastError  string    `json:"lastError,omitempty"`
 	CreatedAt  time.Time `json:"createdAt"`
 	UpdatedAt  time.Time `json:"updatedAt"`
+
+	AllowPrivateNetworks bool `json:"allowPrivateNetworks"`
 }
 
 // Sync states.

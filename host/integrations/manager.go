@@ -257,6 +257,8 @@ func sandbox(inst *Installation, p *registry.Plugin) host.Sandbox {
 		AllowedHosts: s.AllowedHosts,
 		Secrets:      s.Secrets,
 		Auth:         auth,
+
+		AllowPrivateNetworks: s.AllowPrivateNetworks,
 	}.WithDefaults()
 }
 

@@ -115,6 +115,14 @@ func TestHostile(t *testing.T) {
 	forbidden := plugintest.NewAPI(t, 1) // must never be reached
 	api := plugintest.NewAPI(t, 50)
 	redirector := plugintest.NewRedirector(t, forbidden.URL+"/items")
+	toMetadata := plugintest.NewRedirector(t, "http://169.254.169.254/latest/meta-data/")
+	_, forbiddenPort, _ := strings.Cut(forbidden.HostPort(), ":")
+	toLocalhost := plugintest.NewRedirector(t, "http://localhost:"+forbiddenPort+"/items")
+	// Even entries naming them, and the private-networks opt-in, do not
+	// open link-local addresses; a name is not a loopback literal.
+	lenient := func(hosts ...string) host.Sandbox {
+		return host.Sandbox{AllowedHosts: append(hosts, "169.254.169.254", "localhost"), AllowPrivateNetworks: true}
+	}
 	good, _ := loadExample(t, api)
 
 	tests := []struct {
@@ -134,6 +142,12 @@ func TestHostile(t *testing.T) {
 			text: "host not allowed: " + forbidden.HostPort()},
 		{action: "extism-http", input: forbidden.URL, sb: host.Sandbox{AllowedHosts: []string{forbidden.HostPort()}},
 			want: host.ErrCrashed, text: "is not allowed"},
+		{action: "http", input: "http://169.254.169.254/latest/meta-data/", sb: lenient(),
+			text: "169.254.169.254 is a link-local address"},
+		{action: "http", input: toMetadata.URL, sb: lenient(toMetadata.HostPort()),
+			text: "redirect to http://169.254.169.254/latest/meta-data/: host not allowed: address refused: 169.254.169.254 is a link-local address"},
+		{action: "http", input: toLocalhost.URL, sb: host.Sandbox{AllowedHosts: []string{toLocalhost.HostPort(), "localhost"}},
+			text: "localhost: address refused"},
 		{action: "readfile", text: "open /etc/passwd"},
 		{action: "env", input: "PORTICO_HOSTILE_SECRET", text: "env PORTICO_HOSTILE_SECRET: not set"},
 	}

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -48,6 +49,13 @@ func (hostile) Act(_ context.Context, req pdk.ActRequest) (*pdk.ActResult, error
 			return &pdk.ActResult{Message: v}, nil
 		}
 		return nil, errors.New("env PORTICO_HOSTILE_SECRET: not set")
+	case "environ": // what a plugin can learn of its surroundings
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		out, err := json.Marshal(map[string]any{"env": os.Environ(), "cwd": wd})
+		return &pdk.ActResult{Outputs: out}, err
 	}
 	return nil, fmt.Errorf("unknown action %q", req.Action)
 }
