@@ -94,10 +94,10 @@ func (s *Service) Runner() Runner { return s.runner }
 
 // PutAction validates and stores a new version of an action. On creation
 // it generates the action's webhook signing secret and returns it: the
-// only time it is ever shown. Omitted webhook headers keep the stored
-// ones; the action comes back redacted (header names only).
+// only time it is ever shown. Omitted webhook headers (nil) keep the
+// stored ones, and a gets them; the action comes back redacted (header
+// names only).
 func (s *Service) PutAction(ctx context.Context, a *Action) (*Action, string, bool, error) {
-	a = clone(a)
 	if err := a.Validate(); err != nil {
 		return nil, "", false, err
 	}
@@ -155,9 +155,8 @@ func (s *Service) ListActions(ctx context.Context) ([]*Action, error) {
 
 // PutWorkflow validates and stores a new version of a composed workflow.
 // A webhook step that omits its headers keeps those of the stored step
-// with the same id; the workflow comes back redacted.
+// with the same id (w gets them); the workflow comes back redacted.
 func (s *Service) PutWorkflow(ctx context.Context, w *Workflow) (*Workflow, bool, error) {
-	w = clone(w)
 	if err := w.Validate(); err != nil {
 		return nil, false, err
 	}
