@@ -59,3 +59,26 @@ func TestServeRefusesSecretsItCannotOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestDevKeyring checks that dev generates its key file once (0600) and
+// reads it back after a restart.
+func TestDevKeyring(t *testing.T) {
+	os.Unsetenv(secretsKeyEnv)
+	dir := t.TempDir()
+	var sc secretsConfig
+	first, err := sc.keyring(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir + "/secrets.key")
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	again, err := sc.keyring(dir)
+	if err != nil || again.Primary() != first.Primary() {
+		t.Fatalf("restart: %v %v", again.IDs(), err)
+	}
+	if none, err := sc.keyring(""); none != nil || err != nil {
+		t.Fatalf("serve without a key: %v %v", none, err)
+	}
+}
