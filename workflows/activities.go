@@ -32,6 +32,9 @@ import (
 type RunStore interface {
 	SaveRun(ctx context.Context, r *actions.Run) error
 	Secret(ctx context.Context, action string) (string, error)
+	// WebhookHeaders returns the (opened) header values of a run's
+	// webhook step.
+	WebhookHeaders(ctx context.Context, ref actions.HeaderRef) (map[string]string, error)
 }
 
 // PluginActor runs plugin actions and applies their changes (the
@@ -72,7 +75,10 @@ type WebhookRequest struct {
 	Action  string            `json:"action"`
 	URL     string            `json:"url"`
 	Method  string            `json:"method,omitempty"`
-	Headers map[string]string `json:"headers,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"` // plans recorded before headers were write-only
+	// HeadersFrom locates the step's header values in the store: they
+	// are read when sending, never carried through the workflow's history.
+	HeadersFrom *actions.HeaderRef `json:"headersFrom,omitempty"`
 	// Body is a jq expression over Context; empty sends {"run", "step"}.
 	Body    string          `json:"body,omitempty"`
 	Context json.RawMessage `json:"context"`
@@ -154,8 +160,17 @@ func (a *Activities) Webhook(ctx context.Context, req WebhookRequest) (*WebhookR
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError("webhook request: "+err.Error(), "BadRequest", nil)
 	}
+	headers := req.Headers
+	if req.HeadersFrom != nil {
+		if headers, err = a.Store.WebhookHeaders(ctx, *req.HeadersFrom); err != nil {
+			if errors.Is(err, actions.ErrNotFound) {
+				return nil, temporal.NewNonRetryableApplicationError("webhook headers: "+err.Error(), "HeadersGone", nil)
+			}
+			return nil, fmt.Errorf("webhook headers: %w", err)
+		}
+	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	for k, v := range req.Headers {
+	for k, v := range headers {
 		hreq.Header.Set(k, v)
 	}
 	hreq.Header.Set("Content-Type", "application/json")

@@ -335,6 +335,10 @@ func (it *interpreter) webhook(ctx workflow.Context, s actions.Step) (json.RawMe
 		RunID: it.run.ID, Step: s.ID, Action: it.run.Action, URL: s.URL, Method: s.Method,
 		Headers: s.Headers, Body: s.Body, Context: it.runContext(), Run: it.runSummary(),
 	}
+	if len(s.HeadersSet) > 0 {
+		ref := actions.HeaderRefOf(it.run, s.ID)
+		req.HeadersFrom = &ref
+	}
 	var res WebhookResult
 	if err := workflow.ExecuteActivity(actx, activityWebhook, req).Get(ctx, &res); err != nil {
 		// A non-2xx answer carries the result: it is the step's output.

@@ -46,6 +46,10 @@ func (m *memStore) SaveRun(_ context.Context, r *actions.Run) error {
 
 func (m *memStore) Secret(context.Context, string) (string, error) { return "s3cret", nil }
 
+func (m *memStore) WebhookHeaders(_ context.Context, ref actions.HeaderRef) (map[string]string, error) {
+	return map[string]string{"X-Step": ref.Step}, nil
+}
+
 // hookLog records webhook deliveries.
 type hookLog struct {
 	mu    sync.Mutex

@@ -29,6 +29,7 @@ func devCmd() *cobra.Command {
 	var pprofAddr, addr, publicURL, dataDir, adminToken string
 	var ac accessConfig
 	var tc temporalConfig
+	var sc secretsConfig
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole portal in one process with embedded Redis and Temporal, persisted under --data-dir",
@@ -39,6 +40,10 @@ func devCmd() *cobra.Command {
 			servePprof(newLogger(), pprofAddr)
 			log := newLogger()
 			token, err := devAdminToken(dataDir, adminToken)
+			if err != nil {
+				return err
+			}
+			keys, err := sc.keyring(dataDir)
 			if err != nil {
 				return err
 			}
@@ -55,7 +60,7 @@ func devCmd() *cobra.Command {
 				return errors.Join(err, db.Close())
 			}
 			p, err := newPortal(log, rdb, portalOptions{store: devStore, access: ac, addr: addr, publicURL: publicURL,
-				cacheDir: filepath.Join(dataDir, "wasm-cache"), engine: eng, runWorker: true})
+				cacheDir: filepath.Join(dataDir, "wasm-cache"), engine: eng, runWorker: true, keys: keys})
 			if err != nil {
 				_ = eng.stop()
 				_ = rdb.Close()
@@ -75,6 +80,7 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".portico", "where the embedded catalog is persisted")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token (generated and written to <data-dir>/admin-token when empty)")
 	ac.register(cmd.Flags())
+	sc.register(cmd.Flags(), " (default: <data-dir>/secrets.key, generated when absent)")
 	cmd.Flags().IntVar(&tc.port, "temporal-port", 0, "gRPC port of the embedded Temporal server on 127.0.0.1 (0: a free port)")
 	cmd.Flags().StringVar(&tc.namespace, "temporal-namespace", "default", "Temporal namespace registered in the embedded server")
 	cmd.Flags().StringVar(&tc.taskQueue, "temporal-task-queue", "portico", "task queue of action runs and timers")

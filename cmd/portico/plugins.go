@@ -15,6 +15,7 @@ import (
 	"github.com/portico-dev/portico/host/loader"
 	"github.com/portico-dev/portico/host/redisstore"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/internal/secretbox"
 )
 
 // pluginHost is the plugin registry, the installed integrations and what
@@ -27,7 +28,8 @@ type pluginHost struct {
 
 // newPluginHost wires the plugin host over rdb. cacheDir holds the Wasm
 // compilation cache; empty means a directory under the system temp dir.
-func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Service, cacheDir string) (*pluginHost, error) {
+// keys seal the installations' secrets (nil: plain text).
+func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Service, cacheDir string, keys *secretbox.Keyring) (*pluginHost, error) {
 	if cacheDir == "" {
 		cacheDir = filepath.Join(os.TempDir(), "portico-wasm-cache")
 	}
@@ -38,7 +40,7 @@ func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Ser
 	if err != nil {
 		return nil, err
 	}
-	store := redisstore.New(rdb, "")
+	store := redisstore.New(rdb, "").UseKeyring(keys)
 	reg := registry.New(store, ld)
 	mgr := integrations.New(integrations.Options{
 		Catalog: cat, Registry: reg, Store: store, KV: store, Logger: log,

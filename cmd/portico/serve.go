@@ -12,6 +12,7 @@ func serveCmd() *cobra.Command {
 	var pprofAddr, addr, publicURL, redisURL, adminToken, cacheDir string
 	var ac accessConfig
 	var tc temporalConfig
+	var sc secretsConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the stateless API against a real Redis (run N replicas behind a load balancer)",
@@ -33,6 +34,10 @@ func serveCmd() *cobra.Command {
 			defer rdb.Close()
 			ac.adminToken = adminToken
 			log := newLogger()
+			keys, err := sc.keyring("")
+			if err != nil {
+				return err
+			}
 			eng, err := connect(log, tc)
 			if err != nil {
 				return err
@@ -40,7 +45,7 @@ func serveCmd() *cobra.Command {
 			if eng == nil {
 				log.Warn("no --temporal-address: action runs answer 503")
 			}
-			p, err := newPortal(log, rdb, portalOptions{access: ac, addr: addr, publicURL: publicURL, cacheDir: cacheDir, engine: eng})
+			p, err := newPortal(log, rdb, portalOptions{access: ac, addr: addr, publicURL: publicURL, cacheDir: cacheDir, engine: eng, keys: keys})
 			if err != nil {
 				return errors.Join(err, eng.stop())
 			}
@@ -54,6 +59,7 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")
 	ac.register(cmd.Flags())
+	sc.register(cmd.Flags(), "")
 	tc.register(cmd.Flags(), "Temporal frontend host:port (empty: no action runs; /readyz then leaves Temporal out)")
 	return cmd
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/internal/secretbox"
 	"github.com/portico-dev/portico/workflows"
 )
 
@@ -49,6 +50,8 @@ type portalOptions struct {
 	// also runs the Temporal worker.
 	engine    *engine
 	runWorker bool
+	// keys seal secrets at rest (nil: plain text).
+	keys *secretbox.Keyring
 }
 
 // newPortal assembles the process.
@@ -60,6 +63,9 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 		return nil, err
 	}
 	ac, addr, cacheDir, eng := o.access, o.addr, o.cacheDir, o.engine
+	if err := prepareSecrets(context.Background(), log, o.keys, secretStores(rdb, o.keys)...); err != nil {
+		return nil, err
+	}
 	store := redisstore.New(rdb, o.store)
 	start := time.Now()
 	n, err := store.UpgradeIndexes(context.Background())
@@ -74,11 +80,11 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 	if err != nil {
 		return nil, err
 	}
-	ph, err := newPluginHost(log, rdb, cat, cacheDir)
+	ph, err := newPluginHost(log, rdb, cat, cacheDir, o.keys)
 	if err != nil {
 		return nil, fmt.Errorf("plugin host: %w", err)
 	}
-	svc := actions.NewService(redisactions.New(rdb, ""), cat, nil)
+	svc := actions.NewService(redisactions.New(rdb, "").UseKeyring(o.keys), cat, nil)
 	svc.LinkBase = linkBase(o.publicURL, addr)
 	ready := map[string]func(context.Context) error{}
 	if eng != nil {
@@ -88,7 +94,7 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 		// (API included); without Temporal, run() ticks them itself.
 		ph.integrations.SetScheduler(workflows.NewSchedules(eng.client, eng.taskQueue))
 		if o.runWorker {
-			if err := eng.startWorker(rdb, cat, svc, ph.integrations); err != nil {
+			if err := eng.startWorker(rdb, cat, svc, ph.integrations, o.keys); err != nil {
 				return nil, err
 			}
 		}

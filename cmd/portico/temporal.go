@@ -17,6 +17,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/internal/secretbox"
 	"github.com/portico-dev/portico/workflows"
 	"github.com/portico-dev/portico/workflows/devserver"
 )
@@ -88,8 +89,9 @@ func connect(log *slog.Logger, cfg temporalConfig) (*engine, error) {
 
 // startWorker runs the workflows and activities and the TTL timer
 // scheduler until stop.
-func (e *engine) startWorker(rdb redis.UniversalClient, cat *catalog.Service, svc *actions.Service, plugins workflows.PluginHost) error {
-	store := redisactions.New(rdb, "")
+// keys open the signing secrets and webhook headers the worker sends.
+func (e *engine) startWorker(rdb redis.UniversalClient, cat *catalog.Service, svc *actions.Service, plugins workflows.PluginHost, keys *secretbox.Keyring) error {
+	store := redisactions.New(rdb, "").UseKeyring(keys)
 	acts := &workflows.Activities{
 		Store: store, Catalog: cat, Plugins: plugins, Resyncs: plugins, Actions: svc,
 	}

@@ -23,6 +23,7 @@ import (
 func workerCmd() *cobra.Command {
 	var redisURL, cacheDir, publicURL string
 	var tc temporalConfig
+	var sc secretsConfig
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run the Temporal worker, the TTL timer scheduler and the plugin host (no HTTP API)",
@@ -44,8 +45,15 @@ func workerCmd() *cobra.Command {
 			opts.PoolSize = 64
 			rdb := redis.NewClient(opts)
 			defer rdb.Close()
+			keys, err := sc.keyring("")
+			if err != nil {
+				return err
+			}
+			if err := prepareSecrets(context.Background(), log, keys, secretStores(rdb, keys)...); err != nil {
+				return err
+			}
 			cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
-			ph, err := newPluginHost(log, rdb, cat, cacheDir)
+			ph, err := newPluginHost(log, rdb, cat, cacheDir, keys)
 			if err != nil {
 				return fmt.Errorf("plugin host: %w", err)
 			}
@@ -53,10 +61,10 @@ func workerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			svc := actions.NewService(redisactions.New(rdb, ""), cat, eng.runner)
+			svc := actions.NewService(redisactions.New(rdb, "").UseKeyring(keys), cat, eng.runner)
 			svc.LinkBase = strings.TrimSuffix(publicURL, "/") // runs the worker starts (timer expiry actions)
 			ph.integrations.SetScheduler(workflows.NewSchedules(eng.client, eng.taskQueue))
-			if err := eng.startWorker(rdb, cat, svc, ph.integrations); err != nil {
+			if err := eng.startWorker(rdb, cat, svc, ph.integrations, keys); err != nil {
 				return errors.Join(err, eng.stop())
 			}
 			log.Info("portico worker running", "temporal", tc.address, "namespace", tc.namespace, "taskQueue", tc.taskQueue)
@@ -74,5 +82,6 @@ func workerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")
 	cmd.Flags().StringVar(&publicURL, "public-url", "", "the portal's URL in links of runs the worker starts (empty: relative links)")
 	tc.register(cmd.Flags(), "Temporal frontend host:port")
+	sc.register(cmd.Flags(), "")
 	return cmd
 }

@@ -70,10 +70,15 @@ type Input struct {
 type Invocation struct {
 	Type string `json:"type"`
 	// webhook
-	URL     string            `json:"url,omitempty"`
-	Method  string            `json:"method,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Method string `json:"method,omitempty"`
+	// Headers are write-only, like an integration's secrets (CI
+	// credentials go here): stored sealed, never shown. On a PUT, nil keeps
+	// the stored headers and {} clears them.
 	Headers map[string]string `json:"headers,omitempty"`
-	Body    string            `json:"body,omitempty"` // jq over the run context
+	// HeadersSet names the headers that have a value (read-only).
+	HeadersSet []string `json:"headersSet,omitempty"`
+	Body       string   `json:"body,omitempty"` // jq over the run context
 	// plugin
 	Integration string `json:"integration,omitempty"`
 	Action      string `json:"action,omitempty"`
@@ -133,6 +138,10 @@ type Workflow struct {
 	UpdatedAt   time.Time `json:"updatedAt"`
 }
 
+// WebhookStep is the step id of an action's webhook invocation in its
+// run's plan.
+const WebhookStep = "webhook"
+
 // Step types of a composed workflow.
 const (
 	StepApproval = "approval"
@@ -168,11 +177,13 @@ type Step struct {
 	OnTimeout  string         `json:"onTimeout,omitempty"`
 	Escalation *Escalation    `json:"escalation,omitempty"`
 
-	// webhook (and action with url)
-	URL     string            `json:"url,omitempty"`
-	Method  string            `json:"method,omitempty"`
-	Headers map[string]string `json:"headers,omitempty"`
-	Body    string            `json:"body,omitempty"` // jq
+	// webhook (and action with url); Headers and HeadersSet as on an
+	// action's Invocation (write-only, names shown).
+	URL        string            `json:"url,omitempty"`
+	Method     string            `json:"method,omitempty"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	HeadersSet []string          `json:"headersSet,omitempty"`
+	Body       string            `json:"body,omitempty"` // jq
 
 	// plugin (and action with integration)
 	Integration string `json:"integration,omitempty"`
@@ -220,6 +231,8 @@ func (s *Step) Kind() string {
 
 // Plan is what a run executes: the action's approval and invocation
 // flattened into steps (a workflow invocation contributes its steps).
+// Webhook steps carry the names of their headers, never the values: the
+// worker reads those from the Store when it sends (see HeaderRef).
 type Plan struct {
 	Steps     []Step `json:"steps"`
 	OnFailure []Step `json:"onFailure,omitempty"`
@@ -241,8 +254,8 @@ func PlanFor(a *Action, wf *Workflow) Plan {
 	inv := a.Invocation
 	switch inv.Type {
 	case InvokeWebhook:
-		p.Steps = append(p.Steps, Step{ID: "webhook", Type: StepWebhook, URL: inv.URL, Method: inv.Method,
-			Headers: inv.Headers, Body: inv.Body, Retry: inv.Retry})
+		p.Steps = append(p.Steps, Step{ID: WebhookStep, Type: StepWebhook, URL: inv.URL, Method: inv.Method,
+			HeadersSet: headerNames(inv.Headers), Body: inv.Body, Retry: inv.Retry})
 	case InvokePlugin:
 		p.Steps = append(p.Steps, Step{ID: "plugin", Type: StepPlugin, Integration: inv.Integration,
 			Action: inv.Action, Inputs: inv.Inputs, Retry: inv.Retry})
@@ -250,8 +263,9 @@ func PlanFor(a *Action, wf *Workflow) Plan {
 		p.Steps = append(p.Steps, Step{ID: "update", Type: StepUpdate, Patch: inv.Patch, Retry: inv.Retry})
 	case InvokeWorkflow:
 		if wf != nil {
-			p.Steps = append(p.Steps, wf.Steps...)
-			p.OnFailure = wf.OnFailure
+			r := wf.Redacted()
+			p.Steps = append(p.Steps, r.Steps...)
+			p.OnFailure = r.OnFailure
 		}
 	}
 	return p

@@ -94,7 +94,9 @@ func (s *Service) Runner() Runner { return s.runner }
 
 // PutAction validates and stores a new version of an action. On creation
 // it generates the action's webhook signing secret and returns it: the
-// only time it is ever shown.
+// only time it is ever shown. Omitted webhook headers (nil) keep the
+// stored ones, and a gets them; the action comes back redacted (header
+// names only).
 func (s *Service) PutAction(ctx context.Context, a *Action) (*Action, string, bool, error) {
 	if err := a.Validate(); err != nil {
 		return nil, "", false, err
@@ -113,6 +115,11 @@ func (s *Service) PutAction(ctx context.Context, a *Action) (*Action, string, bo
 			return nil, "", false, err
 		}
 	}
+	prev, err := s.store.GetAction(ctx, a.Identifier, 0)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, "", false, err
+	}
+	a.keepHeaders(prev)
 	secret := "whsec_" + randomHex(24)
 	fresh, err := s.store.InitSecret(ctx, a.Identifier, secret)
 	if err != nil {
@@ -125,35 +132,62 @@ func (s *Service) PutAction(ctx context.Context, a *Action) (*Action, string, bo
 	if err != nil {
 		return nil, "", false, err
 	}
-	return out, secret, created, nil
+	return out.Redacted(), secret, created, nil
 }
 
-// GetAction returns the latest version of an action.
+// GetAction returns the latest version of an action, redacted.
 func (s *Service) GetAction(ctx context.Context, id string) (*Action, error) {
-	return s.store.GetAction(ctx, id, 0)
+	a, err := s.store.GetAction(ctx, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	return a.Redacted(), nil
 }
 
-// ListActions returns every action's latest version.
+// ListActions returns every action's latest version, redacted.
 func (s *Service) ListActions(ctx context.Context) ([]*Action, error) {
-	return s.store.ListActions(ctx)
+	list, err := s.store.ListActions(ctx)
+	for i, a := range list {
+		list[i] = a.Redacted()
+	}
+	return list, err
 }
 
 // PutWorkflow validates and stores a new version of a composed workflow.
+// A webhook step that omits its headers keeps those of the stored step
+// with the same id (w gets them); the workflow comes back redacted.
 func (s *Service) PutWorkflow(ctx context.Context, w *Workflow) (*Workflow, bool, error) {
 	if err := w.Validate(); err != nil {
 		return nil, false, err
 	}
-	return s.store.PutWorkflow(ctx, w)
+	prev, err := s.store.GetWorkflow(ctx, w.Identifier, 0)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	w.keepHeaders(prev)
+	out, created, err := s.store.PutWorkflow(ctx, w)
+	if err != nil {
+		return nil, false, err
+	}
+	return out.Redacted(), created, nil
 }
 
-// GetWorkflow returns the latest version of a workflow.
+// GetWorkflow returns the latest version of a workflow, redacted.
 func (s *Service) GetWorkflow(ctx context.Context, id string) (*Workflow, error) {
-	return s.store.GetWorkflow(ctx, id, 0)
+	w, err := s.store.GetWorkflow(ctx, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	return w.Redacted(), nil
 }
 
-// ListWorkflows returns every workflow's latest version.
+// ListWorkflows returns every workflow's latest version, redacted.
 func (s *Service) ListWorkflows(ctx context.Context) ([]*Workflow, error) {
-	return s.store.ListWorkflows(ctx)
+	list, err := s.store.ListWorkflows(ctx)
+	for i, w := range list {
+		list[i] = w.Redacted()
+	}
+	return list, err
 }
 
 // TriggerRequest is the body of POST /actions/{id}/runs.

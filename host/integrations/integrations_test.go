@@ -14,6 +14,7 @@ import (
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/internal/plugintest"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/internal/secretbox"
 )
 
 type errorBody struct {
@@ -337,6 +338,13 @@ func TestActAndSecrets(t *testing.T) {
 	noSecrets(t, "GET integration", string(one.body))
 	noSecrets(t, "GET integrations", string(all.body))
 	noSecrets(t, "logs", p.logs.String())
+	// At rest too: a dump of all of Redis holds no secret value, yet the
+	// resync above authenticated with the real token.
+	dump := p.redisDump()
+	noSecrets(t, "Redis", dump)
+	if !strings.Contains(dump, secretbox.Prefix+testKeys.Primary()+":") {
+		t.Fatal("no sealed secret in Redis")
+	}
 	if !strings.Contains(p.logs.String(), "integration installed") {
 		t.Fatal("no logs captured")
 	}

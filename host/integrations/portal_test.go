@@ -31,6 +31,7 @@ import (
 	"github.com/portico-dev/portico/host/redisstore"
 	"github.com/portico-dev/portico/host/registry"
 	"github.com/portico-dev/portico/internal/logbuf"
+	"github.com/portico-dev/portico/internal/secretbox"
 )
 
 func TestMain(m *testing.M) { os.Exit(plugintest.Main(m)) }
@@ -44,10 +45,52 @@ const (
 	badSchemaPkg = "./host/integrations/testdata/badschema"
 )
 
+// testKeys seal the secrets of every test portal, as in production.
+var testKeys = func() *secretbox.Keyring {
+	k, err := secretbox.GenerateKey()
+	if err != nil {
+		panic(err)
+	}
+	r, err := secretbox.ParseKeyring(k)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
+
+// redisDump renders every key and value in Redis as text.
+func (p *portal) redisDump() string {
+	p.t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	for _, k := range p.rdb.Keys(ctx, "*").Val() {
+		var v any
+		switch typ := p.rdb.Type(ctx, k).Val(); typ {
+		case "string":
+			v = p.rdb.Get(ctx, k).Val()
+		case "hash":
+			v = p.rdb.HGetAll(ctx, k).Val()
+		case "set":
+			v = p.rdb.SMembers(ctx, k).Val()
+		case "zset":
+			v = p.rdb.ZRange(ctx, k, 0, -1).Val()
+		case "list":
+			v = p.rdb.LRange(ctx, k, 0, -1).Val()
+		case "stream":
+			v = p.rdb.XRange(ctx, k, "-", "+").Val()
+		default:
+			p.t.Fatalf("key %s of type %s", k, typ)
+		}
+		fmt.Fprintf(&b, "%s\n%v\n", k, v)
+	}
+	return b.String()
+}
+
 // portal is Portico's HTTP API over a catalog on miniredis, with the plugin
 // registry and integrations wired in, and every log line captured.
 type portal struct {
 	t    testing.TB
+	rdb  redis.UniversalClient
 	url  string
 	cat  *catalog.Service
 	mgr  *integrations.Manager
@@ -81,7 +124,7 @@ func buildPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Opti
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := redisstore.New(rdb, "")
+	store := redisstore.New(rdb, "").UseKeyring(testKeys)
 	opts.Catalog, opts.Registry, opts.Store, opts.KV, opts.Logger = cat, registry.New(store, ld), store, store, logger
 	if opts.ScheduleTick == 0 {
 		opts.ScheduleTick = 50 * time.Millisecond
@@ -108,7 +151,7 @@ func buildPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Opti
 		}
 		_ = ld.Close(ctx)
 	})
-	return &portal{t: t, url: srv.URL, cat: cat, mgr: mgr, logs: logs}
+	return &portal{t: t, rdb: rdb, url: srv.URL, cat: cat, mgr: mgr, logs: logs}
 }
 
 // response is a decoded HTTP response.

@@ -2,6 +2,8 @@
 // real Redis or miniredis): the plugin registry with its Wasm modules,
 // installations with their secrets, sync progress and locks, and plugins'
 // per-installation key/value state. It is the only writer of these keys.
+// Secret values are sealed with the Keyring given to UseKeyring (see
+// internal/secretbox); values stored in plain text before stay readable.
 //
 // Key layout (prefix "portico|plugins" by default; "|" never appears in
 // plugin names, versions or installation ids):
@@ -11,7 +13,7 @@
 //	<p>|plugin|<name>|<version>  plugin record (JSON)
 //	<p>|module|<sha256>          Wasm module bytes
 //	<p>|insts                    set of installation ids
-//	<p>|inst|<id>                installation (JSON, with secrets)
+//	<p>|inst|<id>                installation (JSON; secret values sealed)
 //	<p>|last|<id>                id of the installation's newest sync
 //	<p>|sync|<id>|<sid>          sync progress (JSON, expires)
 //	<p>|lock|<id>                sync lock: owner token (expires)
@@ -30,6 +32,7 @@ import (
 	"github.com/portico-dev/portico/host"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/internal/secretbox"
 )
 
 // DefaultPrefix namespaces every key.
@@ -45,6 +48,7 @@ var ErrKVFull = fmt.Errorf("key/value state holds at most %d keys", MaxKVKeys)
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
+	keys   *secretbox.Keyring
 }
 
 var (
@@ -59,6 +63,13 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 		prefix = DefaultPrefix
 	}
 	return &Store{rdb: rdb, prefix: prefix}
+}
+
+// UseKeyring seals secrets written from now on with keys (nil: plain
+// text) and opens those read with it; it returns s.
+func (s *Store) UseKeyring(keys *secretbox.Keyring) *Store {
+	s.keys = keys
+	return s
 }
 
 func (s *Store) key(parts ...string) string {
@@ -164,7 +175,7 @@ func (s *Store) Module(ctx context.Context, sha256 string) ([]byte, error) {
 
 // PutInstallation implements integrations.Store.
 func (s *Store) PutInstallation(ctx context.Context, inst *integrations.Installation) error {
-	raw, err := json.Marshal(inst)
+	raw, err := s.encodeInstallation(inst)
 	if err != nil {
 		return err
 	}
@@ -176,6 +187,25 @@ func (s *Store) PutInstallation(ctx context.Context, inst *integrations.Installa
 	return err
 }
 
+// secretPlace binds a sealed secret to its installation and name.
+func secretPlace(id, name string) string { return "integration/" + id + "/secret/" + name }
+
+// encodeInstallation returns inst's stored form: its secrets sealed.
+func (s *Store) encodeInstallation(inst *integrations.Installation) ([]byte, error) {
+	stored := *inst
+	if inst.Spec.Secrets != nil {
+		stored.Spec.Secrets = make(integrations.Secrets, len(inst.Spec.Secrets))
+		for name, v := range inst.Spec.Secrets {
+			sealed, err := s.keys.Seal(v, secretPlace(inst.ID, name))
+			if err != nil {
+				return nil, fmt.Errorf("integration %s: %w", inst.ID, err)
+			}
+			stored.Spec.Secrets[name] = sealed
+		}
+	}
+	return json.Marshal(&stored)
+}
+
 // Installation implements integrations.Store.
 func (s *Store) Installation(ctx context.Context, id string) (*integrations.Installation, error) {
 	raw, err := s.rdb.Get(ctx, s.key("inst", id)).Bytes()
@@ -185,13 +215,21 @@ func (s *Store) Installation(ctx context.Context, id string) (*integrations.Inst
 	if err != nil {
 		return nil, fmt.Errorf("read integration %s: %w", id, err)
 	}
-	return decodeInstallation(raw)
+	return s.decodeInstallation(raw)
 }
 
-func decodeInstallation(raw []byte) (*integrations.Installation, error) {
+// decodeInstallation decodes a stored installation and opens its secrets.
+func (s *Store) decodeInstallation(raw []byte) (*integrations.Installation, error) {
 	var inst integrations.Installation
 	if err := json.Unmarshal(raw, &inst); err != nil {
 		return nil, fmt.Errorf("decode integration: %w", err)
+	}
+	for name, v := range inst.Spec.Secrets {
+		plain, err := s.keys.Open(v, secretPlace(inst.ID, name))
+		if err != nil {
+			return nil, fmt.Errorf("integration %s: %w", inst.ID, err)
+		}
+		inst.Spec.Secrets[name] = plain
 	}
 	return &inst, nil
 }
@@ -216,7 +254,7 @@ func (s *Store) Installations(ctx context.Context) ([]*integrations.Installation
 	}
 	for _, v := range vals {
 		if str, ok := v.(string); ok {
-			inst, err := decodeInstallation([]byte(str))
+			inst, err := s.decodeInstallation([]byte(str))
 			if err != nil {
 				return nil, err
 			}
@@ -224,6 +262,95 @@ func (s *Store) Installations(ctx context.Context) ([]*integrations.Installation
 		}
 	}
 	return out, nil
+}
+
+// SecretCensus counts the stored integration secrets by the key that
+// sealed them ("" = plain text), without opening any.
+func (s *Store) SecretCensus(ctx context.Context) (secretbox.Census, error) {
+	c := secretbox.Census{}
+	err := s.eachInstallation(ctx, func(_ string, raw []byte) error {
+		var inst integrations.Installation
+		if err := json.Unmarshal(raw, &inst); err != nil {
+			return fmt.Errorf("decode integration: %w", err)
+		}
+		for _, v := range inst.Spec.Secrets {
+			c.Add(v)
+		}
+		return nil
+	})
+	return c, err
+}
+
+// ResealSecrets seals again, with the primary key, every integration
+// secret stored in plain text or under an older key; it returns how many
+// installations it rewrote. A concurrent write of an installation wins.
+func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
+	n := 0
+	err := s.eachInstallation(ctx, func(id string, _ []byte) error {
+		key := s.key("inst", id)
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			raw, err := tx.Get(ctx, key).Bytes()
+			if errors.Is(err, redis.Nil) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			var stored integrations.Installation
+			if err := json.Unmarshal(raw, &stored); err != nil {
+				return fmt.Errorf("decode integration %s: %w", id, err)
+			}
+			stale := false
+			for _, v := range stored.Spec.Secrets {
+				stale = stale || !s.keys.Current(v)
+			}
+			if !stale {
+				return nil
+			}
+			inst, err := s.decodeInstallation(raw)
+			if err != nil {
+				return err
+			}
+			fresh, err := s.encodeInstallation(inst)
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, fresh, 0)
+				return nil
+			})
+			if err == nil {
+				n++
+			}
+			return err
+		}, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			return nil // rewritten meanwhile, sealed by that writer
+		}
+		return err
+	})
+	return n, err
+}
+
+// eachInstallation calls fn with every stored installation's raw JSON.
+func (s *Store) eachInstallation(ctx context.Context, fn func(id string, raw []byte) error) error {
+	ids, err := s.rdb.SMembers(ctx, s.key("insts")).Result()
+	if err != nil {
+		return fmt.Errorf("list integrations: %w", err)
+	}
+	for _, id := range ids {
+		raw, err := s.rdb.Get(ctx, s.key("inst", id)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read integration %s: %w", id, err)
+		}
+		if err := fn(id, raw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteInstallation implements integrations.Store.

@@ -1,6 +1,8 @@
 // Package redisactions implements actions.Store on Redis with go-redis v9:
 // versioned action and workflow definitions, signing secrets and run
-// records with the indexes that list them.
+// records with the indexes that list them. Signing secrets and webhook
+// header values are sealed with the Keyring given to UseKeyring (see
+// internal/secretbox); values stored in plain text before stay readable.
 package redisactions
 
 import (
@@ -16,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/actions"
+	"github.com/portico-dev/portico/internal/secretbox"
 )
 
 // Store is an actions.Store on Redis.
@@ -23,10 +26,11 @@ import (
 // Key layout (<p> = "portico|actions|"):
 //
 //	<p>action|<id>        hash: "latest" → version, "v<n>" → definition JSON
+//	                      (header values sealed)
 //	<p>actions            set of action ids
 //	<p>workflow|<id>      hash, like actions
 //	<p>workflows          set of workflow ids
-//	<p>secret|<id>        string: an action's webhook signing secret
+//	<p>secret|<id>        string: an action's webhook signing secret (sealed)
 //	<p>run|<id>           hash: "rev", "status", "json"
 //	<p>runs               zset of run ids by creation time (ms)
 //	<p>runs|action|<a>    zset, runs of one action
@@ -43,6 +47,7 @@ type Store struct {
 	p       string
 	now     func() time.Time
 	watches *runWatches
+	keys    *secretbox.Keyring
 }
 
 var _ actions.Store = (*Store)(nil)
@@ -54,6 +59,13 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 	}
 	p := prefix + "|actions|"
 	return &Store{rdb: rdb, p: p, now: time.Now, watches: newRunWatches(rdb, p+"runs|changed")}
+}
+
+// UseKeyring seals secrets written from now on with keys (nil: plain
+// text) and opens those read with it; it returns s.
+func (s *Store) UseKeyring(keys *secretbox.Keyring) *Store {
+	s.keys = keys
+	return s
 }
 
 // PutAction stores a new version of a unless it equals the latest.
@@ -119,9 +131,9 @@ func workflowFields(w *actions.Workflow) versionFields {
 func putDefinition[T any](ctx context.Context, s *Store, kind, id string, def *T, fields func(*T) versionFields) (*T, bool, error) {
 	out := *def
 	f := fields(&out)
-	created, err := s.putVersioned(ctx, kind, id, &out, func(prev []byte) (bool, error) {
+	created, err := s.putVersioned(ctx, kind, id, func() ([]byte, error) { return s.encode(&out) }, func(prev []byte) (bool, error) {
 		var old T
-		if err := json.Unmarshal(prev, &old); err != nil {
+		if err := s.decode(prev, &old); err != nil {
 			return false, err
 		}
 		of := fields(&old)
@@ -180,7 +192,7 @@ func roundTrip(v any) any {
 // putVersioned appends a version under an optimistic transaction.
 // same reports whether the new definition equals the stored latest (it
 // may copy metadata from it first); stamp sets version and times.
-func (s *Store) putVersioned(ctx context.Context, kind, id string, def any, same func(prev []byte) (bool, error), stamp func(v int, now time.Time, fresh bool)) (bool, error) {
+func (s *Store) putVersioned(ctx context.Context, kind, id string, encode func() ([]byte, error), same func(prev []byte) (bool, error), stamp func(v int, now time.Time, fresh bool)) (bool, error) {
 	key := s.p + kind + "|" + id
 	created := false
 	for attempt := 0; attempt < 10; attempt++ {
@@ -204,7 +216,7 @@ func (s *Store) putVersioned(ctx context.Context, kind, id string, def any, same
 			}
 			created = latest == 0
 			stamp(latest+1, s.now().UTC(), created)
-			raw, err := json.Marshal(def)
+			raw, err := encode()
 			if err != nil {
 				return err
 			}
@@ -242,12 +254,16 @@ func (s *Store) getVersioned(ctx context.Context, kind, id string, version int, 
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(raw, dst)
+	return s.decode(raw, dst)
 }
 
 // InitSecret stores an action's signing secret unless it has one.
 func (s *Store) InitSecret(ctx context.Context, action, secret string) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.p+"secret|"+action, secret, 0).Result()
+	sealed, err := s.keys.Seal(secret, signingPlace(action))
+	if err != nil {
+		return false, fmt.Errorf("init secret of %s: %w", action, err)
+	}
+	ok, err := s.rdb.SetNX(ctx, s.p+"secret|"+action, sealed, 0).Result()
 	if err != nil {
 		return false, fmt.Errorf("init secret of %s: %w", action, err)
 	}
@@ -263,7 +279,16 @@ func (s *Store) Secret(ctx context.Context, action string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("secret of %s: %w", action, err)
 	}
-	return v, nil
+	plain, err := s.keys.Open(v, signingPlace(action))
+	if err != nil {
+		return "", fmt.Errorf("secret of %s: %w", action, err)
+	}
+	return plain, nil
+}
+
+// WebhookHeaders returns the header values of a run's webhook step.
+func (s *Store) WebhookHeaders(ctx context.Context, ref actions.HeaderRef) (map[string]string, error) {
+	return actions.StepHeaders(ctx, s, ref)
 }
 
 // SaveRun writes a run record unless a revision at least as new is stored,
