@@ -118,7 +118,7 @@ func TestWebhookHeadersStaySecret(t *testing.T) {
 		ts.SetLogger(quietLogger)
 		env := ts.NewTestWorkflowEnvironment()
 		env.SetWorkerOptions(worker.Options{})
-		Register(env, &Activities{Store: store, HTTP: http.DefaultClient})
+		Register(env, &Activities{Store: store})
 		env.ExecuteWorkflow(ActionRun, start)
 		var run actions.Run
 		if err := env.GetWorkflowResult(&run); err != nil || run.Status != actions.StatusSuccess {
