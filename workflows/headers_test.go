@@ -18,6 +18,7 @@ import (
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 
@@ -101,7 +102,7 @@ func TestWebhookHeadersStaySecret(t *testing.T) {
 			t.Fatalf("API view of a definition: %s", raw)
 		}
 	}
-	dump := dumpRedis(t, rdb)
+	dump := redistest.Dump(t, rdb)
 	for _, secret := range []string{actionToken, stepToken, "ci-token", "chat-token"} {
 		if strings.Contains(dump, secret) {
 			t.Fatalf("Redis holds the header value %q", secret)
@@ -135,34 +136,6 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
-}
-
-// dumpRedis renders every key and value in Redis as text.
-func dumpRedis(t *testing.T, rdb *redis.Client) string {
-	t.Helper()
-	ctx := context.Background()
-	var b strings.Builder
-	for _, k := range rdb.Keys(ctx, "*").Val() {
-		var v any
-		switch typ := rdb.Type(ctx, k).Val(); typ {
-		case "string":
-			v = rdb.Get(ctx, k).Val()
-		case "hash":
-			v = rdb.HGetAll(ctx, k).Val()
-		case "set":
-			v = rdb.SMembers(ctx, k).Val()
-		case "zset":
-			v = rdb.ZRange(ctx, k, 0, -1).Val()
-		case "list":
-			v = rdb.LRange(ctx, k, 0, -1).Val()
-		case "stream":
-			v = rdb.XRange(ctx, k, "-", "+").Val()
-		default:
-			t.Fatalf("key %s of type %s", k, typ)
-		}
-		b.WriteString(k + "\n" + strings.TrimSpace(jsonText(v)) + "\n")
-	}
-	return b.String()
 }
 
 func jsonText(v any) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 )
 
 // clock is a settable clock for the access layer.
@@ -358,7 +359,7 @@ func TestTokens(t *testing.T) {
 	}
 
 	// Only hashes are stored: no key or value holds a secret.
-	dump := redisDump(t, e.rdb)
+	dump := redistest.Dump(t, e.rdb)
 	for _, secret := range []string{alice, bot, own} {
 		if strings.Contains(dump, secret) || strings.Contains(dump, strings.TrimPrefix(secret, "pt_")) {
 			t.Fatalf("a token secret is stored in Redis")
@@ -410,39 +411,6 @@ func tokenIDs(t *testing.T, r resp) []string {
 		ids = append(ids, tk["id"].(string))
 	}
 	return ids
-}
-
-// redisDump renders every key and value in Redis as text.
-func redisDump(t *testing.T, rdb *redis.Client) string {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "\n")
-		var v any
-		switch typ := rdb.Type(ctx, k).Val(); typ {
-		case "string":
-			v = rdb.Get(ctx, k).Val()
-		case "hash":
-			v = rdb.HGetAll(ctx, k).Val()
-		case "set":
-			v = rdb.SMembers(ctx, k).Val()
-		case "zset":
-			v = rdb.ZRange(ctx, k, 0, -1).Val()
-		case "list":
-			v = rdb.LRange(ctx, k, 0, -1).Val()
-		case "stream":
-			v = rdb.XRange(ctx, k, "-", "+").Val()
-		default:
-			t.Fatalf("key %s of type %s", k, typ)
-		}
-		fmt.Fprintf(&b, "%v\n", v)
-	}
-	return b.String()
 }
 
 // TestReadFiltering: read.ownedOnly hides entities from list, search,

@@ -9,6 +9,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/api"
+	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 
@@ -78,7 +79,7 @@ func TestWebhookHeadersAreWriteOnly(t *testing.T) {
 		}
 	}
 
-	shown = append(shown, string(e.must(200, "GET", "/api/v1/audit", nil).Raw), redisDump(t, rdb))
+	shown = append(shown, string(e.must(200, "GET", "/api/v1/audit", nil).Raw), redistest.Dump(t, rdb))
 	for i, text := range shown {
 		for _, secret := range []string{actionToken, stepToken, "ci-token", "chat-token"} {
 			if strings.Contains(text, secret) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 	"github.com/portico-dev/portico/host/goplugin"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/internal/plugintest"
@@ -340,7 +341,7 @@ func TestActAndSecrets(t *testing.T) {
 	noSecrets(t, "logs", p.logs.String())
 	// At rest too: a dump of all of Redis holds no secret value, yet the
 	// resync above authenticated with the real token.
-	dump := p.redisDump()
+	dump := redistest.Dump(t, p.rdb)
 	noSecrets(t, "Redis", dump)
 	if !strings.Contains(dump, secretbox.Prefix+testKeys.Primary()+":") {
 		t.Fatal("no sealed secret in Redis")

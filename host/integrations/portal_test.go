@@ -58,34 +58,6 @@ var testKeys = func() *secretbox.Keyring {
 	return r
 }()
 
-// redisDump renders every key and value in Redis as text.
-func (p *portal) redisDump() string {
-	p.t.Helper()
-	ctx := context.Background()
-	var b strings.Builder
-	for _, k := range p.rdb.Keys(ctx, "*").Val() {
-		var v any
-		switch typ := p.rdb.Type(ctx, k).Val(); typ {
-		case "string":
-			v = p.rdb.Get(ctx, k).Val()
-		case "hash":
-			v = p.rdb.HGetAll(ctx, k).Val()
-		case "set":
-			v = p.rdb.SMembers(ctx, k).Val()
-		case "zset":
-			v = p.rdb.ZRange(ctx, k, 0, -1).Val()
-		case "list":
-			v = p.rdb.LRange(ctx, k, 0, -1).Val()
-		case "stream":
-			v = p.rdb.XRange(ctx, k, "-", "+").Val()
-		default:
-			p.t.Fatalf("key %s of type %s", k, typ)
-		}
-		fmt.Fprintf(&b, "%s\n%v\n", k, v)
-	}
-	return b.String()
-}
-
 // portal is Portico's HTTP API over a catalog on miniredis, with the plugin
 // registry and integrations wired in, and every log line captured.
 type portal struct {
