@@ -241,3 +241,81 @@ func resolvePointer(doc any, pointer string) any {
 	}
 	return cur
 }
+
+// TestOpenAPIIsClientReady checks what client generators and linters
+// (Redocly's recommended rules) need of every operation: a unique
+// operationId, a summary, tags, and its error responses — every /api/v1
+// operation can be rate limited (429), every authenticated one refused
+// (401, 403), every one with a body malformed (400) or too slow (408).
+func TestOpenAPIIsClientReady(t *testing.T) {
+	rec := httptest.NewRecorder()
+	fullEngine(t).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/openapi.json", nil))
+	var doc struct {
+		Servers []struct{ URL string }                `json:"servers"`
+		Tags    []struct{ Name string }               `json:"tags"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	type operation struct {
+		OperationID string          `json:"operationId"`
+		Summary     string          `json:"summary"`
+		Tags        []string        `json:"tags"`
+		Security    *[]any          `json:"security"`
+		RequestBody json.RawMessage `json:"requestBody"`
+		Responses   map[string]any  `json:"responses"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Servers) == 0 || doc.Servers[0].URL == "" {
+		t.Error("servers is not set")
+	}
+	tags := map[string]bool{}
+	for _, tg := range doc.Tags {
+		tags[tg.Name] = true
+	}
+	ids := map[string]string{}
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			if !openAPIMethods[method] {
+				continue
+			}
+			where := strings.ToUpper(method) + " " + path
+			var op operation
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+			if op.OperationID == "" {
+				t.Errorf("%s: no operationId", where)
+			} else if other, dup := ids[op.OperationID]; dup {
+				t.Errorf("%s: operationId %q also names %s", where, op.OperationID, other)
+			}
+			ids[op.OperationID] = where
+			if op.Summary == "" {
+				t.Errorf("%s: no summary", where)
+			}
+			if len(op.Tags) == 0 {
+				t.Errorf("%s: no tags", where)
+			}
+			for _, tg := range op.Tags {
+				if !tags[tg] {
+					t.Errorf("%s: tag %q is not declared", where, tg)
+				}
+			}
+			want := []string{}
+			if strings.HasPrefix(path, "/api/v1/") {
+				want = append(want, "429")
+				if op.Security == nil {
+					want = append(want, "401", "403")
+				}
+				if len(op.RequestBody) > 0 {
+					want = append(want, "400", "408", "413")
+				}
+			}
+			for _, code := range want {
+				if _, ok := op.Responses[code]; !ok {
+					t.Errorf("%s: response %s is not documented", where, code)
+				}
+			}
+		}
+	}
+}
