@@ -43,6 +43,19 @@ type Visibility func(refs []Ref) ([]bool, error)
 // finds nothing, and it neither returns nor passes through an entity it
 // does not admit, so no hop's Via names one.
 func Walk(ctx context.Context, g Graph, start Ref, direction, relation string, depth int, blueprints map[string]*Blueprint, visible Visibility) ([]Hop, error) {
+	return walk(ctx, g, start, direction, relation, depth, blueprints, visible, true)
+}
+
+// WalkThrough is Walk for a caller that checks every entity the walk
+// returns itself (search matches each candidate against the reader's
+// visibility): visible admits the start and the entities the walk passes
+// through, but the last hop's entities are returned unchecked, which
+// spares reading every entity of a large fan-out twice.
+func WalkThrough(ctx context.Context, g Graph, start Ref, direction, relation string, depth int, blueprints map[string]*Blueprint, visible Visibility) ([]Hop, error) {
+	return walk(ctx, g, start, direction, relation, depth, blueprints, visible, false)
+}
+
+func walk(ctx context.Context, g Graph, start Ref, direction, relation string, depth int, blueprints map[string]*Blueprint, visible Visibility, checkLast bool) ([]Hop, error) {
 	if depth <= 0 {
 		depth = 1
 	}
@@ -82,8 +95,10 @@ func Walk(ctx context.Context, g Graph, start Ref, direction, relation string, d
 			h.Depth = d
 			reached = append(reached, h)
 		}
-		if reached, err = keepVisible(reached, visible); err != nil {
-			return nil, err
+		if d < depth || checkLast {
+			if reached, err = keepVisible(reached, visible); err != nil {
+				return nil, err
+			}
 		}
 		for _, h := range reached {
 			out = append(out, h)

@@ -213,7 +213,9 @@ func (s *Store) resolveRelated(ctx context.Context, q *catalog.Rule, bps map[str
 			return
 		}
 		var hops []catalog.Hop
-		hops, err = catalog.Walk(ctx, s, catalog.Ref{Blueprint: r.Blueprint, Identifier: r.Identifier}, r.Direction, r.Relation, r.Depth, bps, visible)
+		// Every candidate is matched against the reader's visibility
+		// (req.Restricted), so the last hop needs no check of its own.
+		hops, err = catalog.WalkThrough(ctx, s, catalog.Ref{Blueprint: r.Blueprint, Identifier: r.Identifier}, r.Direction, r.Relation, r.Depth, bps, visible)
 		set := make(map[catalog.Ref]struct{}, len(hops))
 		for _, h := range hops {
 			set[h.Ref] = struct{}{}
