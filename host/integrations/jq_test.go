@@ -73,3 +73,28 @@ func TestMappingOverBoundFailsResync(t *testing.T) {
 		t.Fatalf("normal resync after the attacks: %+v", s)
 	}
 }
+
+// TestDeliveryStopsAtFirstMappingOverBound has a plugin action return many
+// items for a mapping that loops: the first item that exceeds the bound
+// stops the delivery (each further item could cost the bound again), and
+// nothing of it is written.
+func TestDeliveryStopsAtFirstMappingOverBound(t *testing.T) {
+	p := newPortal(t, nil, integrations.Options{})
+	p.publish(trespasserPkg)
+	p.installTrespasser("loops", map[string]any{}, map[string]any{"mapping": map[string]any{"resources": []map[string]any{{
+		"kind": "own", "entity": map[string]any{"identifier": ".id", "title": `def f: f; f`, "blueprint": `"trespass"`},
+	}}}})
+	var upserts []map[string]any
+	for i := range 20 {
+		upserts = append(upserts, map[string]any{"kind": "own", "item": map[string]any{"id": fmt.Sprintf("own-%d", i)}})
+	}
+	var res integrations.ActResult
+	p.must(http.StatusOK, "POST", "/api/v1/integrations/loops/actions/apply", map[string]any{"inputs": map[string]any{"upserts": upserts}}).json(t, &res)
+	if len(res.Errors) != 2 || !strings.Contains(res.Errors[0].Message, `jq "def f: f; f"`) ||
+		!strings.Contains(res.Errors[1].Message, "remaining items were not applied") || len(res.Upserted) != 0 {
+		t.Fatalf("act result: %+v", res)
+	}
+	if n := len(p.search("loops")); n != 0 {
+		t.Fatalf("%d entities written by a delivery whose mapping exceeded its bound", n)
+	}
+}

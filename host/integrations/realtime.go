@@ -11,6 +11,7 @@ import (
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host"
 	"github.com/portico-dev/portico/host/mapping"
+	"github.com/portico-dev/portico/internal/jqeval"
 	"github.com/portico-dev/portico/pdk"
 )
 
@@ -125,6 +126,14 @@ func (m *Manager) Act(ctx context.Context, id, action string, entity *catalog.Re
 	return out, nil
 }
 
+// overBound ends a delivery whose mapping exceeded its jq bound, as a
+// resync ends: the rest is not mapped (each item could cost the bound
+// again) and what was not yet written is not written.
+func overBound(ch Changes) Changes {
+	ch.Errors = append(ch.Errors, SyncError{Message: "delivery stopped: a mapping exceeded its bound; the remaining items were not applied"})
+	return ch
+}
+
 // apply maps and writes upserts and deletes reported by a plugin, as the
 // installation (ctx carries its actor): what falls outside its lane, or
 // belongs to another installation, is refused item by item.
@@ -140,6 +149,9 @@ func (m *Manager) apply(ctx context.Context, l *live, upserts, deletes []pdk.Kin
 		}
 		if err != nil {
 			ch.Errors = append(ch.Errors, SyncError{Kind: ki.Kind, Message: err.Error()})
+			if errors.Is(err, jqeval.ErrLimit) {
+				return overBound(ch)
+			}
 			continue
 		}
 		for _, e := range ents {
@@ -176,6 +188,9 @@ func (m *Manager) apply(ctx context.Context, l *live, upserts, deletes []pdk.Kin
 		}
 		if err != nil {
 			ch.Errors = append(ch.Errors, SyncError{Kind: ki.Kind, Message: err.Error()})
+			if errors.Is(err, jqeval.ErrLimit) {
+				return overBound(ch)
+			}
 			continue
 		}
 		refs = append(refs, rs...)

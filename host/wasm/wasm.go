@@ -296,6 +296,10 @@ func (p *Plugin) Instances() int {
 	return len(p.idle)
 }
 
+// Busy reports how many calls hold a slot: running, or (a guest that
+// cannot be interrupted) finishing after their caller gave up.
+func (p *Plugin) Busy() int { return len(p.slots) }
+
 // instance is one Extism plugin instance; it serves one call at a time.
 type instance struct {
 	plugin *extism.Plugin

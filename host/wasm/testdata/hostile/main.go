@@ -59,8 +59,8 @@ func run(req pdk.ActRequest) (*pdk.ActResult, error) {
 		for i := 0; ; i++ {
 			sink = i
 		}
-	case "spin": // busy for a second, without calling anything
-		deadline := time.Now().Add(time.Second)
+	case "spin": // busy for three seconds, without calling anything
+		deadline := time.Now().Add(3 * time.Second)
 		for i := 0; ; i++ {
 			sink = i
 			if i%1_000_000 == 0 && time.Now().After(deadline) {
