@@ -135,7 +135,7 @@ func audit(acc *access.Service) gin.HandlerFunc {
 			TokenID:  a.TokenID,
 			Method:   c.Request.Method,
 			Route:    c.FullPath(),
-			Path:     c.Request.URL.Path,
+			Path:     c.Request.URL.EscapedPath(), // as sent: a%2Fb stays one segment
 			Status:   c.Writer.Status(),
 			RemoteIP: c.ClientIP(),
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -70,6 +71,14 @@ func New(cfg Config) http.Handler {
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// Identifiers may contain "/" (octo/repo), sent as %2F: routes match
+	// the escaped path so %2F stays inside its segment, and unescapePath
+	// decodes the parameters (gin's own unescaping would turn "+" into a
+	// space). A trailing-slash redirect would be built from the decoded
+	// path, sending .../a%2Fhistory/ to the history of "a": none is made.
+	r.UseEscapedPath = true
+	r.UnescapePathValues = false
+	r.RedirectTrailingSlash = false
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		cfg.Logger.Error("trusted proxies ignored: the TCP peer is the client", "err", err)
 		_ = r.SetTrustedProxies(nil)
@@ -78,7 +87,7 @@ func New(cfg Config) http.Handler {
 		cfg.Auth = cfg.Access
 	}
 	clients := newClientLimiter(cfg, cfg.Registry)
-	r.Use(gin.Recovery(), observe(cfg.Registry), securityHeaders(cfg.CORSOrigins), audit(cfg.Access), renderErrors(cfg.Logger),
+	r.Use(gin.Recovery(), unescapePath, observe(cfg.Registry), securityHeaders(cfg.CORSOrigins), audit(cfg.Access), renderErrors(cfg.Logger),
 		clients.handle, bodyDeadline(cfg.BodyTimeout))
 	r.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, body("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path, nil))
@@ -179,6 +188,18 @@ func (h *handlers) checkReady(ctx context.Context) (int, gin.H) {
 		record(name, check(ctx))
 	}
 	return status, gin.H{"status": map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK], "checks": checks}
+}
+
+// unescapePath decodes the path parameters, which the router leaves
+// escaped (see New): a%2Fb%2Fc is the identifier a/b/c. It runs before
+// any other middleware reads them. A parameter that is not a valid escape
+// is kept as it is (the server only passes valid ones).
+func unescapePath(c *gin.Context) {
+	for i, p := range c.Params {
+		if v, err := url.PathUnescape(p.Value); err == nil {
+			c.Params[i].Value = v
+		}
+	}
 }
 
 // observe records request counts and latencies per route.
