@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -42,12 +43,7 @@ func (s *Store) encode(def any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed := false
-	_ = eachHeaders(def, func(_ string, h map[string]string) error {
-		sealed = sealed || len(h) > 0
-		return nil
-	})
-	if !sealed {
+	if len(headerValues(def)) == 0 {
 		return raw, nil
 	}
 	// Seal a deep copy: the caller's maps keep the plain values.
@@ -119,22 +115,12 @@ func (s *Store) SecretCensus(ctx context.Context) (secretbox.Census, error) {
 		if err != nil {
 			return err
 		}
-		for field, raw := range vals {
-			if !strings.HasPrefix(field, "v") {
-				continue
+		return eachVersion(key, vals, kind, func(_, _ string, def any) error {
+			for _, v := range headerValues(def) {
+				c.Add(v)
 			}
-			def := newLike(kind)
-			if err := json.Unmarshal([]byte(raw), def); err != nil {
-				return fmt.Errorf("decode %s %s: %w", key, field, err)
-			}
-			_ = eachHeaders(def, func(_ string, h map[string]string) error {
-				for _, v := range h {
-					c.Add(v)
-				}
-				return nil
-			})
-		}
-		return nil
+			return nil
+		})
 	})
 	return c, err
 }
@@ -177,23 +163,10 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			for field, raw := range vals {
-				if !strings.HasPrefix(field, "v") {
-					continue
-				}
-				def := newLike(kind)
-				if err := json.Unmarshal([]byte(raw), def); err != nil {
-					return fmt.Errorf("decode %s %s: %w", key, field, err)
-				}
-				stale := false
-				_ = eachHeaders(def, func(_ string, h map[string]string) error {
-					for _, v := range h {
-						stale = stale || !s.keys.Current(v)
-					}
-					return nil
-				})
+			return eachVersion(key, vals, kind, func(field, raw string, def any) error {
+				stale := slices.ContainsFunc(headerValues(def), func(v string) bool { return !s.keys.Current(v) })
 				if !stale {
-					continue
+					return nil
 				}
 				if err := s.decode([]byte(raw), def); err != nil {
 					return fmt.Errorf("%s %s: %w", key, field, err)
@@ -204,11 +177,42 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 				}
 				p.HSet(ctx, key, field, out)
 				n++
-			}
-			return nil
+				return nil
+			})
 		})
 	})
 	return n, err
+}
+
+// eachVersion decodes every version (the "v<n>" fields) of the definition
+// hash key holding vals, headers still sealed, and calls fn with each.
+func eachVersion(key string, vals map[string]string, kind any, fn func(field, raw string, def any) error) error {
+	for field, raw := range vals {
+		if !strings.HasPrefix(field, "v") {
+			continue
+		}
+		def := newLike(kind)
+		if err := json.Unmarshal([]byte(raw), def); err != nil {
+			return fmt.Errorf("decode %s %s: %w", key, field, err)
+		}
+		if err := fn(field, raw, def); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// headerValues lists the header values of a definition as they are held
+// (sealed, when it was decoded from its stored form without opening).
+func headerValues(def any) []string {
+	var out []string
+	_ = eachHeaders(def, func(_ string, h map[string]string) error {
+		for _, v := range h {
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out
 }
 
 // rewrite runs fn under an optimistic transaction on key; the writes fn
