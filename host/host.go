@@ -23,6 +23,9 @@ type Integration interface {
 	Resync(ctx context.Context, req pdk.ResyncRequest) (*pdk.ResyncPage, error)
 	Webhook(ctx context.Context, req pdk.WebhookRequest) (*pdk.WebhookResult, error)
 	Act(ctx context.Context, req pdk.ActRequest) (*pdk.ActResult, error)
+	// Watch waits for changes (plugins whose Info.Watch is set; others
+	// fail with ErrUnsupported).
+	Watch(ctx context.Context, req pdk.WatchRequest) (*pdk.WatchResult, error)
 	Close(ctx context.Context) error
 }
 
@@ -98,6 +101,11 @@ func (e Calls) Act(ctx context.Context, req pdk.ActRequest) (*pdk.ActResult, err
 	return Invoke[pdk.ActResult](ctx, e.Caller, pdk.ExportAct, req)
 }
 
+// Watch calls the plugin's watch export.
+func (e Calls) Watch(ctx context.Context, req pdk.WatchRequest) (*pdk.WatchResult, error) {
+	return Invoke[pdk.WatchResult](ctx, e.Caller, pdk.ExportWatch, req)
+}
+
 // Sandbox holds the limits and credentials of one installation.
 type Sandbox struct {
 	// MemoryMiB caps a Wasm instance's linear memory (Go guests need ≥ 7).
@@ -122,6 +130,9 @@ type Sandbox struct {
 	Auth []pdk.AuthTemplate
 	// ResponseCapBytes caps the body of each HTTP response a plugin receives.
 	ResponseCapBytes int64
+	// RevealSecrets hands Secrets to the plugin on request (portico_secret):
+	// only for native go-plugin integrations, which are trusted code.
+	RevealSecrets bool
 }
 
 // Defaults used by WithDefaults for zero fields.

@@ -53,7 +53,10 @@ type Services struct {
 	client       *http.Client
 }
 
-var _ pdk.Host = (*Services)(nil)
+var (
+	_ pdk.Host       = (*Services)(nil)
+	_ pdk.SecretHost = (*Services)(nil)
+)
 
 // NewServices returns the host functions of installation id under sb.
 func NewServices(id string, sb Sandbox, deps Deps) *Services {
@@ -217,6 +220,19 @@ func (s *Services) HMAC(_ context.Context, r pdk.HMACRequest) (*pdk.HMACResponse
 	m := hmac.New(h, []byte(secret))
 	m.Write(r.Data)
 	return &pdk.HMACResponse{Hex: hex.EncodeToString(m.Sum(nil))}, nil
+}
+
+// Secret implements pdk.SecretHost for native integrations
+// (Sandbox.RevealSecrets); every other plugin is refused.
+func (s *Services) Secret(_ context.Context, r pdk.SecretRequest) (*pdk.SecretResponse, error) {
+	if !s.sandbox.RevealSecrets {
+		return nil, pdk.ErrNoSecrets
+	}
+	v, ok := s.sandbox.Secrets[r.Name]
+	if !ok {
+		return nil, fmt.Errorf("secret %q is not set", r.Name)
+	}
+	return &pdk.SecretResponse{Value: v}, nil
 }
 
 // Log implements pdk.Host.

@@ -10,10 +10,17 @@ const (
 	FnKVGet      = "portico_kv_get"
 	FnKVSet      = "portico_kv_set"
 	FnCatalogGet = "portico_catalog_get"
+	// FnSecret is offered only to native (go-plugin) integrations.
+	FnSecret = "portico_secret"
 )
 
-// HostFunctions lists every host function name.
+// HostFunctions lists the host functions every plugin gets (Wasm modules
+// get exactly these).
 var HostFunctions = []string{FnHTTP, FnHMAC, FnLog, FnKVGet, FnKVSet, FnCatalogGet}
+
+// NativeHostFunctions lists the host functions of native (go-plugin)
+// integrations: HostFunctions and FnSecret.
+var NativeHostFunctions = append(append([]string(nil), HostFunctions...), FnSecret)
 
 // HTTPRequest is the input of portico_http; Body is base64 in JSON.
 type HTTPRequest struct {
@@ -106,4 +113,14 @@ type KVSetRequest struct {
 type CatalogGetRequest struct {
 	Blueprint  string `json:"blueprint"`
 	Identifier string `json:"identifier"`
+}
+
+// SecretRequest is the input of portico_secret.
+type SecretRequest struct {
+	Name string `json:"name"`
+}
+
+// SecretResponse is the output of portico_secret.
+type SecretResponse struct {
+	Value string `json:"value"`
 }

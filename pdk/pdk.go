@@ -26,6 +26,13 @@ type Integration interface {
 	Act(ctx context.Context, req ActRequest) (*ActResult, error)
 }
 
+// Watcher is implemented by plugins that push changes as they happen
+// (Info.Watch). The host calls Watch in a loop, one call at a time per
+// installation, while the installation exists; see WatchRequest.
+type Watcher interface {
+	Watch(ctx context.Context, req WatchRequest) (*WatchResult, error)
+}
+
 // Host is the set of host functions Portico offers to a plugin call. Secrets
 // stay on the host side: HTTP injects credentials and HMAC signs with them.
 type Host interface {
@@ -43,6 +50,7 @@ const (
 	ExportResync  = "resync"
 	ExportWebhook = "webhook"
 	ExportAct     = "act"
+	ExportWatch   = "watch" // optional: Watcher
 )
 
 // ErrNoHost is returned by host functions called outside a plugin call.
@@ -73,6 +81,31 @@ func HTTP(ctx context.Context, req HTTPRequest) (*HTTPResponse, error) {
 // Logf logs a formatted message at level through the host.
 func Logf(ctx context.Context, level, format string, args ...any) {
 	_ = HostFrom(ctx).Log(ctx, LogRequest{Level: level, Message: fmt.Sprintf(format, args...)})
+}
+
+// SecretHost is implemented by the host functions of native (go-plugin)
+// integrations, which are trusted with their installation's secrets.
+type SecretHost interface {
+	Secret(ctx context.Context, req SecretRequest) (*SecretResponse, error)
+}
+
+// ErrNoSecrets is returned by Secret when the host does not hand secrets to
+// this plugin: Wasm plugins never see them (use Info.Auth and portico_hmac).
+var ErrNoSecrets = errors.New("pdk: secrets are given only to native (go-plugin) integrations")
+
+// Secret returns the named secret of the installation being served. Only
+// native go-plugin integrations get secrets (portico_secret); for others
+// it fails with ErrNoSecrets.
+func Secret(ctx context.Context, name string) (string, error) {
+	h, ok := HostFrom(ctx).(SecretHost)
+	if !ok {
+		return "", ErrNoSecrets
+	}
+	resp, err := h.Secret(ctx, SecretRequest{Name: name})
+	if err != nil {
+		return "", fmt.Errorf("secret %s: %w", name, err)
+	}
+	return resp.Value, nil
 }
 
 // DecodeConfig decodes an installation's config into a T.

@@ -19,6 +19,9 @@ type Info struct {
 	Auth        []AuthTemplate    `json:"auth,omitempty"`
 	Actions     []Action          `json:"actions,omitempty"`
 	Webhook     bool              `json:"webhook"`
+	// Watch says the plugin exports `watch` (implements Watcher): the host
+	// then keeps a watch call running for every installation.
+	Watch bool `json:"watch,omitempty"`
 }
 
 // Kind is one kind of raw item a plugin lists in a resync (e.g. "incidents").
@@ -149,4 +152,27 @@ type ActResult struct {
 	Outputs json.RawMessage `json:"outputs,omitempty"`
 	Upserts []KindItem      `json:"upserts,omitempty"`
 	Deletes []KindItem      `json:"deletes,omitempty"`
+}
+
+// WatchRequest asks for the changes since Cursor. The plugin returns as
+// soon as it has some, or an empty result once WaitMs has passed.
+type WatchRequest struct {
+	Config json.RawMessage `json:"config,omitempty"`
+	// Cursor is the Cursor of the previous result; "" when the host
+	// (re)starts watching (a plugin may then send its current state).
+	Cursor string `json:"cursor"`
+	// WaitMs is how long the call may wait for changes; it is well within
+	// the installation's call timeout.
+	WaitMs int `json:"waitMs"`
+}
+
+// WatchResult is a batch of changes pushed by a plugin, applied like a
+// webhook's, and the cursor to continue from.
+type WatchResult struct {
+	Upserts []KindItem `json:"upserts,omitempty"`
+	Deletes []KindItem `json:"deletes,omitempty"`
+	Cursor  string     `json:"cursor,omitempty"`
+	// Resync asks the host for a full resync: the plugin knows it missed
+	// changes (e.g. its upstream watch expired).
+	Resync bool `json:"resync,omitempty"`
 }

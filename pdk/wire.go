@@ -150,6 +150,12 @@ func (c hostClient) CatalogGet(ctx context.Context, req CatalogGetRequest) (json
 	return r, nil
 }
 
+// Secret calls portico_secret (only native plugins are offered it).
+func (c hostClient) Secret(ctx context.Context, req SecretRequest) (*SecretResponse, error) {
+	var r SecretResponse
+	return &r, c.do(ctx, FnSecret, req, &r)
+}
+
 // ErrUnknownFunction is returned for a host function name Portico does not offer.
 var ErrUnknownFunction = errors.New("unknown host function")
 
@@ -194,6 +200,13 @@ func ServeHost(ctx context.Context, h Host, fn string, input []byte) ([]byte, er
 		})
 	case FnCatalogGet:
 		out, err = serve(ctx, input, h.CatalogGet)
+	case FnSecret:
+		sh, ok := h.(SecretHost)
+		if !ok {
+			err = ErrNoSecrets
+			break
+		}
+		out, err = serve(ctx, input, sh.Secret)
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownFunction, fn)
 	}
@@ -214,6 +227,9 @@ func serve[Req, Resp any](ctx context.Context, input []byte, fn func(context.Con
 	return fn(ctx, req)
 }
 
+// ErrUnknownExport is returned by Dispatch for an export impl does not have.
+var ErrUnknownExport = errors.New("unknown export")
+
 // Dispatch decodes the input of export, calls the matching method of impl and
 // encodes its output. Transports without per-export entry points use it.
 func Dispatch(ctx context.Context, impl Integration, export string, input []byte) ([]byte, error) {
@@ -230,8 +246,14 @@ func Dispatch(ctx context.Context, impl Integration, export string, input []byte
 		out, err = serve(ctx, input, impl.Webhook)
 	case ExportAct:
 		out, err = serve(ctx, input, impl.Act)
+	case ExportWatch:
+		w, ok := impl.(Watcher)
+		if !ok {
+			return nil, fmt.Errorf("%w %q", ErrUnknownExport, export)
+		}
+		out, err = serve(ctx, input, w.Watch)
 	default:
-		return nil, fmt.Errorf("unknown export %q", export)
+		return nil, fmt.Errorf("%w %q", ErrUnknownExport, export)
 	}
 	if err != nil {
 		return nil, err

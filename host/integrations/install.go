@@ -89,6 +89,7 @@ func (m *Manager) Put(ctx context.Context, id string, spec Spec) (*Status, bool,
 		return nil, false, fmt.Errorf("store integration %s: %w", id, err)
 	}
 	m.swap(id, l)
+	m.wakeWatches()
 	m.log.Info("integration installed", "integration", id, "plugin", p.Ref(), "secrets", spec.Secrets)
 	st, err := m.status(ctx, inst)
 	return st, existing == nil, err
@@ -327,6 +328,9 @@ func (m *Manager) status(ctx context.Context, inst *Installation) (*Status, erro
 		return nil, err
 	}
 	st.Entities = total
+	if st.Watch, err = m.store.WatchStatus(ctx, inst.ID); err != nil {
+		return nil, err
+	}
 	sid, err := m.store.LastSync(ctx, inst.ID)
 	if err != nil {
 		return nil, err

@@ -115,13 +115,16 @@ type Status struct {
 	Limits            Limits             `json:"limits"`
 	DeletionThreshold float64            `json:"deletionThreshold"`
 	// SecretsSet names the secrets that have a value.
-	SecretsSet []string  `json:"secretsSet"`
-	Datasource string    `json:"datasource"`
-	Entities   int       `json:"entities"`
-	LastSync   *Sync     `json:"lastSync"`
-	LastError  string    `json:"lastError,omitempty"`
-	CreatedAt  time.Time `json:"createdAt"`
-	UpdatedAt  time.Time `json:"updatedAt"`
+	SecretsSet []string `json:"secretsSet"`
+	Datasource string   `json:"datasource"`
+	Entities   int      `json:"entities"`
+	LastSync   *Sync    `json:"lastSync"`
+	LastError  string   `json:"lastError,omitempty"`
+	// Watch is the live watch of a plugin that pushes changes (nil when
+	// none runs).
+	Watch     *WatchStatus `json:"watch,omitempty"`
+	CreatedAt time.Time    `json:"createdAt"`
+	UpdatedAt time.Time    `json:"updatedAt"`
 
 	AllowPrivateNetworks bool `json:"allowPrivateNetworks"`
 }
@@ -219,10 +222,17 @@ type Store interface {
 	SetLastSync(ctx context.Context, integration, id string) error
 	LastSync(ctx context.Context, integration string) (string, error)
 
-	// AcquireSyncLock takes the installation's sync lock for owner unless
-	// someone holds it; RefreshSyncLock extends it; ReleaseSyncLock drops
-	// it if owner still holds it.
-	AcquireSyncLock(ctx context.Context, integration, owner string, ttl time.Duration) (bool, error)
-	RefreshSyncLock(ctx context.Context, integration, owner string, ttl time.Duration) error
-	ReleaseSyncLock(ctx context.Context, integration, owner string) error
+	// AcquireLock takes the named lock for owner unless someone holds
+	// it; RefreshLock extends it; ReleaseLock drops it if owner still
+	// holds it. Names: an installation id for its sync lock, watchLock(id)
+	// for its watch lease.
+	AcquireLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	RefreshLock(ctx context.Context, name, owner string, ttl time.Duration) error
+	ReleaseLock(ctx context.Context, name, owner string) error
+
+	// PutWatchStatus records the watch status of an installation; it
+	// expires after ttl. WatchStatus returns it, or nil when none is
+	// recorded.
+	PutWatchStatus(ctx context.Context, integration string, st *WatchStatus, ttl time.Duration) error
+	WatchStatus(ctx context.Context, integration string) (*WatchStatus, error)
 }

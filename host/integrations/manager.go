@@ -31,13 +31,18 @@ type Options struct {
 	// ScheduleTick is how often schedules are checked (default 5s).
 	ScheduleTick time.Duration
 	// WebhookRate and WebhookBurst size each installation's webhook token
-	// bucket (default 50/s, burst 100).
+	// bucket (default 500/s, burst 1000: a busy GitHub organisation or
+	// PagerDuty account sends hundreds a second at peaks).
 	WebhookRate  float64
 	WebhookBurst int
 	// Writers is how many catalog writes a resync runs at once (default 4).
 	Writers int
 	// SyncRetention is how long sync records are kept (default 7 days).
 	SyncRetention time.Duration
+	// WatchLease is how long a process's watch lease lasts unrefreshed: how
+	// soon another replica takes over the watch of a process that died
+	// (default 30s).
+	WatchLease time.Duration
 }
 
 // Manager runs the installed integrations of this process. It is safe for
@@ -56,6 +61,8 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	watchWake chan struct{} // an install asks the watch supervisor to look now
+
 	loadMu sync.Mutex // serialises installs and (re)loads
 	mu     sync.Mutex
 	live   map[string]*live
@@ -70,13 +77,16 @@ func New(opts Options) *Manager {
 		opts.ScheduleTick = 5 * time.Second
 	}
 	if opts.WebhookRate <= 0 {
-		opts.WebhookRate = 50
+		opts.WebhookRate = 500
 	}
 	if opts.WebhookBurst <= 0 {
-		opts.WebhookBurst = 100
+		opts.WebhookBurst = 1000
 	}
 	if opts.Writers <= 0 {
 		opts.Writers = 4
+	}
+	if opts.WatchLease <= 0 {
+		opts.WatchLease = 30 * time.Second
 	}
 	if opts.SyncRetention <= 0 {
 		opts.SyncRetention = 7 * 24 * time.Hour
@@ -85,7 +95,7 @@ func New(opts Options) *Manager {
 	return &Manager{
 		opts: opts, cat: opts.Catalog, reg: opts.Registry, store: opts.Store, log: opts.Logger,
 		limiter: ratelimit.New(opts.WebhookRate, opts.WebhookBurst),
-		ctx:     ctx, cancel: cancel, live: map[string]*live{},
+		ctx:     ctx, cancel: cancel, live: map[string]*live{}, watchWake: make(chan struct{}, 1),
 	}
 }
 
@@ -259,6 +269,8 @@ func sandbox(inst *Installation, p *registry.Plugin) host.Sandbox {
 		Auth:         auth,
 
 		AllowPrivateNetworks: s.AllowPrivateNetworks,
+		RevealSecrets:        p.Type == registry.TypeGoPlugin, // native code, trusted
+
 	}.WithDefaults()
 }
 

@@ -37,7 +37,7 @@ func (m *Manager) StartResync(ctx context.Context, id, trigger string) (*Sync, e
 		return nil, err
 	}
 	owner := newID()
-	ok, err := m.store.AcquireSyncLock(ctx, id, owner, syncLockTTL)
+	ok, err := m.store.AcquireLock(ctx, id, owner, syncLockTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (m *Manager) StartResync(ctx context.Context, id, trigger string) (*Sync, e
 	}
 	l, release, err := m.acquire(ctx, id)
 	if err != nil {
-		_ = m.store.ReleaseSyncLock(ctx, id, owner)
+		_ = m.store.ReleaseLock(ctx, id, owner)
 		return nil, err
 	}
 	s := &Sync{
@@ -63,7 +63,7 @@ func (m *Manager) StartResync(ctx context.Context, id, trigger string) (*Sync, e
 	}
 	if err != nil {
 		release()
-		_ = m.store.ReleaseSyncLock(ctx, id, owner)
+		_ = m.store.ReleaseLock(ctx, id, owner)
 		return nil, fmt.Errorf("record sync: %w", err)
 	}
 	snapshot := *s
@@ -148,7 +148,7 @@ func (m *Manager) runSync(l *live, s *Sync, owner string) {
 	}
 	r.mu.Unlock()
 	// Release the lock first: whoever sees this sync ended can start another.
-	if err := m.store.ReleaseSyncLock(context.WithoutCancel(ctx), id, owner); err != nil {
+	if err := m.store.ReleaseLock(context.WithoutCancel(ctx), id, owner); err != nil {
 		m.log.Warn("release sync lock", "integration", id, "err", err)
 	}
 	if err := m.store.PutSync(context.WithoutCancel(ctx), s, m.opts.SyncRetention); err != nil {
@@ -169,7 +169,7 @@ func (m *Manager) heartbeat(ctx context.Context, cancel context.CancelFunc, id, 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := m.store.RefreshSyncLock(ctx, id, owner, syncLockTTL); err != nil {
+			if err := m.store.RefreshLock(ctx, id, owner, syncLockTTL); err != nil {
 				m.log.Error("lost sync lock", "integration", id, "err", err)
 				cancel()
 				return

@@ -55,13 +55,20 @@ var (
 // loop. Call it before the Manager is used.
 func (m *Manager) SetScheduler(s Scheduler) { m.scheduler = s }
 
-// Run keeps scheduled resyncs going until ctx ends. With a Scheduler it
+// Run keeps scheduled resyncs and the watches of plugins that push changes
+// (pdk.Info.Watch) going until ctx ends; every replica may run it, a lease
+// per installation lets one of them watch it. With a Scheduler it
 // reconciles the durable schedules with the installations (retrying until
 // that succeeds) and returns: the workflow engine runs them from then on.
 // Without one, every installation with a schedule is resynced when its
 // last sync started longer ago than the schedule; replicas sharing a
 // store may all run this loop, the sync lock lets one of them win.
 func (m *Manager) Run(ctx context.Context) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.superviseWatches(ctx)
+	}()
 	if m.scheduler != nil {
 		m.reconcileUntilDone(ctx)
 		return

@@ -356,7 +356,7 @@ func (s *Store) eachInstallation(ctx context.Context, fn func(id string, raw []b
 // DeleteInstallation implements integrations.Store.
 func (s *Store) DeleteInstallation(ctx context.Context, id string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Del(ctx, s.key("inst", id), s.key("kv", id), s.key("last", id))
+		pipe.Del(ctx, s.key("inst", id), s.key("kv", id), s.key("last", id), s.key("watch", id))
 		pipe.SRem(ctx, s.key("insts"), id)
 		return nil
 	})
@@ -402,13 +402,13 @@ func (s *Store) LastSync(ctx context.Context, integration string) (string, error
 	return id, err
 }
 
-// AcquireSyncLock implements integrations.Store.
-func (s *Store) AcquireSyncLock(ctx context.Context, integration, owner string, ttl time.Duration) (bool, error) {
-	return s.rdb.SetNX(ctx, s.key("lock", integration), owner, ttl).Result()
+// AcquireLock implements integrations.Store.
+func (s *Store) AcquireLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	return s.rdb.SetNX(ctx, s.key("lock", name), owner, ttl).Result()
 }
 
-// errLockLost reports a sync lock that expired or was taken over.
-var errLockLost = errors.New("sync lock lost")
+// errLockLost reports a lock that expired or was taken over.
+var errLockLost = errors.New("lock lost")
 
 // ifOwner runs write in a transaction if key still holds owner. It uses
 // WATCH/MULTI rather than Lua, which the embedded dev Redis refuses.
@@ -432,9 +432,9 @@ func (s *Store) ifOwner(ctx context.Context, key, owner string, write func(redis
 	return held, err
 }
 
-// RefreshSyncLock implements integrations.Store.
-func (s *Store) RefreshSyncLock(ctx context.Context, integration, owner string, ttl time.Duration) error {
-	key := s.key("lock", integration)
+// RefreshLock implements integrations.Store.
+func (s *Store) RefreshLock(ctx context.Context, name, owner string, ttl time.Duration) error {
+	key := s.key("lock", name)
 	held, err := s.ifOwner(ctx, key, owner, func(p redis.Pipeliner) { p.PExpire(ctx, key, ttl) })
 	if err != nil {
 		return err
@@ -445,11 +445,36 @@ func (s *Store) RefreshSyncLock(ctx context.Context, integration, owner string, 
 	return nil
 }
 
-// ReleaseSyncLock implements integrations.Store.
-func (s *Store) ReleaseSyncLock(ctx context.Context, integration, owner string) error {
-	key := s.key("lock", integration)
+// ReleaseLock implements integrations.Store.
+func (s *Store) ReleaseLock(ctx context.Context, name, owner string) error {
+	key := s.key("lock", name)
 	_, err := s.ifOwner(ctx, key, owner, func(p redis.Pipeliner) { p.Del(ctx, key) })
 	return err
+}
+
+// PutWatchStatus implements integrations.Store.
+func (s *Store) PutWatchStatus(ctx context.Context, integration string, st *integrations.WatchStatus, ttl time.Duration) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode watch status: %w", err)
+	}
+	return s.rdb.Set(ctx, s.key("watch", integration), raw, ttl).Err()
+}
+
+// WatchStatus implements integrations.Store.
+func (s *Store) WatchStatus(ctx context.Context, integration string) (*integrations.WatchStatus, error) {
+	raw, err := s.rdb.Get(ctx, s.key("watch", integration)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st integrations.WatchStatus
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("decode watch status of %s: %w", integration, err)
+	}
+	return &st, nil
 }
 
 // Get implements host.KVStore.

@@ -89,11 +89,11 @@ func testLocks(t *testing.T, s *redisstore.Store) {
 	}{
 		{"acquire", func() error { return acquire(s, "a", "one", true) }, nil},
 		{"held", func() error { return acquire(s, "a", "two", false) }, nil},
-		{"refresh by owner", func() error { return s.RefreshSyncLock(ctx, "a", "one", time.Minute) }, nil},
-		{"refresh by other", func() error { return s.RefreshSyncLock(ctx, "a", "two", time.Minute) }, errors.New("sync lock lost")},
-		{"release by other is a no-op", func() error { return s.ReleaseSyncLock(ctx, "a", "two") }, nil},
+		{"refresh by owner", func() error { return s.RefreshLock(ctx, "a", "one", time.Minute) }, nil},
+		{"refresh by other", func() error { return s.RefreshLock(ctx, "a", "two", time.Minute) }, errors.New("lock lost")},
+		{"release by other is a no-op", func() error { return s.ReleaseLock(ctx, "a", "two") }, nil},
 		{"still held", func() error { return acquire(s, "a", "two", false) }, nil},
-		{"release by owner", func() error { return s.ReleaseSyncLock(ctx, "a", "one") }, nil},
+		{"release by owner", func() error { return s.ReleaseLock(ctx, "a", "one") }, nil},
 		{"free again", func() error { return acquire(s, "a", "two", true) }, nil},
 	}
 	for _, st := range steps {
@@ -105,7 +105,7 @@ func testLocks(t *testing.T, s *redisstore.Store) {
 }
 
 func acquire(s *redisstore.Store, id, owner string, want bool) error {
-	ok, err := s.AcquireSyncLock(context.Background(), id, owner, time.Minute)
+	ok, err := s.AcquireLock(context.Background(), id, owner, time.Minute)
 	if err != nil {
 		return err
 	}

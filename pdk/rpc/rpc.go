@@ -70,8 +70,11 @@ var _ plugin.GRPCPlugin = (*Plugin)(nil)
 
 // GRPCServer registers the integration service (plugin side).
 func (p *Plugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	s.RegisterService(serviceDesc(integrationService,
-		[]string{pdk.ExportInfo, pdk.ExportResync, pdk.ExportWebhook, pdk.ExportAct}),
+	exports := []string{pdk.ExportInfo, pdk.ExportResync, pdk.ExportWebhook, pdk.ExportAct}
+	if _, ok := p.Impl.(pdk.Watcher); ok {
+		exports = append(exports, pdk.ExportWatch)
+	}
+	s.RegisterService(serviceDesc(integrationService, exports),
 		&integrationServer{impl: p.Impl, broker: broker, hosts: map[uint32]pdk.Host{}})
 	return nil
 }
@@ -109,7 +112,7 @@ func (c *Client) announce() {
 	h := c.host
 	go c.broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
 		s := grpc.NewServer(opts...)
-		s.RegisterService(serviceDesc(hostService, pdk.HostFunctions), &hostServer{host: h, served: served})
+		s.RegisterService(serviceDesc(hostService, pdk.NativeHostFunctions), &hostServer{host: h, served: served})
 		return s
 	})
 	c.hostID, c.announced, c.served = strconv.FormatUint(uint64(id), 10), time.Now(), served

@@ -59,6 +59,8 @@ func callHost(_ context.Context, fn string, input []byte) ([]byte, error) {
 		off = porticoKVSet(in.Offset())
 	case pdk.FnCatalogGet:
 		off = porticoCatalogGet(in.Offset())
+	case pdk.FnSecret:
+		return nil, pdk.ErrNoSecrets // Wasm modules never see secrets
 	default:
 		return nil, fmt.Errorf("%w: %q", pdk.ErrUnknownFunction, fn)
 	}

@@ -20,10 +20,13 @@ import (
 	"github.com/portico-dev/portico/pdk"
 )
 
-// Example implements pdk.Integration.
+// Example implements pdk.Integration and pdk.Watcher.
 type Example struct{}
 
-var _ pdk.Integration = Example{}
+var (
+	_ pdk.Integration = Example{}
+	_ pdk.Watcher     = Example{}
+)
 
 // config is the installation's configuration (see configSchema).
 type config struct {
@@ -67,8 +70,10 @@ func (Example) Info(context.Context) (*pdk.Info, error) {
 			{Name: "rename", Title: "Rename item",
 				Inputs: json.RawMessage(`{"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}`)},
 			{Name: "check-connection", Title: "Check the connection to the API"},
+			{Name: "secret-access", Title: "Report whether the plugin may read its secrets (never their values)"},
 		},
 		Webhook: true,
+		Watch:   true,
 	}, nil
 }
 
@@ -117,6 +122,46 @@ func (Example) Resync(ctx context.Context, req pdk.ResyncRequest) (*pdk.ResyncPa
 	return &pdk.ResyncPage{ItemsJSON: items, Cursor: next}, nil
 }
 
+// Watch long-polls GET {baseUrl}/changes?since=<cursor>&waitMs=<n>: the API
+// holds the request until it has changes after the cursor (an empty cursor
+// asks for the current position only: the resync brings the state).
+func (Example) Watch(ctx context.Context, req pdk.WatchRequest) (*pdk.WatchResult, error) {
+	cfg, err := decodeConfig(req.Config)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"waitMs": {strconv.Itoa(req.WaitMs)}}
+	if req.Cursor != "" {
+		q.Set("since", req.Cursor)
+	}
+	u := cfg.BaseURL + "/changes?" + q.Encode()
+	resp, err := get(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	var page struct {
+		Changes []struct {
+			Event string          `json:"event"`
+			Item  json.RawMessage `json:"item"`
+		} `json:"changes"`
+		Next string `json:"next"`
+		Gap  bool   `json:"gap"` // changes after the cursor were dropped
+	}
+	if err := resp.JSON(&page); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	res := &pdk.WatchResult{Cursor: page.Next, Resync: page.Gap}
+	for _, c := range page.Changes {
+		item := pdk.KindItem{Kind: "item", Item: c.Item}
+		if c.Event == "item.deleted" {
+			res.Deletes = append(res.Deletes, item)
+		} else {
+			res.Upserts = append(res.Upserts, item)
+		}
+	}
+	return res, nil
+}
+
 // SignatureHeader carries the hex HMAC-SHA256 of a webhook body.
 const SignatureHeader = "X-Example-Signature"
 
@@ -163,6 +208,11 @@ func (Example) Act(ctx context.Context, req pdk.ActRequest) (*pdk.ActResult, err
 		return rename(ctx, req)
 	case "check-connection":
 		return checkConnection(ctx, req)
+	case "secret-access":
+		// Native (go-plugin) builds may read their secrets; Wasm ones never.
+		_, err := pdk.Secret(ctx, "apiToken")
+		outputs, _ := json.Marshal(map[string]any{"readable": err == nil})
+		return &pdk.ActResult{Outputs: outputs}, nil
 	}
 	return nil, fmt.Errorf("unknown action %q", req.Action)
 }

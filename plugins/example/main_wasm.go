@@ -18,4 +18,7 @@ func webhook() int32 { return wasm.Handle(impl.Webhook) }
 //go:wasmexport act
 func act() int32 { return wasm.Handle(impl.Act) }
 
+//go:wasmexport watch
+func watch() int32 { return wasm.Handle(impl.Watch) }
+
 func main() {}

@@ -12,15 +12,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/portico-dev/portico/host"
 	"github.com/portico-dev/portico/pdk"
@@ -147,11 +150,26 @@ type API struct {
 	mu    sync.Mutex
 	items []map[string]any
 	auths []string // Authorization headers received
+
+	changes []change      // the change log /changes serves, oldest first
+	seq     int           // sequence number of the newest change
+	floor   int           // changes after floor are all in the log
+	changed chan struct{} // closed and replaced on every change
 }
+
+// change is one entry of the API's change log.
+type change struct {
+	seq   int
+	Event string         `json:"event"`
+	Item  map[string]any `json:"item"`
+}
+
+// maxChanges bounds the change log; a watcher further behind gets a gap.
+const maxChanges = 1000
 
 // NewAPI starts an API serving n items.
 func NewAPI(tb testing.TB, n int) *API {
-	a := &API{}
+	a := &API{changed: make(chan struct{})}
 	for i := range n {
 		a.items = append(a.items, map[string]any{
 			"id": fmt.Sprintf("item-%03d", i), "name": fmt.Sprintf("Item %d", i), "status": "ok", "size": i,
@@ -160,6 +178,7 @@ func NewAPI(tb testing.TB, n int) *API {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /items", a.list)
 	mux.HandleFunc("PATCH /items/{id}", a.patch)
+	mux.HandleFunc("GET /changes", a.watch)
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"authenticated": a.authorized(r)})
 	})
@@ -226,11 +245,94 @@ func (a *API) patch(w http.ResponseWriter, r *http.Request) {
 	for _, it := range a.items {
 		if it["id"] == r.PathValue("id") {
 			it["name"] = in.Name
+			a.logLocked("item.updated", it)
 			writeJSON(w, 200, it)
 			return
 		}
 	}
 	writeJSON(w, 404, map[string]string{"error": "not found"})
+}
+
+// Emit changes the API's items as event says ("item.created",
+// "item.updated" or "item.deleted", by item["id"]) and logs the change
+// for watchers.
+func (a *API) Emit(event string, item map[string]any) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i := slices.IndexFunc(a.items, func(it map[string]any) bool { return it["id"] == item["id"] })
+	switch {
+	case event == "item.deleted" && i >= 0:
+		a.items = slices.Delete(a.items, i, i+1)
+	case event == "item.deleted":
+	case i >= 0:
+		a.items[i] = item
+	default:
+		a.items = append(a.items, item)
+	}
+	a.logLocked(event, item)
+}
+
+// Lose changes the items as Emit does, but the change log loses it: a
+// watcher behind it is told it has a gap (as when a watch window expires).
+func (a *API) Lose(event string, item map[string]any) {
+	a.Emit(event, item)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.changes, a.floor = nil, a.seq
+}
+
+func (a *API) logLocked(event string, item map[string]any) {
+	a.seq++
+	a.changes = append(a.changes, change{seq: a.seq, Event: event, Item: maps.Clone(item)})
+	if len(a.changes) > maxChanges {
+		a.floor = a.changes[len(a.changes)-maxChanges-1].seq
+		a.changes = slices.Delete(a.changes, 0, len(a.changes)-maxChanges)
+	}
+	close(a.changed)
+	a.changed = make(chan struct{})
+}
+
+// watch serves GET /changes?since=N&waitMs=M: the changes after N, as soon
+// as there are some or after M ms; without since, only the position.
+func (a *API) watch(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		writeJSON(w, 401, map[string]string{"error": "unauthorized"})
+		return
+	}
+	since, err := strconv.Atoi(r.URL.Query().Get("since"))
+	wait, _ := strconv.Atoi(r.URL.Query().Get("waitMs"))
+	timer := time.NewTimer(time.Duration(wait) * time.Millisecond)
+	defer timer.Stop()
+	for {
+		a.mu.Lock()
+		seq, changed := a.seq, a.changed
+		if err != nil { // no cursor: the position only
+			a.mu.Unlock()
+			writeJSON(w, 200, map[string]any{"changes": []change{}, "next": strconv.Itoa(seq)})
+			return
+		}
+		if seq > since {
+			out := []change{}
+			for _, c := range a.changes {
+				if c.seq > since {
+					out = append(out, c)
+				}
+			}
+			gap := since < a.floor
+			a.mu.Unlock()
+			writeJSON(w, 200, map[string]any{"changes": out, "next": strconv.Itoa(seq), "gap": gap})
+			return
+		}
+		a.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timer.C:
+			writeJSON(w, 200, map[string]any{"changes": []change{}, "next": strconv.Itoa(since)})
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
