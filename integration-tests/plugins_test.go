@@ -2,12 +2,18 @@ package integrationtests
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 )
@@ -116,4 +122,119 @@ func TestBundleHoldsBundledPlugins(t *testing.T) {
 	}
 	p := startBundled(t)
 	p.must("GET", "/api/v1/plugins", nil, 200)
+}
+
+// plugin is one row of GET /api/v1/plugins.
+type plugin struct {
+	Name, Version, Type, Path string
+}
+
+// plugins lists the plugins p has registered.
+func plugins(p *proc) []plugin {
+	p.t.Helper()
+	var res struct{ Plugins []plugin }
+	if err := json.Unmarshal(p.must("GET", "/api/v1/plugins", nil, 200), &res); err != nil {
+		p.t.Fatal(err)
+	}
+	return res.Plugins
+}
+
+// buildExample builds plugins/example into dir/file, as Wasm or native.
+func buildExample(t testing.TB, dir, file string, wasm bool) {
+	t.Helper()
+	args := []string{"build", "-o", filepath.Join(dir, file)}
+	env := os.Environ()
+	if wasm {
+		args = append(args, "-buildmode=c-shared")
+		env = append(env, "GOOS=wasip1", "GOARCH=wasm")
+	}
+	cmd := exec.Command("go", append(args, "./plugins/example")...)
+	cmd.Dir, cmd.Env = "..", env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", file, err, out)
+	}
+}
+
+// TestBundledPluginsRegisteredAtStart: `portico serve` registers every
+// plugin of plugins/ beside its binary at start, and those of --plugin-dir
+// (or PORTICO_PLUGIN_DIR) instead when given, Wasm modules and go-plugin
+// executables alike; a restart on the same bundle changes nothing; a
+// --plugin-dir that does not exist stops the start.
+func TestBundledPluginsRegisteredAtStart(t *testing.T) {
+	// The bundle: one plugin per file of the bundle's plugins/.
+	p := startBundled(t)
+	entries, err := os.ReadDir(filepath.Join(filepath.Dir(bundle(t)), "plugins"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, e := range entries {
+		name, wasm := strings.CutSuffix(e.Name(), ".wasm")
+		want[name] = map[bool]string{true: "wasm", false: "goplugin"}[wasm]
+	}
+	got := map[string]string{}
+	for _, pl := range plugins(p) {
+		got[pl.Name] = pl.Type
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("registered %v, want the bundle's %v\n%s", got, want, p.output())
+	}
+
+	// plugins/example built both ways, each in its own plugin dir and
+	// Redis database: both name themselves example@0.1.0.
+	redisAddr := strings.TrimSuffix(strings.TrimPrefix(p.redisURL, "redis://"), "/0")
+	wasmDir, nativeDir := t.TempDir(), t.TempDir()
+	buildExample(t, wasmDir, "example.wasm", true)
+	buildExample(t, nativeDir, "example", false)
+	for _, tt := range []struct {
+		name, db, dir, typ string
+		env                bool
+	}{
+		{name: "wasm", db: "/1", dir: wasmDir, typ: "wasm"},
+		{name: "native", db: "/2", dir: nativeDir, typ: "goplugin", env: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var args []string
+			if tt.env {
+				t.Setenv("PORTICO_PLUGIN_DIR", tt.dir)
+			} else {
+				args = []string{"--plugin-dir", tt.dir}
+			}
+			url := "redis://" + redisAddr + tt.db
+			p := serveBundled(t, url, args...)
+			ps := plugins(p)
+			if len(ps) != 1 || ps[0].Name != "example" || ps[0].Version != "0.1.0" || ps[0].Type != tt.typ {
+				t.Fatalf("registered %+v, want example@0.1.0 of type %s\n%s", ps, tt.typ, p.output())
+			}
+			if tt.typ == "goplugin" && ps[0].Path != filepath.Join(tt.dir, "example") {
+				t.Errorf("go-plugin registered at %q, want %q", ps[0].Path, filepath.Join(tt.dir, "example"))
+			}
+			if !strings.Contains(p.output(), `msg="plugin registered" plugin=example@0.1.0`) {
+				t.Errorf("no log line for the registration:\n%s", p.output())
+			}
+			p.stop(syscall.SIGTERM)
+
+			p = serveBundled(t, url, args...)
+			if again := plugins(p); !slices.Equal(again, ps) {
+				t.Errorf("after a restart: %+v, want %+v", again, ps)
+			}
+			if !strings.Contains(p.output(), `msg="plugin already registered" plugin=example@0.1.0`) {
+				t.Errorf("the restart did not report the plugin unchanged:\n%s", p.output())
+			}
+		})
+	}
+
+	// A --plugin-dir that does not exist is a mistake: the start fails.
+	missing := filepath.Join(t.TempDir(), "nope")
+	q := spawnBin(t, bundle(t), "serve", "--redis-url", p.redisURL, "--addr", freeAddr(t), "--plugin-dir", missing)
+	done := make(chan error, 1)
+	go func() { done <- q.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(q.output(), "--plugin-dir") {
+			t.Errorf("exit %v with output %q, want a failed start naming --plugin-dir", err, q.output())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve with a missing --plugin-dir still runs:\n%s", q.output())
+	}
 }

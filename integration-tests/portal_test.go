@@ -80,7 +80,8 @@ func start(t testing.TB, addr string, args ...string) *proc {
 // waitHealthy waits until p answers /healthz.
 func (p *proc) waitHealthy() {
 	p.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// Generous: a start registers the bundled plugins first.
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(p.base + "/healthz"); err == nil {
 			resp.Body.Close()
