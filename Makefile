@@ -1,15 +1,41 @@
 # Portico — the two commands a newcomer needs: `make run` and `make test`.
 GO      ?= go
-BIN     := bin/portico
+# OUT receives the portico binary and, in OUT/plugins, the bundled plugins
+# it registers at start (`make build OUT=/tmp/x` builds elsewhere).
+OUT     ?= bin
+BIN     := $(OUT)/portico
 export PATH := /usr/local/go/bin:$(PATH)
 # gin's msgpack binding (and its codec library, one of the slowest
 # packages to compile) is never used: leave it out of every build.
 export GOFLAGS ?= -tags=nomsgpack
 
-.PHONY: build run test vet bench fuzz clean
+.PHONY: build run test vet bench fuzz clean FORCE
 
-build:
-	$(GO) build -o $(BIN) ./cmd/portico
+# The plugins bundled with the portal, built the way a third-party author
+# builds them. Each is built once its directory under plugins/ exists.
+WASM_PLUGINS   := pagerduty github
+NATIVE_PLUGINS := kubernetes
+bundled     = $(patsubst plugins/%,%,$(wildcard $(addprefix plugins/,$(1))))
+WASM_BUILT   := $(call bundled,$(WASM_PLUGINS))
+NATIVE_BUILT := $(call bundled,$(NATIVE_PLUGINS))
+WASM_OUT     := $(WASM_BUILT:%=$(OUT)/plugins/%.wasm)
+NATIVE_OUT   := $(NATIVE_BUILT:%=$(OUT)/plugins/%)
+
+## build: bin/portico and the bundled plugins in bin/plugins
+build: $(BIN) $(WASM_OUT) $(NATIVE_OUT)
+	@mkdir -p $(OUT)/plugins
+
+# Always handed to go build, whose cache knows what changed.
+$(BIN): FORCE
+	$(GO) build -o $@ ./cmd/portico
+
+$(WASM_OUT): $(OUT)/plugins/%.wasm: FORCE
+	@mkdir -p $(@D)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*
+
+$(NATIVE_OUT): $(OUT)/plugins/%: FORCE
+	@mkdir -p $(@D)
+	$(GO) build -o $@ ./plugins/$*
 
 ## run: the whole portal with embedded defaults on http://127.0.0.1:7070
 run: build

@@ -51,10 +51,11 @@ func portico(t testing.TB) string {
 
 // proc is a running portico process.
 type proc struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	base string
-	log  *logbuf.Buffer
+	t        testing.TB
+	cmd      *exec.Cmd
+	base     string
+	log      *logbuf.Buffer
+	redisURL string // the Redis it runs on, when the test started one
 }
 
 func freeAddr(t testing.TB) string {
@@ -72,25 +73,38 @@ func start(t testing.TB, addr string, args ...string) *proc {
 	t.Helper()
 	p := spawn(t, append(args, "--addr", addr)...)
 	p.base = "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
+	p.waitHealthy()
+	return p
+}
+
+// waitHealthy waits until p answers /healthz.
+func (p *proc) waitHealthy() {
+	p.t.Helper()
+	// Generous: a start registers the bundled plugins first.
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(p.base + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("portico did not become healthy:\n%s", p.output())
-	return nil
+	p.t.Fatalf("portico did not become healthy:\n%s", p.output())
 }
 
 // spawn runs portico with args (a process without an HTTP API, such as
 // `portico worker`, or the base of start).
 func spawn(t testing.TB, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(portico(t), args...)
+	return spawnBin(t, portico(t), args...)
+}
+
+// spawnBin runs the portico binary bin with args.
+func spawnBin(t testing.TB, bin string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "PORTICO_ADMIN_TOKEN=T")
 	p := &proc{t: t, cmd: cmd, log: &logbuf.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.log, p.log

@@ -26,7 +26,7 @@ import (
 var devStore = redisstore.Options{PollEvents: 200 * time.Millisecond, EventRetention: 20_000}
 
 func devCmd() *cobra.Command {
-	var pprofAddr, addr, publicURL, dataDir, adminToken string
+	var pprofAddr, addr, publicURL, dataDir, adminToken, pluginDir string
 	var ac accessConfig
 	var tc temporalConfig
 	var sc secretsConfig
@@ -60,7 +60,7 @@ func devCmd() *cobra.Command {
 				return errors.Join(err, db.Close())
 			}
 			p, err := newPortal(log, rdb, portalOptions{store: devStore, access: ac, addr: addr, publicURL: publicURL,
-				cacheDir: filepath.Join(dataDir, "wasm-cache"), engine: eng, runWorker: true, keys: keys})
+				cacheDir: filepath.Join(dataDir, "wasm-cache"), engine: eng, runWorker: true, keys: keys, pluginDir: pluginDir})
 			if err != nil {
 				_ = eng.stop()
 				_ = rdb.Close()
@@ -79,6 +79,7 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&publicURL, "public-url", "", "the portal's URL in run links (empty: http://<addr>)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", ".portico", "where the embedded catalog is persisted")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token (generated and written to <data-dir>/admin-token when empty)")
+	addPluginDirFlag(cmd.Flags(), &pluginDir)
 	ac.register(cmd.Flags())
 	sc.register(cmd.Flags(), " (default: <data-dir>/secrets.key, generated when absent)")
 	cmd.Flags().IntVar(&tc.port, "temporal-port", 0, "gRPC port of the embedded Temporal server on 127.0.0.1 (0: a free port)")

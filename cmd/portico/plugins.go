@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
 
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host/integrations"
@@ -51,4 +54,59 @@ func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Ser
 // close stops syncs and plugins, then the Wasm engine.
 func (h *pluginHost) close(ctx context.Context) error {
 	return errors.Join(h.integrations.Close(ctx), h.loader.Close(ctx))
+}
+
+// addPluginDirFlag registers --plugin-dir on fs.
+func addPluginDirFlag(fs *pflag.FlagSet, dir *string) {
+	fs.StringVar(dir, "plugin-dir", "", "register every plugin in this directory at start: *.wasm modules and go-plugin executables (default: plugins/ beside the portico binary, when it exists)")
+}
+
+// registerPluginDir registers every plugin in dir, or when dir is empty in
+// plugins/ beside the running binary (`make build` puts the bundled
+// plugins there). A missing default directory is fine; a missing explicit
+// one is an error. A plugin that does not register is logged and skipped.
+func registerPluginDir(log *slog.Logger, reg *registry.Registry, dir string) error {
+	explicit := dir != ""
+	if !explicit {
+		d, err := defaultPluginDir()
+		if err != nil {
+			log.Debug("no default plugin directory", "err", err)
+			return nil
+		}
+		dir = d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rs, err := reg.RegisterDir(ctx, dir)
+	if !explicit && errors.Is(err, fs.ErrNotExist) {
+		log.Debug("no bundled plugins", "dir", dir)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("--plugin-dir: %w", err)
+	}
+	for _, r := range rs {
+		switch {
+		case r.Err != nil:
+			log.Error("plugin not registered", "file", r.File, "err", r.Err)
+		case r.Created:
+			log.Info("plugin registered", "plugin", r.Plugin.Ref(), "type", r.Plugin.Type, "file", r.File)
+		default:
+			log.Info("plugin already registered", "plugin", r.Plugin.Ref(), "type", r.Plugin.Type, "file", r.File)
+		}
+	}
+	return nil
+}
+
+// defaultPluginDir returns plugins/ beside the running binary, symbolic
+// links resolved.
+func defaultPluginDir() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if exe, err = filepath.EvalSymlinks(exe); err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(exe), "plugins"), nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func serveCmd() *cobra.Command {
-	var pprofAddr, addr, publicURL, redisURL, adminToken, cacheDir string
+	var pprofAddr, addr, publicURL, redisURL, adminToken, cacheDir, pluginDir string
 	var ac accessConfig
 	var tc temporalConfig
 	var sc secretsConfig
@@ -45,7 +45,7 @@ func serveCmd() *cobra.Command {
 			if eng == nil {
 				log.Warn("no --temporal-address: action runs answer 503")
 			}
-			p, err := newPortal(log, rdb, portalOptions{access: ac, addr: addr, publicURL: publicURL, cacheDir: cacheDir, engine: eng, keys: keys})
+			p, err := newPortal(log, rdb, portalOptions{access: ac, addr: addr, publicURL: publicURL, cacheDir: cacheDir, engine: eng, keys: keys, pluginDir: pluginDir})
 			if err != nil {
 				return errors.Join(err, eng.stop())
 			}
@@ -58,6 +58,7 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
 	cmd.Flags().StringVar(&adminToken, "admin-token", "", "bootstrap admin token")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")
+	addPluginDirFlag(cmd.Flags(), &pluginDir)
 	ac.register(cmd.Flags())
 	sc.register(cmd.Flags(), "")
 	tc.register(cmd.Flags(), "Temporal frontend host:port (empty: no action runs; /readyz then leaves Temporal out)")

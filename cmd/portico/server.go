@@ -52,6 +52,9 @@ type portalOptions struct {
 	runWorker bool
 	// keys seal secrets at rest (nil: plain text).
 	keys *secretbox.Keyring
+	// pluginDir holds plugins registered at start (empty: plugins/
+	// beside the binary, if any).
+	pluginDir string
 }
 
 // newPortal assembles the process.
@@ -83,6 +86,9 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 	ph, err := newPluginHost(log, rdb, cat, cacheDir, o.keys)
 	if err != nil {
 		return nil, fmt.Errorf("plugin host: %w", err)
+	}
+	if err := registerPluginDir(log, ph.registry, o.pluginDir); err != nil {
+		return nil, errors.Join(err, ph.close(context.Background()))
 	}
 	svc := actions.NewService(redisactions.New(rdb, "").UseKeyring(o.keys), cat, nil)
 	svc.LinkBase = linkBase(o.publicURL, addr)

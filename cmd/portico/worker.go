@@ -21,7 +21,7 @@ import (
 )
 
 func workerCmd() *cobra.Command {
-	var redisURL, cacheDir, publicURL string
+	var redisURL, cacheDir, publicURL, pluginDir string
 	var tc temporalConfig
 	var sc secretsConfig
 	cmd := &cobra.Command{
@@ -57,6 +57,9 @@ func workerCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("plugin host: %w", err)
 			}
+			if err := registerPluginDir(log, ph.registry, pluginDir); err != nil {
+				return errors.Join(err, ph.close(context.Background()))
+			}
 			eng, err := connect(log, tc)
 			if err != nil {
 				return err
@@ -80,6 +83,7 @@ func workerCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "Wasm compilation cache directory (a temp dir when empty)")
+	addPluginDirFlag(cmd.Flags(), &pluginDir)
 	cmd.Flags().StringVar(&publicURL, "public-url", "", "the portal's URL in links of runs the worker starts (empty: relative links)")
 	tc.register(cmd.Flags(), "Temporal frontend host:port")
 	sc.register(cmd.Flags(), "")
