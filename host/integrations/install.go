@@ -91,6 +91,11 @@ func (m *Manager) Put(ctx context.Context, id string, spec Spec) (*Status, bool,
 	m.swap(id, l)
 	m.wakeWatches()
 	m.log.Info("integration installed", "integration", id, "plugin", p.Ref(), "secrets", spec.Secrets)
+	if existing == nil {
+		if _, err := m.StartResync(context.WithoutCancel(ctx), id, TriggerInstall); err != nil {
+			m.log.Warn("first resync", "integration", id, "err", err)
+		}
+	}
 	st, err := m.status(ctx, inst)
 	return st, existing == nil, err
 }

@@ -27,6 +27,9 @@ const (
 const (
 	TriggerAPI      = "api"
 	TriggerSchedule = "schedule"
+	// TriggerInstall: the first resync of a new installation, started by
+	// the install itself so that its catalog fills without another call.
+	TriggerInstall = "install"
 )
 
 // StartResync starts a full resync of installation id in the background and

@@ -191,3 +191,25 @@ func TestNativeSecrets(t *testing.T) {
 	}
 }
 
+
+// TestInstallResyncs: a new installation fills its part of the catalog
+// without another call; changing it later does not resync by itself.
+func TestInstallResyncs(t *testing.T) {
+	p := newPortal(t, nil, integrations.Options{})
+	p.publish(examplePkg)
+	api := plugintest.NewAPI(t, 5)
+	p.installWatched("fresh", "example@0.1.0", api)
+	waitFor(t, "the install's resync", func() bool {
+		st := p.status("fresh")
+		return st.LastSync != nil && st.LastSync.Status == integrations.SyncSucceeded
+	})
+	st := p.status("fresh")
+	if st.LastSync.Trigger != integrations.TriggerInstall || st.Entities != 5 {
+		t.Fatalf("after install: trigger %q, %d entities", st.LastSync.Trigger, st.Entities)
+	}
+	first := st.LastSync.ID
+	p.installWatched("fresh", "example@0.1.0", api)
+	if st := p.status("fresh"); st.LastSync == nil || st.LastSync.ID != first {
+		t.Fatalf("an update started another resync: %+v", st.LastSync)
+	}
+}
