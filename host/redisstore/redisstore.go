@@ -126,6 +126,33 @@ func (s *Store) Plugin(ctx context.Context, name, version string) (*registry.Plu
 	return &p, nil
 }
 
+// SetPluginPath implements registry.Store.
+func (s *Store) SetPluginPath(ctx context.Context, name, version, path string) error {
+	key := s.key("plugin", name, version)
+	for range 10 {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			p, err := s.Plugin(ctx, name, version)
+			if err != nil {
+				return err
+			}
+			p.Path = path
+			raw, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				pipe.Set(ctx, key, raw, 0)
+				return nil
+			})
+			return err
+		}, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return fmt.Errorf("set path of %s@%s: too much contention", name, version)
+}
+
 // Plugins implements registry.Store.
 func (s *Store) Plugins(ctx context.Context) ([]*registry.Plugin, error) {
 	names, err := s.rdb.SMembers(ctx, s.key("names")).Result()

@@ -83,7 +83,7 @@ func (r *Registry) registerFile(ctx context.Context, file string, wasm bool, kno
 		typ = TypeWasm
 	}
 	sum := checksum(data)
-	if p := known[sum]; p != nil && p.Type == typ {
+	if p := known[sum]; p != nil && p.Type == typ && (wasm || p.Path == file) {
 		res.Plugin = p
 		return res
 	}

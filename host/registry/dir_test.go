@@ -213,3 +213,33 @@ func TestRegisterDirMissing(t *testing.T) {
 		t.Fatalf("got %v, want fs.ErrNotExist", err)
 	}
 }
+
+// TestRegisterDirMovedGoPlugin: the same go-plugin binary found in another
+// directory keeps the record where it was while that copy is intact, and
+// moves the record when it is gone (a checkout moved, a bundle rebuilt
+// elsewhere), so installations do not point at a missing binary.
+func TestRegisterDirMovedGoPlugin(t *testing.T) {
+	reg, _ := newRegistry(t)
+	ctx := context.Background()
+	first := pluginDir(t, map[string]string{"example": "build:native"})
+	registerDir(t, reg, first)
+	second := pluginDir(t, map[string]string{"example": "build:native"})
+	registerDir(t, reg, second)
+	path := func() string {
+		p, err := reg.Get(ctx, "example", "0.1.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Path
+	}
+	if got := path(); got != filepath.Join(first, "example") {
+		t.Fatalf("with the first copy intact the record moved to %s", got)
+	}
+	if err := os.Remove(filepath.Join(first, "example")); err != nil {
+		t.Fatal(err)
+	}
+	registerDir(t, reg, second)
+	if got := path(); got != filepath.Join(second, "example") {
+		t.Fatalf("with the first copy gone the record is at %s, want the second", got)
+	}
+}

@@ -68,6 +68,8 @@ type Store interface {
 	Plugins(ctx context.Context) ([]*Plugin, error)
 	// Module returns the Wasm module stored under sha256.
 	Module(ctx context.Context, sha256 string) ([]byte, error)
+	// SetPluginPath changes where a go-plugin's binary lives.
+	SetPluginPath(ctx context.Context, name, version, path string) error
 }
 
 // Runtime runs plugins: host/loader implements it with host/wasm and
@@ -146,8 +148,20 @@ func (r *Registry) RegisterGoPlugin(ctx context.Context, path, sum string) (p *P
 		return nil, false, invalid("/path", "start plugin: "+err.Error())
 	}
 	p = &Plugin{Type: TypeGoPlugin, SHA256: sum, Size: int64(len(data)), Path: path}
-	created, err = r.create(ctx, p, info, nil)
-	return p, created, err
+	if created, err = r.create(ctx, p, info, nil); err != nil || created || p.Path == path {
+		return p, created, err
+	}
+	// The same binary registered before from elsewhere: when that copy is
+	// gone or changed (a checkout moved, a bundle rebuilt elsewhere), this
+	// one takes its place; a copy still intact keeps the record.
+	if old, err := os.ReadFile(p.Path); err == nil && checksum(old) == sum {
+		return p, false, nil
+	}
+	if err := r.store.SetPluginPath(ctx, p.Name, p.Version, path); err != nil {
+		return nil, false, fmt.Errorf("move plugin %s to %s: %w", p.Ref(), path, err)
+	}
+	p.Path = path
+	return p, false, nil
 }
 
 func (r *Registry) create(ctx context.Context, p *Plugin, info *pdk.Info, module []byte) (bool, error) {
