@@ -86,11 +86,14 @@ func Fixtures() ([]runtime.Object, error) {
 	return out, nil
 }
 
-// dropConditions removes status.conditions: the fixture's carry a
-// timestamp that is not RFC 3339 (see testdata/SOURCES.md).
+// dropConditions removes status.conditions and metadata.managedFields:
+// both carry a timestamp that is not RFC 3339 (see testdata/SOURCES.md).
 func dropConditions(m map[string]any) {
 	if st, ok := m["status"].(map[string]any); ok {
 		delete(st, "conditions")
+	}
+	if md, ok := m["metadata"].(map[string]any); ok {
+		delete(md, "managedFields")
 	}
 }
 

@@ -31,12 +31,35 @@ type route struct {
 	sub       string // "scale" or ""
 }
 
+// serveHTTP logs the request as it arrives (a watch lasts) and its status
+// once written.
 func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
-	status := s.handle(rw, r)
-	s.mu.Lock()
+	s.reqMu.Lock()
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
-		ContentType: r.Header.Get("Content-Type"), Status: status})
-	s.mu.Unlock()
+		ContentType: r.Header.Get("Content-Type")})
+	i := len(s.requests) - 1
+	s.reqMu.Unlock()
+	s.handle(&statusRecorder{ResponseWriter: rw, s: s, i: i}, r)
+}
+
+// statusRecorder records the status of request i in the log.
+type statusRecorder struct {
+	http.ResponseWriter
+	s *Server
+	i int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	w.s.reqMu.Lock()
+	w.s.requests[w.i].Status = code
+	w.s.reqMu.Unlock()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 func (s *Server) handle(rw http.ResponseWriter, r *http.Request) int {

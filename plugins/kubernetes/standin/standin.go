@@ -19,6 +19,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -40,8 +42,10 @@ type Server struct {
 	failCode        int // lists answer this status from page failFrom on
 	failFrom        int
 	refuseWatchList bool
-	requests        []Request
 	bookmarkEvery   time.Duration
+
+	reqMu    sync.Mutex // guards requests; may be taken while mu is held, never the reverse
+	requests []Request
 }
 
 // Request is one request the stand-in served, for tests to assert on.
@@ -72,7 +76,11 @@ func New(objs ...runtime.Object) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serveHTTP))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	// Clients that go away mid-handshake are normal here (dropped
+	// watches, closed informers).
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.srv.StartTLS()
 	return s, nil
 }
 
@@ -158,8 +166,8 @@ func (s *Server) SetBookmarkInterval(d time.Duration) {
 
 // Requests returns the requests served so far.
 func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
 	return append([]Request(nil), s.requests...)
 }
 
