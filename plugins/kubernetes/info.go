@@ -34,7 +34,6 @@ const namespaceBlueprint = `{"identifier": "k8sNamespace", "title": "Kubernetes 
 const workloadBlueprint = `{"identifier": "k8sWorkload", "title": "Kubernetes workload",
  "schema": {"properties": {
   "kind": {"type": "string", "enum": ["Deployment", "StatefulSet", "DaemonSet"], "title": "Kind"},
-  "namespace": {"type": "string", "title": "Namespace"},
   "replicas": {"type": "integer", "title": "Desired replicas"},
   "readyReplicas": {"type": "integer", "title": "Ready replicas"},
   "images": {"type": "array", "items": {"type": "string"}, "title": "Images"},
@@ -48,7 +47,6 @@ const workloadBlueprint = `{"identifier": "k8sWorkload", "title": "Kubernetes wo
 
 const podBlueprint = `{"identifier": "k8sPod", "title": "Kubernetes pod",
  "schema": {"properties": {
-  "namespace": {"type": "string", "title": "Namespace"},
   "phase": {"type": "string", "title": "Phase"},
   "node": {"type": "string", "title": "Node"},
   "restarts": {"type": "integer", "title": "Container restarts"},
@@ -74,7 +72,7 @@ var mappings = pdk.Mappings{Resources: []pdk.ResourceMapping{
 		Identifier: `.cluster + "/" + .namespace + "/" + .kind + "/" + .name`, Title: ".name",
 		Blueprint: `"k8sWorkload"`,
 		Properties: map[string]string{
-			"kind": ".kind", "namespace": ".namespace", "replicas": ".replicas", "readyReplicas": ".readyReplicas",
+			"kind": ".kind", "replicas": ".replicas", "readyReplicas": ".readyReplicas",
 			"images": ".images", "hasLatestTag": ".hasLatestTag", "hasLimits": ".hasLimits",
 			"isHealthy": ".isHealthy", "labels": ".labels", "app": ".app", "createdAt": ".createdAt",
 		},
@@ -86,7 +84,7 @@ var mappings = pdk.Mappings{Resources: []pdk.ResourceMapping{
 	{Kind: KindPod, Selector: "true", Entity: pdk.EntityMapping{
 		Identifier: `.cluster + "/" + .namespace + "/" + .name`, Title: ".name", Blueprint: `"k8sPod"`,
 		Properties: map[string]string{
-			"namespace": ".namespace", "phase": ".phase", "node": ".node", "restarts": ".restarts",
+			"phase": ".phase", "node": ".node", "restarts": ".restarts",
 			"ready": ".ready", "images": ".images", "createdAt": ".createdAt",
 		},
 		Relations: map[string]string{

@@ -246,6 +246,19 @@ func (s *Server) delete(res, namespace, name string) error {
 	return nil
 }
 
+// Forget removes an object without a watch event, as if the watches
+// missed its deletion: only a new list shows it gone.
+func (s *Server) Forget(res, namespace, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.objects[res][namespace+"/"+name] == nil {
+		return fmt.Errorf("%s %s/%s: %w", res, namespace, name, ErrNotFound)
+	}
+	delete(s.st.objects[res], namespace+"/"+name)
+	s.st.rv++
+	return nil
+}
+
 // Get returns a copy of an object.
 func (s *Server) Get(res, namespace, name string) (runtime.Object, error) {
 	s.mu.Lock()
