@@ -108,7 +108,6 @@ func TestAuthAndFaults(t *testing.T) {
 	}
 }
 
-
 func TestMutations(t *testing.T) {
 	s := New()
 	defer s.Close()
