@@ -106,14 +106,14 @@ func (c *client) do(ctx context.Context, method, u string, body []byte, fields b
 		if resp.Status >= 200 && resp.Status < 300 {
 			return resp, nil
 		}
-		until, limited := c.rateLimitedUntil(resp)
+		until, source, limited := c.rateLimitedUntil(resp)
 		if !limited {
 			return nil, statusError(what, resp)
 		}
 		if attempt == rateLimitAttempts {
 			return nil, fmt.Errorf("%w: %s: still limited after %d attempts (%s)", ErrRateLimited, what, attempt, githubMessage(resp))
 		}
-		if err := c.waitUntil(ctx, until, what, fmt.Sprintf("%d %s", resp.Status, githubMessage(resp))); err != nil {
+		if err := c.waitUntil(ctx, until, what, fmt.Sprintf("%d %s (%s)", resp.Status, githubMessage(resp), source)); err != nil {
 			return nil, err
 		}
 	}
@@ -148,29 +148,31 @@ func (c *client) noteRateLimit(resp *pdk.HTTPResponse) {
 
 // rateLimitedUntil reports whether resp is a rate-limit refusal (GitHub
 // answers 403 or 429, with retry-after for secondary limits or
-// x-ratelimit-remaining: 0 for the primary one) and until when.
-func (c *client) rateLimitedUntil(resp *pdk.HTTPResponse) (time.Time, bool) {
+// x-ratelimit-remaining: 0 for the primary one), until when, and which
+// header said so.
+func (c *client) rateLimitedUntil(resp *pdk.HTTPResponse) (time.Time, string, bool) {
 	if resp.Status != 403 && resp.Status != 429 {
-		return time.Time{}, false
+		return time.Time{}, "", false
 	}
 	if s := header(resp, "Retry-After"); s != "" {
 		if secs, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && secs >= 0 {
-			return c.clock.now().Add(time.Duration(secs) * time.Second), true
+			return c.clock.now().Add(time.Duration(secs) * time.Second), "retry-after", true
 		}
 		if t, err := time.Parse(time.RFC1123, s); err == nil {
-			return t, true
+			return t, "retry-after", true
 		}
 	}
 	if header(resp, "X-Ratelimit-Remaining") == "0" {
 		if reset, ok := unixHeader(resp, "X-Ratelimit-Reset"); ok {
-			return reset, true
+			return reset, "x-ratelimit-reset", true
 		}
-		return c.clock.now().Add(time.Minute), true // GitHub's advice without a reset
+		// GitHub's advice when nothing says how long: wait a minute.
+		return c.clock.now().Add(time.Minute), "x-ratelimit-remaining: 0", true
 	}
 	if resp.Status == 429 {
-		return c.clock.now().Add(time.Minute), true
+		return c.clock.now().Add(time.Minute), "429 without retry-after", true
 	}
-	return time.Time{}, false
+	return time.Time{}, "", false
 }
 
 // statusError describes a non-2xx answer that is not a rate limit.
