@@ -35,13 +35,13 @@ const repositoryBlueprint = `{"identifier": "githubRepository", "title": "GitHub
   "defaultBranch": {"type": "string"}, "language": {"type": "string"}, "visibility": {"type": "string"},
   "private": {"type": "boolean"}, "archived": {"type": "boolean"}, "fork": {"type": "boolean"},
   "topics": {"type": "array", "items": {"type": "string"}},
-  "htmlUrl": {"type": "string", "format": "uri"},
+  "htmlUrl": {"type": "string", "format": "url"},
   "createdAt": {"type": "string", "format": "date-time"}, "pushedAt": {"type": "string", "format": "date-time"}}}}`
 
 const workflowBlueprint = `{"identifier": "githubWorkflow", "title": "GitHub workflow", "icon": "github",
  "schema": {"properties": {
   "name": {"type": "string"}, "path": {"type": "string"}, "state": {"type": "string"},
-  "url": {"type": "string", "format": "uri"},
+  "url": {"type": "string", "format": "url"},
   "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}}},
  "relations": {"repository": {"title": "Repository", "target": "githubRepository", "many": false, "required": false}}}`
 
@@ -56,7 +56,7 @@ const runBlueprint = `{"identifier": "githubWorkflowRun", "title": "GitHub workf
   "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"},
   "runStartedAt": {"type": "string", "format": "date-time"},
   "durationSeconds": {"type": "number", "description": "updatedAt - runStartedAt of a completed run"},
-  "htmlUrl": {"type": "string", "format": "uri"}}},
+  "htmlUrl": {"type": "string", "format": "url"}}},
  "relations": {"workflow": {"title": "Workflow", "target": "githubWorkflow", "many": false, "required": false},
                "repository": {"title": "Repository", "target": "githubRepository", "many": false, "required": false}}}`
 
