@@ -115,7 +115,7 @@ func describe() *pdk.Info {
 				Relations: map[string]string{"repository": jqRepoOfWorkflowURL},
 			}},
 			{Kind: kindRun, Selector: "true", Entity: pdk.EntityMapping{
-				Identifier: ".id", Title: `(.name // "run") + " #" + (.run_number | tostring)`, Blueprint: `"` + bpRun + `"`,
+				Identifier: ".id", Title: `(if (.name // "") == "" then "run" else .name end) + " #" + (.run_number | tostring)`, Blueprint: `"` + bpRun + `"`,
 				Properties: map[string]string{
 					"name": ".name", "displayTitle": ".display_title", "status": ".status", "conclusion": ".conclusion",
 					"branch": ".head_branch", "sha": ".head_sha", "event": ".event",
