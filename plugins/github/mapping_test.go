@@ -87,7 +87,7 @@ func TestDefaultMappings(t *testing.T) {
 			"relations.workflow":         7433027.0, "relations.repository": "hub4j-test-org/GHWorkflowRunTest",
 		}},
 		{"queued run from a webhook: no duration", kindRun, mustMember(standin.Payload("workflow_run.requested"), "workflow_run"), map[string]any{
-			"identifier": 289782451.0, "properties.status": "queued", "properties.durationSeconds": nil,
+			"identifier": 289782451.0, "title": "run #163", "properties.status": "queued", "properties.durationSeconds": nil,
 			"relations.repository": "octo-org/octo-repo", "relations.workflow": 2823525.0,
 		}},
 		{"workflow: repository from its URL", kindWorkflow, workflows[0], map[string]any{
