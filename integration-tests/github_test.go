@@ -16,11 +16,16 @@ const githubWebhookSecret = "It's a Secret to Everybody"
 
 // syncResult is GET /api/v1/integrations/{id}/syncs/{sid}.
 type syncResult struct {
-	ID, Status                         string
+	ID, Status, Trigger                string
 	Items, Upserts, Unchanged, Deletes int
 	Errors                             []struct{ Kind, Message string }
 	DeletionSkipped                    string
+	StartedAt                          time.Time
+	EndedAt                            *time.Time
 }
+
+// took is how long the sync ran, by its own record.
+func (s syncResult) took() time.Duration { return s.EndedAt.Sub(s.StartedAt) }
 
 // resyncAndWait starts a resync of integration id and waits for its end.
 func resyncAndWait(p *proc, id string) syncResult {
@@ -29,6 +34,26 @@ func resyncAndWait(p *proc, id string) syncResult {
 	if err := json.Unmarshal(p.must("POST", "/api/v1/integrations/"+id+"/resync", nil, 202), &s); err != nil {
 		p.t.Fatal(err)
 	}
+	return waitSync(p, id, s)
+}
+
+// installAndWait installs integration id with spec and waits for the first
+// resync the install starts.
+func installAndWait(p *proc, id string, spec map[string]any) syncResult {
+	p.t.Helper()
+	var st struct{ LastSync *syncResult }
+	if err := json.Unmarshal(p.must("PUT", "/api/v1/integrations/"+id, spec, 201), &st); err != nil {
+		p.t.Fatal(err)
+	}
+	if st.LastSync == nil {
+		p.t.Fatalf("installing %s started no resync", id)
+	}
+	return waitSync(p, id, *st.LastSync)
+}
+
+// waitSync waits for the end of sync s of integration id.
+func waitSync(p *proc, id string, s syncResult) syncResult {
+	p.t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for s.Status == "running" && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -115,19 +140,21 @@ func TestGitHubIntegration(t *testing.T) {
 	p := startBundled(t) // registers bin/plugins/github.wasm at start
 	apiHost := strings.TrimPrefix(api.URL, "http://")
 	const id = "github-test"
-	p.must("PUT", "/api/v1/integrations/"+id, map[string]any{
+	// The install starts a full resync: 4 repositories, 5 workflows, 5
+	// runs, 1 deployment.
+	s := installAndWait(p, id, map[string]any{
 		"plugin": "github",
 		"config": map[string]any{"baseUrl": api.URL, "org": "hub4j-test-org", "pageSize": 2, "runsSinceDays": 0,
 			"repositories": []string{"octo-org/octo-repo", "Codertocat/Hello-World"}},
 		"secrets":      map[string]any{"token": standin.Token, "webhookSecret": githubWebhookSecret},
 		"allowedHosts": []string{apiHost},
 		"auth":         []map[string]any{{"hosts": []string{"127.0.0.1"}, "header": "Authorization", "template": "Bearer {{token}}"}},
-	}, 201)
-
-	// A full resync: 4 repositories, 5 workflows, 5 runs, 1 deployment.
-	s := resyncAndWait(p, id)
+	})
 	if s.Status != "succeeded" || s.Upserts != 15 || s.Deletes != 0 {
 		t.Fatalf("first resync: %+v\n%s", s, p.output())
+	}
+	if s := resyncAndWait(p, id); s.Status != "succeeded" || s.Upserts != 0 || s.Unchanged != 15 || s.Deletes != 0 {
+		t.Fatalf("resync with nothing changed: %+v", s)
 	}
 	for _, r := range api.Requests() {
 		if r.Authorization != "Bearer "+standin.Token {
