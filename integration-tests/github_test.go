@@ -14,8 +14,8 @@ import (
 
 const githubWebhookSecret = "It's a Secret to Everybody"
 
-// syncResult is GET /api/v1/integrations/{id}/syncs/{sid}.
-type syncResult struct {
+// ghSync is GET /api/v1/integrations/{id}/syncs/{sid}.
+type ghSync struct {
 	ID, Status, Trigger                string
 	Items, Upserts, Unchanged, Deletes int
 	Errors                             []struct{ Kind, Message string }
@@ -25,34 +25,46 @@ type syncResult struct {
 }
 
 // took is how long the sync ran, by its own record.
-func (s syncResult) took() time.Duration { return s.EndedAt.Sub(s.StartedAt) }
+func (s ghSync) took() time.Duration { return s.EndedAt.Sub(s.StartedAt) }
 
-// resyncAndWait starts a resync of integration id and waits for its end.
-func resyncAndWait(p *proc, id string) syncResult {
+// ghResync starts a resync of integration id and waits for its end.
+func ghResync(p *proc, id string) ghSync {
 	p.t.Helper()
-	var s syncResult
-	if err := json.Unmarshal(p.must("POST", "/api/v1/integrations/"+id+"/resync", nil, 202), &s); err != nil {
-		p.t.Fatal(err)
+	// A 409 says another resync holds the installation's lock (seen, rarely,
+	// right after the previous one reported its end): wait for it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, out := p.call("POST", "/api/v1/integrations/"+id+"/resync", nil)
+		if code == 409 && time.Now().Before(deadline) {
+			p.t.Logf("POST resync of %s: 409 %s; retrying", id, out)
+			continue
+		}
+		if code != 202 {
+			p.t.Fatalf("POST resync of %s: %d %s", id, code, out)
+		}
+		var s ghSync
+		if err := json.Unmarshal(out, &s); err != nil {
+			p.t.Fatal(err)
+		}
+		return ghWaitSync(p, id, s)
 	}
-	return waitSync(p, id, s)
 }
 
-// installAndWait installs integration id with spec and waits for the first
+// ghInstall installs integration id with spec and waits for the first
 // resync the install starts.
-func installAndWait(p *proc, id string, spec map[string]any) syncResult {
+func ghInstall(p *proc, id string, spec map[string]any) ghSync {
 	p.t.Helper()
-	var st struct{ LastSync *syncResult }
+	var st struct{ LastSync *ghSync }
 	if err := json.Unmarshal(p.must("PUT", "/api/v1/integrations/"+id, spec, 201), &st); err != nil {
 		p.t.Fatal(err)
 	}
 	if st.LastSync == nil {
 		p.t.Fatalf("installing %s started no resync", id)
 	}
-	return waitSync(p, id, *st.LastSync)
+	return ghWaitSync(p, id, *st.LastSync)
 }
 
-// waitSync waits for the end of sync s of integration id.
-func waitSync(p *proc, id string, s syncResult) syncResult {
+// ghWaitSync waits for the end of sync s of integration id.
+func ghWaitSync(p *proc, id string, s ghSync) ghSync {
 	p.t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for s.Status == "running" && time.Now().Before(deadline) {
@@ -68,17 +80,17 @@ func waitSync(p *proc, id string, s syncResult) syncResult {
 }
 
 // entity is what the tests read of an entity.
-type entity struct {
+type ghEntity struct {
 	Identifier, Datasource string
 	Properties             map[string]any
 	Relations              map[string]any
 }
 
-// getEntity reads an entity by its identifier, %2F-encoded in the path.
-func getEntity(p *proc, blueprint, id string) (int, entity) {
+// ghGetEntity reads an entity by its identifier, %2F-encoded in the path.
+func ghGetEntity(p *proc, blueprint, id string) (int, ghEntity) {
 	p.t.Helper()
 	code, body := p.call("GET", "/api/v1/blueprints/"+blueprint+"/entities/"+url.PathEscape(id), nil)
-	var e entity
+	var e ghEntity
 	if code == 200 {
 		if err := json.Unmarshal(body, &e); err != nil {
 			p.t.Fatal(err)
@@ -87,9 +99,9 @@ func getEntity(p *proc, blueprint, id string) (int, entity) {
 	return code, e
 }
 
-func mustEntity(p *proc, blueprint, id string) entity {
+func ghMustEntity(p *proc, blueprint, id string) ghEntity {
 	p.t.Helper()
-	code, e := getEntity(p, blueprint, id)
+	code, e := ghGetEntity(p, blueprint, id)
 	if code != 200 {
 		p.t.Fatalf("GET %s %s: %d", blueprint, id, code)
 	}
@@ -113,8 +125,8 @@ func deliverGitHub(p *proc, id, event, secret string, body []byte) (int, []byte)
 	return resp.StatusCode, out
 }
 
-// withMember returns a JSON object with one top-level member replaced.
-func withMember(t *testing.T, doc []byte, key string, value any) []byte {
+// ghWithMember returns a JSON object with one top-level member replaced.
+func ghWithMember(t *testing.T, doc []byte, key string, value any) []byte {
 	t.Helper()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(doc, &m); err != nil {
@@ -142,7 +154,7 @@ func TestGitHubIntegration(t *testing.T) {
 	const id = "github-test"
 	// The install starts a full resync: 4 repositories, 5 workflows, 5
 	// runs, 1 deployment.
-	s := installAndWait(p, id, map[string]any{
+	s := ghInstall(p, id, map[string]any{
 		"plugin": "github",
 		"config": map[string]any{"baseUrl": api.URL, "org": "hub4j-test-org", "pageSize": 2, "runsSinceDays": 0,
 			"repositories": []string{"octo-org/octo-repo", "Codertocat/Hello-World"}},
@@ -153,7 +165,7 @@ func TestGitHubIntegration(t *testing.T) {
 	if s.Status != "succeeded" || s.Upserts != 15 || s.Deletes != 0 {
 		t.Fatalf("first resync: %+v\n%s", s, p.output())
 	}
-	if s := resyncAndWait(p, id); s.Status != "succeeded" || s.Upserts != 0 || s.Unchanged != 15 || s.Deletes != 0 {
+	if s := ghResync(p, id); s.Status != "succeeded" || s.Upserts != 0 || s.Unchanged != 15 || s.Deletes != 0 {
 		t.Fatalf("resync with nothing changed: %+v", s)
 	}
 	for _, r := range api.Requests() {
@@ -161,19 +173,19 @@ func TestGitHubIntegration(t *testing.T) {
 			t.Fatalf("%s %s sent with Authorization %q", r.Method, r.Path, r.Authorization)
 		}
 	}
-	repo := mustEntity(p, "githubRepository", "octo-org/octo-repo")
+	repo := ghMustEntity(p, "githubRepository", "octo-org/octo-repo")
 	if repo.Properties["defaultBranch"] != "master" || repo.Datasource != "integration:"+id {
 		t.Errorf("repository %+v", repo)
 	}
-	wf := mustEntity(p, "githubWorkflow", "6820790")
+	wf := ghMustEntity(p, "githubWorkflow", "6820790")
 	if wf.Relations["repository"] != "hub4j-test-org/GHWorkflowRunTest" || wf.Properties["name"] != "Fast workflow" {
 		t.Errorf("workflow %+v", wf)
 	}
-	run := mustEntity(p, "githubWorkflowRun", "289782451")
+	run := ghMustEntity(p, "githubWorkflowRun", "289782451")
 	if run.Properties["status"] != "queued" || run.Relations["workflow"] != "2823525" || run.Relations["repository"] != "octo-org/octo-repo" {
 		t.Errorf("run %+v", run)
 	}
-	dep := mustEntity(p, "githubDeployment", "145988746")
+	dep := ghMustEntity(p, "githubDeployment", "145988746")
 	if dep.Properties["status"] != "success" || dep.Relations["repository"] != "Codertocat/Hello-World" {
 		t.Errorf("deployment %+v", dep)
 	}
@@ -188,7 +200,7 @@ func TestGitHubIntegration(t *testing.T) {
 	if code, out := deliverGitHub(p, id, "workflow_run", githubWebhookSecret, completed); code != 200 {
 		t.Fatalf("workflow_run: %d %s", code, out)
 	}
-	if run := mustEntity(p, "githubWorkflowRun", "289782451"); run.Properties["status"] != "completed" || run.Properties["conclusion"] != "success" {
+	if run := ghMustEntity(p, "githubWorkflowRun", "289782451"); run.Properties["status"] != "completed" || run.Properties["conclusion"] != "success" {
 		t.Errorf("run after workflow_run completed: %+v", run.Properties)
 	}
 	// A bad or missing signature: 401 and nothing changes.
@@ -198,7 +210,7 @@ func TestGitHubIntegration(t *testing.T) {
 			t.Errorf("signed with %q: %d %s", secret, code, out)
 		}
 	}
-	if run := mustEntity(p, "githubWorkflowRun", "289782451"); run.Properties["status"] != "completed" {
+	if run := ghMustEntity(p, "githubWorkflowRun", "289782451"); run.Properties["status"] != "completed" {
 		t.Errorf("a refused delivery changed the run: %+v", run.Properties)
 	}
 	// deployment_status: the deployment's latest status.
@@ -206,11 +218,11 @@ func TestGitHubIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := withMember(t, standin.Payload("deployment_status"), "deployment_status", status)
+	body := ghWithMember(t, standin.Payload("deployment_status"), "deployment_status", status)
 	if code, out := deliverGitHub(p, id, "deployment_status", githubWebhookSecret, body); code != 200 {
 		t.Fatalf("deployment_status: %d %s", code, out)
 	}
-	if dep := mustEntity(p, "githubDeployment", "145988746"); dep.Properties["status"] != "failure" {
+	if dep := ghMustEntity(p, "githubDeployment", "145988746"); dep.Properties["status"] != "failure" {
 		t.Errorf("deployment after deployment_status: %+v", dep.Properties)
 	}
 	if code, out := deliverGitHub(p, id, "ping", githubWebhookSecret, standin.Payload("ping")); code != 200 {
@@ -223,7 +235,7 @@ func TestGitHubIntegration(t *testing.T) {
 	if !strings.Contains(string(out), "2202229078") {
 		t.Errorf("cancel result: %s", out)
 	}
-	if run := mustEntity(p, "githubWorkflowRun", "2202229078"); run.Properties["conclusion"] != "cancelled" {
+	if run := ghMustEntity(p, "githubWorkflowRun", "2202229078"); run.Properties["conclusion"] != "cancelled" {
 		t.Errorf("run after cancel: %+v", run.Properties)
 	}
 
@@ -231,28 +243,28 @@ func TestGitHubIntegration(t *testing.T) {
 	if !api.RemoveRun("hub4j-test-org/GHWorkflowRunTest", 677006583) {
 		t.Fatal("remove run")
 	}
-	if s := resyncAndWait(p, id); s.Status != "succeeded" || s.Deletes != 1 {
+	if s := ghResync(p, id); s.Status != "succeeded" || s.Deletes != 1 {
 		t.Fatalf("resync after a removal: %+v", s)
 	}
-	if code, _ := getEntity(p, "githubWorkflowRun", "677006583"); code != 404 {
+	if code, _ := ghGetEntity(p, "githubWorkflowRun", "677006583"); code != 404 {
 		t.Errorf("removed run: GET %d, want 404", code)
 	}
 
 	// A server error mid-resync (on the last kind) fails it: nothing is deleted.
 	api.RemoveRun("hub4j-test-org/GHWorkflowRunTest", 686039314)
 	api.Inject(standin.Fault{Path: "/repos/hub4j-test-org/GHWorkflowRunTest/deployments", Status: 500})
-	s = resyncAndWait(p, id)
+	s = ghResync(p, id)
 	if s.Status != "failed" || s.Deletes != 0 || len(s.Errors) == 0 || !strings.Contains(s.Errors[0].Message, "status 500") {
 		t.Fatalf("resync with a 500: %+v", s)
 	}
-	if code, _ := getEntity(p, "githubWorkflowRun", "686039314"); code != 200 {
+	if code, _ := ghGetEntity(p, "githubWorkflowRun", "686039314"); code != 200 {
 		t.Errorf("a failed resync deleted run 686039314: GET %d", code)
 	}
 	api.ClearFaults()
 
 	// A refused token: the installation's status says so; nothing is deleted.
 	api.SetToken("rotated")
-	s = resyncAndWait(p, id)
+	s = ghResync(p, id)
 	if s.Status != "failed" || s.Deletes != 0 {
 		t.Fatalf("resync with a refused token: %+v", s)
 	}
@@ -263,16 +275,16 @@ func TestGitHubIntegration(t *testing.T) {
 	if !strings.Contains(inst.LastError, "GitHub refused the token (401)") || !strings.Contains(inst.LastError, "Bad credentials") {
 		t.Errorf("installation lastError %q", inst.LastError)
 	}
-	if code, _ := getEntity(p, "githubWorkflowRun", "686039314"); code != 200 {
+	if code, _ := ghGetEntity(p, "githubWorkflowRun", "686039314"); code != 200 {
 		t.Errorf("a refused token deleted run 686039314: GET %d", code)
 	}
 
 	// With the token accepted again, the next resync reconciles.
 	api.SetToken(standin.Token)
-	if s := resyncAndWait(p, id); s.Status != "succeeded" || s.Deletes != 1 {
+	if s := ghResync(p, id); s.Status != "succeeded" || s.Deletes != 1 {
 		t.Fatalf("resync after the token is fixed: %+v", s)
 	}
-	if code, _ := getEntity(p, "githubWorkflowRun", "686039314"); code != 404 {
+	if code, _ := ghGetEntity(p, "githubWorkflowRun", "686039314"); code != 404 {
 		t.Errorf("run 686039314: GET %d, want 404", code)
 	}
 }
