@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -77,25 +78,27 @@ func (c client) cursorAfter(kind string, offset int, more bool) (string, error) 
 }
 
 // Incident listing phases: the incidents created in the configured window,
-// then every open incident whatever its age.
+// then the open incidents created outside it.
 const (
 	phaseWindow = "window"
 	phaseOpen   = "open"
 )
 
 // incidentCursor is the state of an incident listing between pages. The
-// window is fixed at the first page so that pages line up.
+// window [start, until) is fixed at the first page so that pages line up;
+// since is where the window listing resumes (start, or later past
+// PagerDuty's pagination cap).
 type incidentCursor struct {
-	phase        string
-	since, until time.Time
-	offset       int
+	phase               string
+	start, since, until time.Time
+	offset              int
 }
 
 func (ic incidentCursor) String() string {
-	v := url.Values{"phase": {ic.phase}, "offset": {strconv.Itoa(ic.offset)}}
+	v := url.Values{"phase": {ic.phase}, "offset": {strconv.Itoa(ic.offset)},
+		"start": {ic.start.Format(time.RFC3339)}, "until": {ic.until.Format(time.RFC3339)}}
 	if ic.phase == phaseWindow {
 		v.Set("since", ic.since.Format(time.RFC3339))
-		v.Set("until", ic.until.Format(time.RFC3339))
 	}
 	return v.Encode()
 }
@@ -109,30 +112,32 @@ func parseIncidentCursor(s string) (incidentCursor, error) {
 	if ic.offset, err = strconv.Atoi(v.Get("offset")); err != nil || ic.offset < 0 {
 		return ic, fmt.Errorf("list incidents: bad cursor %q: offset", s)
 	}
+	times := map[string]*time.Time{"start": &ic.start, "until": &ic.until}
 	switch ic.phase {
 	case phaseOpen:
 	case phaseWindow:
-		if ic.since, err = time.Parse(time.RFC3339, v.Get("since")); err == nil {
-			ic.until, err = time.Parse(time.RFC3339, v.Get("until"))
-		}
-		if err != nil {
-			return ic, fmt.Errorf("list incidents: bad cursor %q: %w", s, err)
-		}
+		times["since"] = &ic.since
 	default:
 		return ic, fmt.Errorf("list incidents: bad cursor %q: phase", s)
+	}
+	for name, dst := range times {
+		if *dst, err = time.Parse(time.RFC3339, v.Get(name)); err != nil {
+			return ic, fmt.Errorf("list incidents: bad cursor %q: %s: %w", s, name, err)
+		}
 	}
 	return ic, nil
 }
 
 // incidentsPage lists incidents created in the last incidentsSinceDays
 // (sorted by creation; past PagerDuty's 10,000-record pagination cap the
-// window restarts at the last creation time seen), then all open ones. An
-// incident in both phases is listed twice, which the host takes as one.
+// window resumes at the last creation time listed), then the open ones
+// created outside that window.
 func (p PagerDuty) incidentsPage(ctx context.Context, c client, cursor string) (*pdk.ResyncPage, error) {
 	var ic incidentCursor
 	if cursor == "" {
 		now := p.clock().UTC().Truncate(time.Second)
-		ic = incidentCursor{phase: phaseWindow, since: now.AddDate(0, 0, -c.cfg.IncidentsSinceDays), until: now}
+		start := now.AddDate(0, 0, -c.cfg.IncidentsSinceDays)
+		ic = incidentCursor{phase: phaseWindow, start: start, since: start, until: now}
 	} else {
 		var err error
 		if ic, err = parseIncidentCursor(cursor); err != nil {
@@ -150,21 +155,46 @@ func (p PagerDuty) incidentsPage(ctx context.Context, c client, cursor string) (
 		q.Set("date_range", "all")
 		q["statuses[]"] = []string{"triggered", "acknowledged"}
 	}
+	pageNo := c.pageNumber(ic.offset)
 	pg, err := c.list(ctx, kindIncidents, "/incidents", q, ic.offset)
 	if err != nil {
-		return nil, fmt.Errorf("list incidents (%s) page %d: %w", ic.phase, c.pageNumber(ic.offset), err)
+		return nil, fmt.Errorf("list incidents (%s) page %d: %w", ic.phase, pageNo, err)
 	}
 	next, err := p.nextIncidentCursor(c, ic, pg)
 	if err != nil {
 		return nil, err
 	}
+	if ic.phase == phaseOpen {
+		items, err := outsideWindow(pg.items, ic.start, ic.until)
+		if err != nil {
+			return nil, fmt.Errorf("list incidents (%s) page %d: %w", ic.phase, pageNo, err)
+		}
+		return &pdk.ResyncPage{Items: items, Cursor: next}, nil
+	}
 	return &pdk.ResyncPage{ItemsJSON: pg.items, Cursor: next}, nil
+}
+
+// outsideWindow returns the incidents not created in [start, until): the
+// window phase listed those already.
+func outsideWindow(items []byte, start, until time.Time) ([]json.RawMessage, error) {
+	elems, err := pdk.SplitArray(items)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	kept := elems[:0]
+	for _, e := range elems {
+		created, err := time.Parse(time.RFC3339, stringField(e, "created_at"))
+		if err != nil || created.Before(start) || !created.Before(until) {
+			kept = append(kept, e)
+		}
+	}
+	return kept, nil
 }
 
 func (p PagerDuty) nextIncidentCursor(c client, ic incidentCursor, pg listPage) (string, error) {
 	switch {
 	case !pg.more && ic.phase == phaseWindow:
-		return incidentCursor{phase: phaseOpen}.String(), nil
+		return incidentCursor{phase: phaseOpen, start: ic.start, until: ic.until}.String(), nil
 	case !pg.more:
 		return "", nil
 	}

@@ -123,6 +123,9 @@ func TestResyncIncidentsWindowThenOpen(t *testing.T) {
 	}
 	items := resyncAll(t, PagerDuty{}, ctx, kindIncidents, cfg)
 	got := byID(items)
+	if len(got) != len(items) {
+		t.Errorf("%d items for %d incidents: the open phase relisted the window's", len(items), len(got))
+	}
 	for _, id := range s.Incidents() {
 		_, listed := got[id]
 		// The 2017 sample incidents are resolved and out of the window;
@@ -163,7 +166,7 @@ func TestIncidentCursorPastPaginationCap(t *testing.T) {
 	since := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC)
 	until := since.AddDate(0, 0, 30)
 	at := func(phase string) incidentCursor {
-		return incidentCursor{phase: phase, since: since, until: until, offset: 9900}
+		return incidentCursor{phase: phase, start: since, since: since, until: until, offset: 9900}
 	}
 	items := json.RawMessage(`[{"id": "a", "created_at": "2026-11-05T00:00:00Z"}, {"id": "b", "created_at": "2026-11-06T10:00:00Z"}]`)
 	tests := []struct {
@@ -173,11 +176,11 @@ func TestIncidentCursorPastPaginationCap(t *testing.T) {
 		want    incidentCursor
 		wantErr string
 	}{
-		{"next page", incidentCursor{phase: phaseWindow, since: since, until: until, offset: 100},
-			listPage{items: items, more: true}, incidentCursor{phase: phaseWindow, since: since, until: until, offset: 200}, ""},
-		{"window done: open phase", at(phaseWindow), listPage{items: items}, incidentCursor{phase: phaseOpen}, ""},
-		{"cap: window restarts at the last creation time", at(phaseWindow), listPage{items: items, more: true},
-			incidentCursor{phase: phaseWindow, since: time.Date(2026, 11, 6, 10, 0, 0, 0, time.UTC), until: until}, ""},
+		{"next page", incidentCursor{phase: phaseWindow, start: since, since: since, until: until, offset: 100},
+			listPage{items: items, more: true}, incidentCursor{phase: phaseWindow, start: since, since: since, until: until, offset: 200}, ""},
+		{"window done: open phase", at(phaseWindow), listPage{items: items}, incidentCursor{phase: phaseOpen, start: since, until: until}, ""},
+		{"cap: window resumes at the last creation time", at(phaseWindow), listPage{items: items, more: true},
+			incidentCursor{phase: phaseWindow, start: since, since: time.Date(2026, 11, 6, 10, 0, 0, 0, time.UTC), until: until}, ""},
 		{"cap: no progress", at(phaseWindow), listPage{items: json.RawMessage(`[{"created_at": "2026-11-04T00:00:00Z"}]`), more: true},
 			incidentCursor{}, "more than 10000 incidents created at 2026-11-04T00:00:00Z"},
 		{"cap: open phase", at(phaseOpen), listPage{items: items, more: true}, incidentCursor{}, "more than 10000 open incidents"},
@@ -198,7 +201,8 @@ func TestIncidentCursorPastPaginationCap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.phase != tt.want.phase || got.offset != tt.want.offset || !got.since.Equal(tt.want.since) || !got.until.Equal(tt.want.until) {
+			if got.phase != tt.want.phase || got.offset != tt.want.offset || !got.start.Equal(tt.want.start) ||
+				!got.since.Equal(tt.want.since) || !got.until.Equal(tt.want.until) {
 				t.Errorf("cursor %+v, want %+v", got, tt.want)
 			}
 		})
