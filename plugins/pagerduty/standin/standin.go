@@ -95,8 +95,9 @@ func (s *Server) Requests() []Request {
 	return slices.Clone(s.requests)
 }
 
-// fault is a canned failure for the next request to a path.
+// fault is a canned failure for a coming request to a path.
 type fault struct {
+	skip       int // requests served normally first
 	status     int
 	retryAfter int // seconds; 429 only
 	malformed  bool
@@ -105,6 +106,12 @@ type fault struct {
 // FailNext makes the next request to path (e.g. "/incidents") fail with
 // status and PagerDuty's error body.
 func (s *Server) FailNext(path string, status int) { s.addFault(path, fault{status: status}) }
+
+// FailAfter lets skip requests to path through, then fails the next one
+// with status (e.g. the last page of a resync).
+func (s *Server) FailAfter(path string, skip, status int) {
+	s.addFault(path, fault{skip: skip, status: status})
+}
 
 // RateLimitNext makes the next request to path answer 429 with a
 // Retry-After of retryAfterSeconds.
@@ -205,7 +212,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(path, "/incidents/") {
 		key = "/incidents/{id}"
 	}
-	if fs := s.faults[key]; len(fs) > 0 {
+	if fs := s.faults[key]; len(fs) > 0 && fs[0].skip > 0 {
+		fs[0].skip--
+	} else if len(fs) > 0 {
 		f := fs[0]
 		s.faults[key] = fs[1:]
 		switch {
