@@ -78,7 +78,7 @@ func (c client) cursorAfter(kind string, offset int, more bool) (string, error) 
 }
 
 // Incident listing phases: the incidents created in the configured window,
-// then the open incidents created outside it.
+// then the open incidents created before it.
 const (
 	phaseWindow = "window"
 	phaseOpen   = "open"
@@ -131,7 +131,8 @@ func parseIncidentCursor(s string) (incidentCursor, error) {
 // incidentsPage lists incidents created in the last incidentsSinceDays
 // (sorted by creation; past PagerDuty's 10,000-record pagination cap the
 // window resumes at the last creation time listed), then the open ones
-// created outside that window.
+// created before that window (sorted by creation too, up to the window's
+// start).
 func (p PagerDuty) incidentsPage(ctx context.Context, c client, cursor string) (*pdk.ResyncPage, error) {
 	var ic incidentCursor
 	if cursor == "" {
@@ -165,30 +166,35 @@ func (p PagerDuty) incidentsPage(ctx context.Context, c client, cursor string) (
 		return nil, err
 	}
 	if ic.phase == phaseOpen {
-		items, err := outsideWindow(pg.items, ic.start, ic.until)
+		items, reached, err := beforeWindow(pg.items, ic.start)
 		if err != nil {
 			return nil, fmt.Errorf("list incidents (%s) page %d: %w", ic.phase, pageNo, err)
+		}
+		if reached {
+			next = "" // sorted by creation: the rest is the window's
 		}
 		return &pdk.ResyncPage{Items: items, Cursor: next}, nil
 	}
 	return &pdk.ResyncPage{ItemsJSON: pg.items, Cursor: next}, nil
 }
 
-// outsideWindow returns the incidents not created in [start, until): the
-// window phase listed those already.
-func outsideWindow(items []byte, start, until time.Time) ([]json.RawMessage, error) {
+// beforeWindow returns the incidents created before start (the window
+// phase listed the others) and whether the page reached start.
+func beforeWindow(items []byte, start time.Time) ([]json.RawMessage, bool, error) {
 	elems, err := pdk.SplitArray(items)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, false, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	kept := elems[:0]
-	for _, e := range elems {
+	for i, e := range elems {
 		created, err := time.Parse(time.RFC3339, stringField(e, "created_at"))
-		if err != nil || created.Before(start) || !created.Before(until) {
-			kept = append(kept, e)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: incident %d: created_at: %v", ErrMalformed, i, err)
+		}
+		if !created.Before(start) {
+			return elems[:i], true, nil
 		}
 	}
-	return kept, nil
+	return elems, false, nil
 }
 
 func (p PagerDuty) nextIncidentCursor(c client, ic incidentCursor, pg listPage) (string, error) {

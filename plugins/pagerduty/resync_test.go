@@ -154,6 +154,17 @@ func TestResyncIncidentsWindowThenOpen(t *testing.T) {
 	if resolved["status"] != "resolved" || resolved["resolvedAt"] == nil || resolved["acknowledgedAt"] == nil {
 		t.Errorf("resolved incident properties %v", resolved)
 	}
+	// The open phase stops where the window starts: one page (2 old open
+	// incidents, then the window's), not the 169 open incidents.
+	open := 0
+	for _, r := range s.Requests() {
+		if q, _ := url.ParseQuery(r.Query); q.Get("date_range") == "all" {
+			open++
+		}
+	}
+	if open != 1 {
+		t.Errorf("%d requests for open incidents, want 1", open)
+	}
 	first := s.Requests()[0]
 	q, _ := url.ParseQuery(first.Query)
 	if first.Path != "/incidents" || q.Get("since") == "" || q.Get("until") == "" || q.Get("sort_by") != "created_at:asc" {
