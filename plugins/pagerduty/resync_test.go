@@ -117,7 +117,7 @@ func TestResyncServicesWithoutStats(t *testing.T) {
 }
 
 func TestResyncIncidentsWindowThenOpen(t *testing.T) {
-	s, ctx, _, cfg := setup(t, `, "incidentsSinceDays": 7`)
+	s, ctx, _, cfg := setup(t, `, "incidentsSinceDays": 7, "pageSize": 5`)
 	if err := s.AddIncidents(250); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestResyncIncidentsWindowThenOpen(t *testing.T) {
 		t.Errorf("resolved incident properties %v", resolved)
 	}
 	// The open phase stops where the window starts: one page (2 old open
-	// incidents, then the window's), not the 169 open incidents.
+	// incidents, then the window's), not the 12 open incidents' 3 pages.
 	open := 0
 	for _, r := range s.Requests() {
 		if q, _ := url.ParseQuery(r.Query); q.Get("date_range") == "all" {

@@ -328,8 +328,10 @@ func (s *Server) AddServices(n int) error {
 }
 
 // AddIncidents adds n incidents cloned from the fixture incidents (ids
-// QSYN000001…), spread over the services and the last days before now,
-// a third each triggered, acknowledged and resolved.
+// QSYN000001…), spread over the services and the last days before now.
+// As in a real account most are resolved: of every 50, one is triggered
+// and one acknowledged (the 1st and 2nd), the rest acknowledged then
+// resolved.
 func (s *Server) AddIncidents(n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -359,12 +361,12 @@ func (s *Server) AddIncidents(n int) error {
 		d["created_at"] = created.Format(time.RFC3339)
 		d["acknowledgements"], d["resolved_at"] = []any{}, nil
 		d["status"], d["last_status_change_at"] = "triggered", d["created_at"]
-		if k%3 > 0 {
+		if k%50 > 0 {
 			ack := created.Add(time.Duration(60+k%300) * time.Second).Format(time.RFC3339)
 			d["status"], d["last_status_change_at"] = "acknowledged", ack
 			d["acknowledgements"] = []any{map[string]any{"at": ack, "acknowledger": userRef("oncall@example.com")}}
 		}
-		if k%3 == 2 {
+		if k%50 >= 2 {
 			res := created.Add(time.Duration(1800+k%3600) * time.Second).Format(time.RFC3339)
 			d["status"], d["last_status_change_at"], d["resolved_at"] = "resolved", res, res
 		}
