@@ -26,7 +26,7 @@ func (p PagerDuty) Resync(ctx context.Context, req pdk.ResyncRequest) (*pdk.Resy
 	case kindSchedules:
 		return plainPage(ctx, c, kindSchedules, "/schedules", url.Values{}, req.Cursor)
 	case kindOncalls:
-		return plainPage(ctx, c, kindOncalls, "/oncalls", url.Values{"earliest": {"true"}}, req.Cursor)
+		return plainPage(ctx, c, kindOncalls, "/oncalls", url.Values{"earliest": {"true"}, "include[]": {"users"}}, req.Cursor)
 	case kindIncidents:
 		return p.incidentsPage(ctx, c, req.Cursor)
 	}

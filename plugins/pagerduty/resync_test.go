@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"reflect"
 	"slices"
@@ -327,5 +328,32 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := (PagerDuty{}).Resync(context.Background(), pdk.ResyncRequest{Kind: "users"}); err == nil || !contains(err.Error(), `unknown kind "users"`) {
 		t.Errorf("unknown kind: %v", err)
+	}
+}
+
+func TestResyncSchedulesAndOncalls(t *testing.T) {
+	_, ctx, _, cfg := setup(t, "")
+	scheds := resyncAll(t, PagerDuty{}, ctx, kindSchedules, cfg)
+	if len(scheds) != 1 {
+		t.Fatalf("%d schedules", len(scheds))
+	}
+	sc := mapItem(t, kindSchedules, scheds[0])
+	if sc["identifier"] != "PWAXLIH" || sc["title"] != "Port Test Service - Weekly Rotation" ||
+		jsonString(sc["properties"].(map[string]any)["users"]) != `["isaac","John Doe"]` {
+		t.Errorf("schedule %v", sc)
+	}
+	oncalls := resyncAll(t, PagerDuty{}, ctx, kindOncalls, cfg)
+	var got []string
+	for _, o := range oncalls {
+		e := mapItem(t, kindOncalls, o)
+		props := e["properties"].(map[string]any)
+		got = append(got, fmt.Sprintf("%v %v %v %v %v", e["identifier"], props["user"], props["userEmail"], props["escalationLevel"], e["relations"].(map[string]any)["schedule"]))
+	}
+	want := []string{
+		"P7LVMYP-1-PWAXLIH-PJCRRLH isaac jdoe@getport.io 1 PWAXLIH",
+		"P7LVMYP-1-PWAXLIH-P4K4DLP John Doe jdoe@getport.io 1 PWAXLIH",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("on-calls\n%q\nwant\n%q", got, want)
 	}
 }

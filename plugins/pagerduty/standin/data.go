@@ -26,12 +26,14 @@ type incident struct {
 	teamIDs                      []string
 	createdAt, ackAt, resolvedAt time.Time
 	doc                          map[string]any
-	raw                          json.RawMessage
+	raw                          json.RawMessage // assignees expanded (include[]=assignees)
+	ref                          json.RawMessage // assignees as references (the default)
 }
 
 type oncall struct {
 	epID string
-	raw  json.RawMessage
+	raw  json.RawMessage // user expanded (include[]=users)
+	ref  json.RawMessage // user as a reference (the default)
 }
 
 type schedule struct {
@@ -111,19 +113,25 @@ func (s *Server) loadOncalls() error {
 		if err != nil {
 			return err
 		}
+		user, _ := d["user"].(map[string]any)
+		collapsed := maps.Clone(d)
+		collapsed["user"] = reference(user, "user_reference")
+		ref, err := json.Marshal(collapsed)
+		if err != nil {
+			return err
+		}
 		ep, _ := d["escalation_policy"].(map[string]any)
 		epID, _ := ep["id"].(string)
-		s.oncalls = append(s.oncalls, &oncall{epID: epID, raw: raw})
-		ref, _ := d["schedule"].(map[string]any)
-		id, _ := ref["id"].(string)
+		s.oncalls = append(s.oncalls, &oncall{epID: epID, raw: raw, ref: ref})
+		sched, _ := d["schedule"].(map[string]any)
+		id, _ := sched["id"].(string)
 		if id == "" {
 			continue
 		}
-		user, _ := d["user"].(map[string]any)
 		sc := scheds[id]
 		if sc == nil {
-			sc = map[string]any{"id": id, "type": "schedule", "summary": ref["summary"], "name": ref["summary"],
-				"self": ref["self"], "html_url": ref["html_url"], "time_zone": user["time_zone"], "description": nil,
+			sc = map[string]any{"id": id, "type": "schedule", "summary": sched["summary"], "name": sched["summary"],
+				"self": sched["self"], "html_url": sched["html_url"], "time_zone": user["time_zone"], "description": nil,
 				"users": []any{}, "escalation_policies": []any{ep}, "teams": []any{}}
 			scheds[id] = sc
 			order = append(order, id)
@@ -236,7 +244,29 @@ func (inc *incident) reindex() error {
 	if err != nil {
 		return fmt.Errorf("encode incident %s: %w", inc.id, err)
 	}
-	inc.raw = raw
+	inc.raw, inc.ref = raw, raw
+	list, _ := d["assignments"].([]any)
+	expanded := false
+	refs := make([]any, len(list))
+	for i, a := range list {
+		m, _ := a.(map[string]any)
+		u, _ := m["assignee"].(map[string]any)
+		if u == nil || u["type"] != "user" {
+			refs[i] = a
+			continue
+		}
+		expanded = true
+		r := maps.Clone(m)
+		r["assignee"] = reference(u, "user_reference")
+		refs[i] = r
+	}
+	if expanded {
+		c := maps.Clone(d)
+		c["assignments"] = refs
+		if inc.ref, err = json.Marshal(c); err != nil {
+			return fmt.Errorf("encode incident %s: %w", inc.id, err)
+		}
+	}
 	return nil
 }
 

@@ -5,7 +5,9 @@
 // over httptest, serves data built from real payloads (testdata/, see
 // SOURCES.md there), and has knobs to make it fail the way PagerDuty does.
 //
-// Served: GET /services, /incidents, /incidents/{id}, /oncalls, /schedules;
+// Served: GET /services, /incidents, /incidents/{id}, /oncalls, /schedules
+// (users and assignees as references unless include[]=users or
+// include[]=assignees asks for them expanded);
 // PUT /incidents/{id} (status changes, `From` required); POST /incidents;
 // POST /analytics/metrics/incidents/services (computed from its incidents).
 package standin
@@ -171,12 +173,12 @@ func (s *Server) Incidents() []string {
 	return out
 }
 
-// Incident returns the REST JSON of one incident.
+// Incident returns the REST JSON of one incident (as GET /incidents/{id}).
 func (s *Server) Incident(id string) (json.RawMessage, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if inc := s.findIncident(id); inc != nil {
-		return inc.raw, true
+		return inc.ref, true
 	}
 	return nil, false
 }
@@ -237,7 +239,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && path == "/incidents":
 		s.createIncident(w, r)
 	case r.Method == http.MethodGet && strings.HasPrefix(path, "/incidents/"):
-		s.getIncident(w, strings.TrimPrefix(path, "/incidents/"))
+		s.getIncident(w, r, strings.TrimPrefix(path, "/incidents/"))
 	case r.Method == http.MethodPut && strings.HasPrefix(path, "/incidents/"):
 		s.updateIncident(w, r, strings.TrimPrefix(path, "/incidents/"))
 	case r.Method == http.MethodGet && path == "/oncalls":
@@ -366,10 +368,15 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listOncalls(w http.ResponseWriter, r *http.Request) {
 	eps := idSet(r.URL.Query(), "escalation_policy_ids")
+	expand := idSet(r.URL.Query(), "include")["users"]
 	var items []json.RawMessage
 	for _, o := range s.oncalls {
-		if eps == nil || eps[o.epID] {
+		switch {
+		case eps != nil && !eps[o.epID]:
+		case expand:
 			items = append(items, o.raw)
+		default:
+			items = append(items, o.ref)
 		}
 	}
 	page(w, r, "oncalls", items)
@@ -416,6 +423,7 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
 	statuses := idSet(q, "statuses")
 	services := idSet(q, "service_ids")
 	teams := idSet(q, "team_ids")
+	expand := idSet(q, "include")["assignees"]
 	var items []json.RawMessage
 	for _, inc := range s.incidents {
 		switch {
@@ -423,20 +431,26 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
 		case statuses != nil && !statuses[inc.status]:
 		case services != nil && !services[inc.serviceID]:
 		case teams != nil && !anyIn(inc.teamIDs, teams):
-		default:
+		case expand:
 			items = append(items, inc.raw)
+		default:
+			items = append(items, inc.ref)
 		}
 	}
 	page(w, r, "incidents", items)
 }
 
-func (s *Server) getIncident(w http.ResponseWriter, id string) {
+func (s *Server) getIncident(w http.ResponseWriter, r *http.Request, id string) {
 	inc := s.findIncident(id)
 	if inc == nil {
 		writeError(w, http.StatusNotFound, 2100, "Not Found")
 		return
 	}
-	writeRaw(w, http.StatusOK, `{"incident":`+string(inc.raw)+`}`)
+	body := inc.ref
+	if idSet(r.URL.Query(), "include")["assignees"] {
+		body = inc.raw
+	}
+	writeRaw(w, http.StatusOK, `{"incident":`+string(body)+`}`)
 }
 
 func writeRaw(w http.ResponseWriter, status int, body string) {
@@ -472,7 +486,7 @@ func (s *Server) updateIncident(w http.ResponseWriter, r *http.Request, id strin
 		writeError(w, http.StatusBadRequest, 2001, "Invalid Input Provided", err.Error())
 		return
 	}
-	writeRaw(w, http.StatusOK, `{"incident":`+string(inc.raw)+`}`)
+	writeRaw(w, http.StatusOK, `{"incident":`+string(inc.ref)+`}`)
 }
 
 // createIncident applies POST /incidents {"incident": {"type": "incident",
@@ -533,7 +547,7 @@ func (s *Server) createIncident(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.incidents = append(s.incidents, inc)
-	writeRaw(w, http.StatusCreated, `{"incident":`+string(inc.raw)+`}`)
+	writeRaw(w, http.StatusCreated, `{"incident":`+string(inc.ref)+`}`)
 }
 
 // serviceMetrics answers POST /analytics/metrics/incidents/services with

@@ -72,6 +72,16 @@ func TestWireFormat(t *testing.T) {
 			}
 		}},
 		{"unknown incident", DefaultToken, "/incidents/PNOPE", 404, nil},
+		{"assignees as references", DefaultToken, "/incidents/Q1QGYB805SG874", 200, func(t *testing.T, _ http.Header, b map[string]any) {
+			if got := assigneeType(b); got != "user_reference" {
+				t.Errorf("assignee type %q", got)
+			}
+		}},
+		{"assignees expanded", DefaultToken, "/incidents/Q1QGYB805SG874?include%5B%5D=assignees", 200, func(t *testing.T, _ http.Header, b map[string]any) {
+			if got := assigneeType(b); got != "user" {
+				t.Errorf("assignee type %q", got)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +94,15 @@ func TestWireFormat(t *testing.T) {
 			}
 		})
 	}
+}
+
+func assigneeType(b map[string]any) any {
+	inc, _ := b["incident"].(map[string]any)
+	list, _ := inc["assignments"].([]any)
+	if len(list) == 0 {
+		return nil
+	}
+	return list[0].(map[string]any)["assignee"].(map[string]any)["type"]
 }
 
 func jsonOf(v any) string { b, _ := json.Marshal(v); return string(b) }
