@@ -17,18 +17,20 @@ import (
 const pdWebhookSecret = "whsec-integration"
 
 // installPagerDuty installs the pagerduty plugin as id, pointed at the
-// stand-in (config merged over the defaults used here).
-func installPagerDuty(p *proc, id string, pd *standin.Server, config map[string]any) {
+// stand-in (config and limits merged over the defaults used here).
+func installPagerDuty(p *proc, id string, pd *standin.Server, config, limits map[string]any) {
 	p.t.Helper()
 	cfg := map[string]any{"baseUrl": pd.URL, "fromEmail": "ops@example.com"}
 	maps.Copy(cfg, config)
+	lim := map[string]any{"timeoutMs": 60000}
+	maps.Copy(lim, limits)
 	code, out := p.call("PUT", "/api/v1/integrations/"+id, map[string]any{
 		"plugin": "pagerduty", "config": cfg,
 		"secrets":      map[string]string{"apiToken": standin.DefaultToken, "webhookSecret": pdWebhookSecret},
 		"allowedHosts": []string{pd.Host()},
 		"auth": []map[string]any{{"hosts": []string{pd.Host()}, "header": "Authorization",
 			"template": "Token token={{apiToken}}"}},
-		"limits": map[string]any{"timeoutMs": 60000},
+		"limits": lim,
 	})
 	if code != http.StatusCreated && code != http.StatusOK {
 		p.t.Fatalf("install %s: %d %s", id, code, out)
@@ -137,7 +139,7 @@ func TestPagerDuty(t *testing.T) {
 	pd := standin.New()
 	defer pd.Close()
 	p := pagerdutyPortal(t)
-	installPagerDuty(p, "pd", pd, map[string]any{"pageSize": 50})
+	installPagerDuty(p, "pd", pd, map[string]any{"pageSize": 50}, nil)
 
 	before := len(pd.Requests())
 	s := resyncPagerDuty(p, "pd")
