@@ -11,13 +11,13 @@ import (
 	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 )
 
-// pagerdutyPortal starts `portico serve` (built from source) on a real
-// redis-server and publishes plugins/pagerduty built as Wasm, as
-// `make build` bundles it.
+// pagerdutyPortal starts `portico serve` (built from source, with args
+// added) on a real redis-server and publishes plugins/pagerduty built as
+// Wasm, as `make build` bundles it.
 //
 // Stop-gap until the bundle harness (startBundled, --plugin-dir) is on
 // main: then this becomes startBundled(t) with no publish step.
-func pagerdutyPortal(t testing.TB) *proc {
+func pagerdutyPortal(t testing.TB, args ...string) *proc {
 	t.Helper()
 	wasm := filepath.Join(t.TempDir(), "pagerduty.wasm")
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, "./plugins/pagerduty")
@@ -25,7 +25,7 @@ func pagerdutyPortal(t testing.TB) *proc {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build pagerduty.wasm: %v\n%s", err, out)
 	}
-	p := start(t, freeAddr(t), "serve", "--redis-url", "redis://"+redistest.Start(t)+"/0")
+	p := start(t, freeAddr(t), append([]string{"serve", "--redis-url", "redis://" + redistest.Start(t) + "/0"}, args...)...)
 	module, err := os.ReadFile(wasm)
 	if err != nil {
 		t.Fatal(err)

@@ -22,16 +22,30 @@ var (
 	ErrSignatureMismatch = errors.New("no " + SignatureHeader + " signature matches")
 )
 
-// envelope is a V3 webhook delivery.
-type envelope struct {
-	Event struct {
-		ID           string          `json:"id"`
-		EventType    string          `json:"event_type"`
-		ResourceType string          `json:"resource_type"`
-		OccurredAt   string          `json:"occurred_at"`
-		Agent        json.RawMessage `json:"agent"`
-		Data         json.RawMessage `json:"data"`
-	} `json:"event"`
+// event is the event of a V3 webhook delivery ({"event": {...}}), split
+// without decoding its data.
+type event struct {
+	ID, EventType, ResourceType, OccurredAt string
+	Agent, Data                             json.RawMessage
+}
+
+// parseEvent splits a delivery in two tight passes: a Wasm guest pays
+// dearly for encoding/json, and most deliveries need no more.
+func parseEvent(body []byte) (event, error) {
+	top, err := pdk.SplitObject(body)
+	if err != nil {
+		return event{}, fmt.Errorf("decode delivery: %w", err)
+	}
+	raw := top["event"]
+	if len(raw) == 0 || raw[0] != '{' {
+		return event{}, errors.New("decode delivery: no event object")
+	}
+	f, err := pdk.SplitObject(raw)
+	if err != nil {
+		return event{}, fmt.Errorf("decode delivery: event: %w", err)
+	}
+	return event{ID: rawString(f["id"]), EventType: rawString(f["event_type"]), ResourceType: rawString(f["resource_type"]),
+		OccurredAt: rawString(f["occurred_at"]), Agent: f["agent"], Data: f["data"]}, nil
 }
 
 // Webhook verifies a PagerDuty V3 delivery and turns it into changes:
@@ -42,17 +56,16 @@ func (p PagerDuty) Webhook(ctx context.Context, req pdk.WebhookRequest) (*pdk.We
 	if err := verify(ctx, req); err != nil {
 		return nil, err
 	}
-	var env envelope
-	if err := json.Unmarshal(req.Body, &env); err != nil {
-		return nil, fmt.Errorf("decode delivery: %w", err)
+	ev, err := parseEvent(req.Body)
+	if err != nil {
+		return nil, err
 	}
-	ev := env.Event
 	ok := &pdk.WebhookResponse{Status: 200, Body: `{"status":"ok"}`}
 	switch {
 	case ev.EventType == "pagey.ping":
 		return &pdk.WebhookResult{Response: ok}, nil
 	case ev.ResourceType == "incident" && strings.HasPrefix(ev.EventType, "incident."):
-		item, err := p.webhookIncident(ctx, req.Config, env)
+		item, err := p.webhookIncident(ctx, req.Config, ev)
 		if err != nil {
 			return nil, err
 		}
@@ -98,10 +111,13 @@ func verify(ctx context.Context, req pdk.WebhookRequest) error {
 // webhookIncident returns the REST object of the event's incident: GET
 // /incidents/{id} (current state, so late or reordered deliveries cannot
 // roll it back), or, when that fails, the event's data in the REST shape.
-func (p PagerDuty) webhookIncident(ctx context.Context, rawCfg json.RawMessage, env envelope) (json.RawMessage, error) {
-	fallback, id, err := restIncident(env)
-	if err != nil {
-		return nil, fmt.Errorf("decode delivery: %w", err)
+func (p PagerDuty) webhookIncident(ctx context.Context, rawCfg json.RawMessage, ev event) (json.RawMessage, error) {
+	id := ""
+	if len(ev.Data) > 0 && ev.Data[0] == '{' {
+		id = stringField(ev.Data, "id")
+	}
+	if id == "" {
+		return nil, errors.New("decode delivery: incident event without data.id")
 	}
 	cfg, err := decodeConfig(rawCfg)
 	if err != nil {
@@ -119,23 +135,22 @@ func (p PagerDuty) webhookIncident(ctx context.Context, rawCfg json.RawMessage, 
 			err = fmt.Errorf("%w: no incident object", ErrMalformed)
 		}
 	}
-	pdk.Logf(ctx, pdk.LevelWarn, "webhook %s: GET /incidents/%s: %v; applying the event's data", env.Event.ID, id, err)
-	return fallback, nil
+	pdk.Logf(ctx, pdk.LevelWarn, "webhook %s: GET /incidents/%s: %v; applying the event's data", ev.ID, id, err)
+	item, err := restIncident(ev)
+	if err != nil {
+		return nil, fmt.Errorf("decode delivery: %w", err)
+	}
+	return item, nil
 }
 
 // restIncident brings a V3 event's incident to the REST shape the mapping
 // reads: number → incident_number, assignees → assignments, and the
 // event's time as created_at, acknowledgements or resolved_at when the
 // data lacks them.
-func restIncident(env envelope) (json.RawMessage, string, error) {
-	ev := env.Event
+func restIncident(ev event) (json.RawMessage, error) {
 	var d map[string]any
 	if err := json.Unmarshal(ev.Data, &d); err != nil || d == nil {
-		return nil, "", errors.New("incident event without a data object")
-	}
-	id, _ := d["id"].(string)
-	if id == "" {
-		return nil, "", errors.New("incident event without data.id")
+		return nil, errors.New("incident event without a data object")
 	}
 	setDefault := func(k string, v any) {
 		if d[k] == nil {
@@ -170,6 +185,5 @@ func restIncident(env envelope) (json.RawMessage, string, error) {
 	if t, ok := d["title"].(string); ok {
 		setDefault("summary", fmt.Sprintf("[#%v] %s", d["incident_number"], t))
 	}
-	raw, err := json.Marshal(d)
-	return raw, id, err
+	return json.Marshal(d)
 }
