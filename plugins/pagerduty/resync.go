@@ -79,9 +79,12 @@ func (c client) cursorAfter(kind string, offset int, more bool) (string, error) 
 
 // Incident listing phases: the incidents created in the configured window,
 // then the open incidents created before it.
+//
+// The window ends windowAhead after the resync starts.
 const (
 	phaseWindow = "window"
 	phaseOpen   = "open"
+	windowAhead = time.Hour
 )
 
 // incidentCursor is the state of an incident listing between pages. The
@@ -138,7 +141,9 @@ func (p PagerDuty) incidentsPage(ctx context.Context, c client, cursor string) (
 	if cursor == "" {
 		now := p.clock().UTC().Truncate(time.Second)
 		start := now.AddDate(0, 0, -c.cfg.IncidentsSinceDays)
-		ic = incidentCursor{phase: phaseWindow, start: start, since: start, until: now}
+		// until lies ahead: incidents created while the resync runs are
+		// listed by the window (the open phase stops at its start).
+		ic = incidentCursor{phase: phaseWindow, start: start, since: start, until: now.Add(windowAhead)}
 	} else {
 		var err error
 		if ic, err = parseIncidentCursor(cursor); err != nil {

@@ -357,3 +357,20 @@ func TestResyncSchedulesAndOncalls(t *testing.T) {
 		t.Errorf("on-calls\n%q\nwant\n%q", got, want)
 	}
 }
+
+// An incident opened after the resync started (here: 2 s after its clock)
+// is listed by the window, not lost between the two phases.
+func TestResyncListsIncidentsCreatedDuringIt(t *testing.T) {
+	s, ctx, _, cfg := setup(t, "")
+	started := time.Now().Add(-2 * time.Second)
+	res, err := PagerDuty{}.Act(ctx, pdk.ActRequest{Action: "trigger", Config: cfg,
+		Inputs: json.RawMessage(`{"service": "P00BUSE", "title": "late"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := stringField(res.Upserts[0].Item, "id")
+	items := resyncAll(t, PagerDuty{now: func() time.Time { return started }}, ctx, kindIncidents, cfg)
+	if _, ok := byID(items)[id]; !ok {
+		t.Errorf("incident %s created during the resync not listed (stand-in has %v)", id, s.Incidents())
+	}
+}

@@ -416,7 +416,7 @@ func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
 			*p.dst = t
 		}
 	}
-	if !all && until.Sub(since) > 180*24*time.Hour {
+	if !all && since.AddDate(0, 6, 0).Before(until) {
 		writeError(w, http.StatusBadRequest, 2001, "Invalid Input Provided", "the date range is over 6 months")
 		return
 	}
