@@ -16,27 +16,6 @@ import (
 
 const pdWebhookSecret = "whsec-integration"
 
-// installPagerDuty installs the pagerduty plugin as id, pointed at the
-// stand-in (config and limits merged over the defaults used here).
-func installPagerDuty(p *proc, id string, pd *standin.Server, config, limits map[string]any) {
-	p.t.Helper()
-	cfg := map[string]any{"baseUrl": pd.URL, "fromEmail": "ops@example.com"}
-	maps.Copy(cfg, config)
-	lim := map[string]any{"timeoutMs": 60000}
-	maps.Copy(lim, limits)
-	code, out := p.call("PUT", "/api/v1/integrations/"+id, map[string]any{
-		"plugin": "pagerduty", "config": cfg,
-		"secrets":      map[string]string{"apiToken": standin.DefaultToken, "webhookSecret": pdWebhookSecret},
-		"allowedHosts": []string{pd.Host()},
-		"auth": []map[string]any{{"hosts": []string{pd.Host()}, "header": "Authorization",
-			"template": "Token token={{apiToken}}"}},
-		"limits": lim,
-	})
-	if code != http.StatusCreated && code != http.StatusOK {
-		p.t.Fatalf("install %s: %d %s", id, code, out)
-	}
-}
-
 // pdSync is the part of a sync the tests read.
 type pdSync struct {
 	ID, Status                                string
@@ -52,6 +31,12 @@ func resyncPagerDuty(p *proc, id string) pdSync {
 	if err := json.Unmarshal(p.must("POST", "/api/v1/integrations/"+id+"/resync", nil, http.StatusAccepted), &s); err != nil {
 		p.t.Fatal(err)
 	}
+	return waitPagerDutySync(p, id, s)
+}
+
+// waitPagerDutySync waits for the end of sync s of id.
+func waitPagerDutySync(p *proc, id string, s pdSync) pdSync {
+	p.t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for s.Status == "running" && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -65,6 +50,30 @@ func resyncPagerDuty(p *proc, id string) pdSync {
 	return s
 }
 
+// installPagerDuty installs the bundled pagerduty plugin as id, pointed at
+// the stand-in (config and limits merged over the defaults used here), and
+// waits for the first resync the installation starts.
+func installPagerDuty(p *proc, id string, pd *standin.Server, config, limits map[string]any) pdSync {
+	p.t.Helper()
+	cfg := map[string]any{"baseUrl": pd.URL, "fromEmail": "ops@example.com"}
+	maps.Copy(cfg, config)
+	lim := map[string]any{"timeoutMs": 60000}
+	maps.Copy(lim, limits)
+	p.must("PUT", "/api/v1/integrations/"+id, map[string]any{
+		"plugin": "pagerduty", "config": cfg,
+		"secrets":      map[string]string{"apiToken": standin.DefaultToken, "webhookSecret": pdWebhookSecret},
+		"allowedHosts": []string{pd.Host()},
+		"auth": []map[string]any{{"hosts": []string{pd.Host()}, "header": "Authorization",
+			"template": "Token token={{apiToken}}"}},
+		"limits": lim,
+	}, http.StatusCreated)
+	var st struct{ LastSync *pdSync }
+	if err := json.Unmarshal(p.must("GET", "/api/v1/integrations/"+id, nil, 200), &st); err != nil || st.LastSync == nil {
+		p.t.Fatalf("install %s started no resync (%v)", id, err)
+	}
+	return waitPagerDutySync(p, id, *st.LastSync)
+}
+
 // pdEntity is the part of an entity the tests read.
 type pdEntity struct {
 	Identifier, Title, Datasource string
@@ -73,7 +82,7 @@ type pdEntity struct {
 }
 
 // getEntity returns an entity, or nil when it does not exist.
-func getEntity(p *proc, bp, id string) *pdEntity {
+func pdEntityOf(p *proc, bp, id string) *pdEntity {
 	p.t.Helper()
 	code, out := p.call("GET", "/api/v1/blueprints/"+bp+"/entities/"+id, nil)
 	if code == http.StatusNotFound {
@@ -90,7 +99,7 @@ func getEntity(p *proc, bp, id string) *pdEntity {
 }
 
 // deliver posts a webhook delivery (no signature header when sig is "").
-func deliver(t testing.TB, p *proc, id string, body []byte, sig string) (int, []byte) {
+func pdDeliver(t testing.TB, p *proc, id string, body []byte, sig string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", p.base+"/api/v1/integrations/"+id+"/webhook", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -106,7 +115,7 @@ func deliver(t testing.TB, p *proc, id string, body []byte, sig string) (int, []
 	return resp.StatusCode, out
 }
 
-func integrationStatus(p *proc, id string) (entities int, lastError string) {
+func pdStatus(p *proc, id string) (entities int, lastError string) {
 	p.t.Helper()
 	var st struct {
 		Entities  int
@@ -119,7 +128,7 @@ func integrationStatus(p *proc, id string) (entities int, lastError string) {
 }
 
 // countRequests counts the stand-in's requests to path.
-func countRequests(pd *standin.Server, path string) int {
+func pdCountRequests(pd *standin.Server, path string) int {
 	n := 0
 	for _, r := range pd.Requests() {
 		if r.Path == path {
@@ -130,7 +139,7 @@ func countRequests(pd *standin.Server, path string) int {
 }
 
 // TestPagerDuty installs the bundled pagerduty plugin into a running portal
-// (real Redis) with one PUT, resyncs it from the stand-in, applies signed
+// (real Redis) with one PUT, which resyncs it from the stand-in; applies signed
 // V3 webhooks (a bad one changes nothing), runs acknowledge and trigger,
 // and checks reconciliation: an incident removed upstream is deleted by the
 // next resync, a 500 on the resync's last page deletes nothing, and a
@@ -138,39 +147,36 @@ func countRequests(pd *standin.Server, path string) int {
 func TestPagerDuty(t *testing.T) {
 	pd := standin.New()
 	defer pd.Close()
-	p := pagerdutyPortal(t)
-	installPagerDuty(p, "pd", pd, map[string]any{"pageSize": 50}, nil)
-
-	before := len(pd.Requests())
-	s := resyncPagerDuty(p, "pd")
-	incidentCalls := countRequests(pd, "/incidents") // in this resync
+	p := startBundled(t)
+	s := installPagerDuty(p, "pd", pd, map[string]any{"pageSize": 50}, nil) // its first resync
+	incidentCalls := pdCountRequests(pd, "/incidents")                      // in this resync
 	// 152 services, 1 schedule, 2 on-calls, 2 open incidents (the 2017
 	// sample incidents are resolved and out of the window).
 	const synced = 152 + 1 + 2 + 2
 	if s.Status != "succeeded" || s.Upserts != synced || len(s.Errors) != 0 {
-		t.Fatalf("first resync: %+v, want %d upserts\n%s", s, synced, p.output())
+		t.Fatalf("the installation's first resync: %+v, want %d upserts\n%s", s, synced, p.output())
 	}
-	if n, _ := integrationStatus(p, "pd"); n != synced {
+	if n, _ := pdStatus(p, "pd"); n != synced {
 		t.Errorf("installation holds %d entities, want %d", n, synced)
 	}
-	for _, r := range pd.Requests()[before:] {
+	for _, r := range pd.Requests() {
 		if r.Header.Get("Authorization") != "Token token="+standin.DefaultToken {
 			t.Fatalf("%s %s sent Authorization %q", r.Method, r.Path, r.Header.Get("Authorization"))
 		}
 	}
 
-	svc := getEntity(p, "pagerdutyService", "P00BUSE")
+	svc := pdEntityOf(p, "pagerdutyService", "P00BUSE")
 	if svc == nil || svc.Title != "API Gateway MTBF Test" || svc.Datasource != "integration:pd" ||
 		svc.Properties["openIncidents"] != 1.0 || svc.Properties["status"] != "critical" ||
 		fmt.Sprint(svc.Properties["oncallNow"]) != "[John Doe isaac]" {
 		t.Errorf("service P00BUSE: %+v", svc)
 	}
-	inc := getEntity(p, "pagerdutyIncident", "Q1QGYB805SG874")
+	inc := pdEntityOf(p, "pagerdutyIncident", "Q1QGYB805SG874")
 	if inc == nil || inc.Properties["status"] != "triggered" || inc.Properties["priority"] != "P2" ||
 		inc.Relations["service"] != "P00BUSE" {
 		t.Errorf("incident Q1QGYB805SG874: %+v", inc)
 	}
-	if oc := getEntity(p, "pagerdutyOncall", "P7LVMYP-1-PWAXLIH-PJCRRLH"); oc == nil || oc.Relations["schedule"] != "PWAXLIH" {
+	if oc := pdEntityOf(p, "pagerdutyOncall", "P7LVMYP-1-PWAXLIH-PJCRRLH"); oc == nil || oc.Relations["schedule"] != "PWAXLIH" {
 		t.Errorf("on-call: %+v", oc)
 	}
 
@@ -180,10 +186,10 @@ func TestPagerDuty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, out := deliver(t, p, "pd", triggered, standin.Sign(pdWebhookSecret, triggered)); code != 200 {
+	if code, out := pdDeliver(t, p, "pd", triggered, standin.Sign(pdWebhookSecret, triggered)); code != 200 {
 		t.Fatalf("webhook: %d %s", code, out)
 	}
-	if e := getEntity(p, "pagerdutyIncident", "PFQZPSY"); e == nil || e.Properties["status"] != "triggered" || e.Relations["service"] != "PA2P440" {
+	if e := pdEntityOf(p, "pagerdutyIncident", "PFQZPSY"); e == nil || e.Properties["status"] != "triggered" || e.Relations["service"] != "PA2P440" {
 		t.Errorf("after the triggered delivery: %+v", e)
 	}
 
@@ -196,10 +202,10 @@ func TestPagerDuty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, out := deliver(t, p, "pd", ack, "v1=00ff,"+standin.Sign(pdWebhookSecret, ack)); code != 200 {
+	if code, out := pdDeliver(t, p, "pd", ack, "v1=00ff,"+standin.Sign(pdWebhookSecret, ack)); code != 200 {
 		t.Fatalf("webhook: %d %s", code, out)
 	}
-	if e := getEntity(p, "pagerdutyIncident", other); e == nil || e.Properties["status"] != "acknowledged" || e.Properties["acknowledgedAt"] == nil {
+	if e := pdEntityOf(p, "pagerdutyIncident", other); e == nil || e.Properties["status"] != "acknowledged" || e.Properties["acknowledgedAt"] == nil {
 		t.Fatalf("after the acknowledged delivery: %+v", e)
 	}
 
@@ -209,11 +215,11 @@ func TestPagerDuty(t *testing.T) {
 	}
 	resolved, _ := pd.WebhookEvent("incident.resolved", other)
 	for _, sig := range []string{standin.Sign("not-the-secret", resolved), ""} {
-		if code, out := deliver(t, p, "pd", resolved, sig); code != http.StatusUnauthorized {
+		if code, out := pdDeliver(t, p, "pd", resolved, sig); code != http.StatusUnauthorized {
 			t.Errorf("signature %q: %d %s, want 401", sig, code, out)
 		}
 	}
-	if e := getEntity(p, "pagerdutyIncident", other); e.Properties["status"] != "acknowledged" {
+	if e := pdEntityOf(p, "pagerdutyIncident", other); e.Properties["status"] != "acknowledged" {
 		t.Errorf("a rejected delivery changed the incident: %+v", e)
 	}
 
@@ -228,7 +234,7 @@ func TestPagerDuty(t *testing.T) {
 	if err := json.Unmarshal(out, &act); err != nil || len(act.Upserted) != 1 || len(act.Errors) != 0 {
 		t.Fatalf("acknowledge: %s", out)
 	}
-	if e := getEntity(p, "pagerdutyIncident", "Q1QGYB805SG874"); e.Properties["status"] != "acknowledged" {
+	if e := pdEntityOf(p, "pagerdutyIncident", "Q1QGYB805SG874"); e.Properties["status"] != "acknowledged" {
 		t.Errorf("after acknowledge: %+v", e)
 	}
 	last := pd.Requests()[len(pd.Requests())-1]
@@ -241,7 +247,7 @@ func TestPagerDuty(t *testing.T) {
 	if err := json.Unmarshal(out, &act); err != nil || len(act.Upserted) != 1 {
 		t.Fatalf("trigger: %s", out)
 	}
-	created := getEntity(p, "pagerdutyIncident", act.Upserted[0].Identifier)
+	created := pdEntityOf(p, "pagerdutyIncident", act.Upserted[0].Identifier)
 	if created == nil || created.Properties["status"] != "triggered" || created.Properties["urgency"] != "low" || created.Relations["service"] != "P00BUSE" {
 		t.Errorf("triggered incident: %+v", created)
 	}
@@ -257,14 +263,14 @@ func TestPagerDuty(t *testing.T) {
 		t.Errorf("resync after the removal: %+v", s)
 	}
 	for _, id := range []string{"Q1QGYB805SG874", "PFQZPSY", other} {
-		if e := getEntity(p, "pagerdutyIncident", id); e != nil {
+		if e := pdEntityOf(p, "pagerdutyIncident", id); e != nil {
 			t.Errorf("incident %s still in the catalog", id)
 		}
 	}
-	if e := getEntity(p, "pagerdutyIncident", created.Identifier); e == nil {
+	if e := pdEntityOf(p, "pagerdutyIncident", created.Identifier); e == nil {
 		t.Errorf("the incident triggered through the action was deleted")
 	}
-	entities, _ := integrationStatus(p, "pd")
+	entities, _ := pdStatus(p, "pd")
 
 	// A 500 on the resync's last page (services, schedules, on-calls and
 	// the window done): the resync fails and deletes nothing.
@@ -277,17 +283,17 @@ func TestPagerDuty(t *testing.T) {
 		!strings.Contains(s.Errors[len(s.Errors)-1].Message, "list incidents (open) page 1: status 500") {
 		t.Errorf("resync with a 500: %+v", s)
 	}
-	if getEntity(p, "pagerdutyService", "P9GEW6E") == nil {
+	if pdEntityOf(p, "pagerdutyService", "P9GEW6E") == nil {
 		t.Error("a failed resync deleted a service")
 	}
-	if n, _ := integrationStatus(p, "pd"); n != entities {
+	if n, _ := pdStatus(p, "pd"); n != entities {
 		t.Errorf("entities %d after the failed resync, want %d", n, entities)
 	}
 
 	// The token revoked: the status says so, nothing is deleted.
 	pd.SetToken("rotated")
 	s = resyncPagerDuty(p, "pd")
-	n, lastError := integrationStatus(p, "pd")
+	n, lastError := pdStatus(p, "pd")
 	if s.Status != "failed" || s.Deletes != 0 || n != entities ||
 		!strings.Contains(lastError, "PagerDuty refused the API token (401)") {
 		t.Errorf("with a revoked token: sync %+v, %d entities, lastError %q", s, n, lastError)
