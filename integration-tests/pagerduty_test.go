@@ -81,7 +81,7 @@ type pdEntity struct {
 	Relations                     map[string]any
 }
 
-// getEntity returns an entity, or nil when it does not exist.
+// pdEntityOf returns an entity, or nil when it does not exist.
 func pdEntityOf(p *proc, bp, id string) *pdEntity {
 	p.t.Helper()
 	code, out := p.call("GET", "/api/v1/blueprints/"+bp+"/entities/"+id, nil)
@@ -98,7 +98,7 @@ func pdEntityOf(p *proc, bp, id string) *pdEntity {
 	return &e
 }
 
-// deliver posts a webhook delivery (no signature header when sig is "").
+// pdDeliver posts a webhook delivery (no signature header when sig is "").
 func pdDeliver(t testing.TB, p *proc, id string, body []byte, sig string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", p.base+"/api/v1/integrations/"+id+"/webhook", bytes.NewReader(body))
@@ -115,6 +115,7 @@ func pdDeliver(t testing.TB, p *proc, id string, body []byte, sig string) (int, 
 	return resp.StatusCode, out
 }
 
+// pdStatus returns how many entities installation id holds and its last error.
 func pdStatus(p *proc, id string) (entities int, lastError string) {
 	p.t.Helper()
 	var st struct {
@@ -127,7 +128,7 @@ func pdStatus(p *proc, id string) (entities int, lastError string) {
 	return st.Entities, st.LastError
 }
 
-// countRequests counts the stand-in's requests to path.
+// pdCountRequests counts the stand-in's requests to path.
 func pdCountRequests(pd *standin.Server, path string) int {
 	n := 0
 	for _, r := range pd.Requests() {
