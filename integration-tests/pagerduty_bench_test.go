@@ -97,11 +97,11 @@ func BenchmarkPagerDutyWebhook(b *testing.B) {
 		name            string
 		uninterruptible bool
 	}{{"sandboxed", false}, {"uninterruptible", true}} {
-		b.Run(mode.name, func(b *testing.B) { benchmarkWebhooks(b, mode.uninterruptible) })
+		b.Run(mode.name, func(b *testing.B) { pdBenchmarkWebhooks(b, mode.uninterruptible) })
 	}
 }
 
-func benchmarkWebhooks(b *testing.B, uninterruptible bool) {
+func pdBenchmarkWebhooks(b *testing.B, uninterruptible bool) {
 	const rate, deliveries = 200, 1000
 	pd := standin.New()
 	defer pd.Close()
