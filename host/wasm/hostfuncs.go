@@ -23,9 +23,18 @@ func hostFunctions(h pdk.Host) []extism.HostFunction {
 			if err != nil {
 				panic(fmt.Errorf("%s: read input: %w", name, err))
 			}
+			inst, _ := ctx.Value(instanceKey{}).(*instance)
+			if inst != nil && inst.bulk != nil {
+				if in, err = inst.bulk.receive(in); err != nil {
+					panic(fmt.Errorf("%s: %w", name, err))
+				}
+			}
 			out, err := pdk.ServeHost(ctx, h, name, in)
 			if err != nil {
 				panic(fmt.Errorf("%s: %w", name, err))
+			}
+			if inst != nil && inst.bulk != nil {
+				out = inst.bulk.give(out)
 			}
 			off, err := p.WriteBytes(out)
 			if err != nil {

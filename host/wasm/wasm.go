@@ -148,9 +148,13 @@ func (p *Plugin) Call(ctx context.Context, export string, input []byte) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, p.sandbox.Timeout)
+	callCtx, cancel := context.WithTimeout(context.WithValue(ctx, instanceKey{}, inst), p.sandbox.Timeout)
 	defer cancel()
 	inst.stderr.Reset()
+	if inst.bulk != nil {
+		inst.bulk.reset()
+		input = inst.bulk.give(input)
+	}
 	var out []byte
 	if p.uninterruptible {
 		res := make(chan callResult, 1)
@@ -174,6 +178,12 @@ func (p *Plugin) Call(ctx context.Context, export string, input []byte) ([]byte,
 		}
 	} else {
 		_, out, err = inst.plugin.CallWithContext(callCtx, export, input)
+	}
+	if err == nil && inst.bulk != nil {
+		if out, err = inst.bulk.receive(out); err != nil {
+			inst.close()
+			return nil, p.crashError(ctx, export, inst, err)
+		}
 	}
 	if err == nil {
 		p.release(inst)
@@ -304,7 +314,11 @@ func (p *Plugin) Busy() int { return len(p.slots) }
 type instance struct {
 	plugin *extism.Plugin
 	stderr *tailBuffer
+	bulk   *bulk // nil: the guest does not offer the bulk channel
 }
+
+// instanceKey carries the calling instance to the host functions.
+type instanceKey struct{}
 
 func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	stderr := newTailBuffer(4 << 10)
@@ -314,13 +328,28 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		WithSysNanosleep().
 		WithRandSource(rand.Reader).
 		WithStderr(stderr)
+	b := &bulk{}
+	mc = mc.WithStdin(&b.in).WithStdout(&b.out)
 	// No WithFS, WithEnv or WithArgs: no filesystem, environment or arguments.
 	ip, err := p.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
 		return nil, fmt.Errorf("wasm: instantiate: %w", err)
 	}
 	ip.SetLogger(func(extism.LogLevel, string) {}) // plugins log through portico_log
-	return &instance{plugin: ip, stderr: stderr}, nil
+	inst := &instance{plugin: ip, stderr: stderr}
+	if ip.FunctionExists(bulkExport) {
+		// The first call also starts the guest's runtime: let it finish
+		// even when the caller gives up meanwhile (the instance is pooled).
+		initCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.sandbox.Timeout)
+		_, _, err := ip.CallWithContext(initCtx, bulkExport, nil)
+		cancel()
+		if err != nil {
+			inst.close()
+			return nil, fmt.Errorf("wasm: %s: %w", bulkExport, err)
+		}
+		inst.bulk = b
+	}
+	return inst, nil
 }
 
 func (i *instance) close() {

@@ -43,7 +43,7 @@ func Host() pdk.Host { return host }
 func Context() context.Context { return callCtx }
 
 func callHost(_ context.Context, fn string, input []byte) ([]byte, error) {
-	in := extism.AllocateBytes(input)
+	in := extism.AllocateBytes(toBulk(input))
 	defer in.Free()
 	var off uint64
 	switch fn {
@@ -69,7 +69,7 @@ func callHost(_ context.Context, fn string, input []byte) ([]byte, error) {
 	}
 	out := extism.FindMemory(off)
 	defer out.Free()
-	return out.ReadBytes(), nil
+	return fromBulk(out.ReadBytes())
 }
 
 // Handle runs fn as the body of an export: it decodes the JSON input into a
@@ -84,7 +84,12 @@ func Handle[Req, Resp any](fn func(context.Context, Req) (Resp, error)) (rc int3
 		}
 	}()
 	var req Req
-	if in := extism.Input(); len(in) > 0 {
+	in, err := fromBulk(extism.Input())
+	if err != nil {
+		extism.SetError(err)
+		return 1
+	}
+	if len(in) > 0 {
 		if err := pdk.DecodeInput(in, &req); err != nil {
 			extism.SetError(fmt.Errorf("decode input: %w", err))
 			return 1
@@ -100,7 +105,7 @@ func Handle[Req, Resp any](fn func(context.Context, Req) (Resp, error)) (rc int3
 		extism.SetError(fmt.Errorf("encode output: %w", err))
 		return 1
 	}
-	extism.Output(out)
+	extism.Output(toBulk(out))
 	return 0
 }
 
