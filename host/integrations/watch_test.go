@@ -191,7 +191,6 @@ func TestNativeSecrets(t *testing.T) {
 	}
 }
 
-
 // TestInstallResyncs: a new installation fills its part of the catalog
 // without another call; changing it later does not resync by itself.
 func TestInstallResyncs(t *testing.T) {
