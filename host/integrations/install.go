@@ -91,7 +91,7 @@ func (m *Manager) Put(ctx context.Context, id string, spec Spec) (*Status, bool,
 	m.swap(id, l)
 	m.wakeWatches()
 	m.log.Info("integration installed", "integration", id, "plugin", p.Ref(), "secrets", spec.Secrets)
-	if existing == nil {
+	if existing == nil && !m.opts.NoInstallResync {
 		if _, err := m.StartResync(context.WithoutCancel(ctx), id, TriggerInstall); err != nil {
 			m.log.Warn("first resync", "integration", id, "err", err)
 		}

@@ -465,9 +465,9 @@ func TestDeleteAndPurge(t *testing.T) {
 	p := newPortal(t, nil, integrations.Options{})
 	api := newStandIn(t, 6)
 	p.publish(examplePkg)
-	for _, id := range []string{"keep", "purge"} {
-		p.install(id, "example", api, nil)
-	}
+	// "purge" is installed once "keep" is gone: its first resync (which its
+	// install starts) takes over the same items.
+	p.install("keep", "example", api, nil)
 	p.resync("keep")
 	p.must(http.StatusOK, "DELETE", "/api/v1/integrations/keep", nil)
 	p.must(http.StatusNotFound, "GET", "/api/v1/integrations/keep", nil)
@@ -476,6 +476,7 @@ func TestDeleteAndPurge(t *testing.T) {
 	}
 
 	// The "purge" installation writes the same entities: they become its own.
+	p.install("purge", "example", api, nil)
 	p.resync("purge")
 	if n := len(p.search("purge")); n != 6 {
 		t.Fatalf("purge owns %d entities, want 6", n)

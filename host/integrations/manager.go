@@ -39,6 +39,9 @@ type Options struct {
 	Writers int
 	// SyncRetention is how long sync records are kept (default 7 days).
 	SyncRetention time.Duration
+	// NoInstallResync: a new installation does not start its first resync
+	// by itself (for callers, such as tests, that resync explicitly).
+	NoInstallResync bool
 	// WatchLease is how long a process's watch lease lasts unrefreshed: how
 	// soon another replica takes over the watch of a process that died
 	// (default 30s).

@@ -69,16 +69,27 @@ type portal struct {
 	logs *logbuf.Buffer
 }
 
+// Its installations start no resync by themselves: tests resync
+// explicitly and check what that resync did (newInstallResyncPortal
+// keeps the production behaviour).
 func newPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Options) *portal {
 	t.Helper()
+	opts.NoInstallResync = true
 	return buildPortal(t, rdb, opts, false)
+}
+
+// newInstallResyncPortal is newPortal whose new installations start their
+// first resync themselves, as in production.
+func newInstallResyncPortal(t testing.TB) *portal {
+	t.Helper()
+	return buildPortal(t, nil, integrations.Options{}, false)
 }
 
 // newAccessPortal is newPortal with the access layer wired in as in
 // production: users, tokens and the catalog's Authorizer.
 func newAccessPortal(t testing.TB) *portal {
 	t.Helper()
-	return buildPortal(t, nil, integrations.Options{}, true)
+	return buildPortal(t, nil, integrations.Options{NoInstallResync: true}, true)
 }
 
 func buildPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Options, withAccess bool) *portal {

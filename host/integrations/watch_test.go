@@ -194,7 +194,7 @@ func TestNativeSecrets(t *testing.T) {
 // TestInstallResyncs: a new installation fills its part of the catalog
 // without another call; changing it later does not resync by itself.
 func TestInstallResyncs(t *testing.T) {
-	p := newPortal(t, nil, integrations.Options{})
+	p := newInstallResyncPortal(t)
 	p.publish(examplePkg)
 	api := plugintest.NewAPI(t, 5)
 	p.installWatched("fresh", "example@0.1.0", api)

@@ -82,6 +82,9 @@ func (l *Loader) Load(ctx context.Context, p *registry.Plugin, module []byte, sb
 		if opts.Uninterruptible {
 			wo = append(wo, wasm.Uninterruptible())
 		}
+		// An installation's pool is filled at once: its first webhook burst
+		// does not wait for instantiations.
+		wo = append(wo, wasm.Warm())
 		return l.engine.Load(ctx, module, sb, h, wo...)
 	case registry.TypeGoPlugin:
 		return goplugin.Start(ctx, goplugin.Config{Path: p.Path, SHA256: p.SHA256, Sandbox: sb, Host: h, Logger: l.logger})

@@ -72,7 +72,12 @@ var _ host.Integration = (*Plugin)(nil)
 // LoadOption changes how Load compiles a module.
 type LoadOption func(*loadOptions)
 
-type loadOptions struct{ uninterruptible bool }
+type loadOptions struct{ uninterruptible, warm bool }
+
+// Warm fills the instance pool up to the concurrency limit in the
+// background after Load, so that the first burst of calls (a webhook
+// flood) does not wait for instantiations.
+func Warm() LoadOption { return func(o *loadOptions) { o.warm = true } }
 
 // Uninterruptible compiles the module without wazero's termination checks.
 // Those checks exit from compiled code to Go at every loop iteration, which
@@ -123,7 +128,37 @@ func (e *Engine) Load(ctx context.Context, module []byte, sb host.Sandbox, h pdk
 		p.exports[name] = true
 	}
 	p.idle = append(p.idle, inst)
+	if o.warm {
+		go p.warm()
+	}
 	return p, nil
+}
+
+// warm instantiates idle instances until the pool could serve as many
+// calls at once as the sandbox allows, or the plugin is closed. It holds a
+// slot while it instantiates, so Close waits for it.
+func (p *Plugin) warm() {
+	for {
+		select {
+		case p.slots <- struct{}{}:
+		default:
+			return // every slot serves a call (or Close holds them all)
+		}
+		p.mu.Lock()
+		full := p.closed || len(p.idle)+len(p.slots) > cap(p.slots)
+		p.mu.Unlock()
+		var err error
+		if !full {
+			var inst *instance
+			if inst, err = p.newInstance(context.Background()); err == nil {
+				p.release(inst)
+			}
+		}
+		<-p.slots
+		if full || err != nil {
+			return // on an error the next call tries again, and reports why
+		}
+	}
 }
 
 // Call calls export with a raw input on a pooled instance, waiting for a free

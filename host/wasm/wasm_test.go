@@ -180,6 +180,9 @@ func TestHostile(t *testing.T) {
 				}
 			}()
 			_, err := p.Act(ctx, pdk.ActRequest{Action: tt.action, Inputs: input(tt.input)})
+			// A hostile call that fails at once may beat the first good
+			// one: the other integration must still serve after it.
+			waitFor(t, "a good call", func() bool { return goodCalls.Load() > 0 })
 			close(stop)
 			wg.Wait()
 
@@ -196,9 +199,6 @@ func TestHostile(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.text) {
 				t.Errorf("error %q does not contain %q", err, tt.text)
-			}
-			if goodCalls.Load() == 0 {
-				t.Error("no good call completed meanwhile")
 			}
 			// The same integration still serves: a broken instance was replaced.
 			if r, err := p.Act(ctx, pdk.ActRequest{Action: "noop"}); err != nil || r.Message != "ok" {
