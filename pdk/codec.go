@@ -1,8 +1,10 @@
 package pdk
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -29,6 +31,11 @@ func DecodeInput(in []byte, v any) error {
 			return nil
 		}
 		*r = ActRequest{}
+	case *WebhookRequest:
+		if r.decode(in) {
+			return nil
+		}
+		*r = WebhookRequest{}
 	}
 	return json.Unmarshal(in, v)
 }
@@ -64,6 +71,42 @@ func (r *ActRequest) decode(in []byte) bool {
 		}
 		return true
 	})
+}
+
+// decode decodes a delivery: the body's base64 without encoding/json's
+// reflection (a webhook body is often tens of kilobytes), the few headers
+// with it.
+func (r *WebhookRequest) decode(in []byte) bool {
+	return members(in, func(key, val []byte) bool {
+		switch string(key) {
+		case "headers":
+			return json.Unmarshal(val, &r.Headers) == nil
+		case "body":
+			return decodeBase64(val, &r.Body)
+		case "config":
+			r.Config = val
+			return true
+		}
+		return false
+	})
+}
+
+// decodeBase64 decodes a JSON string of standard base64 (or null).
+func decodeBase64(val []byte, b *[]byte) bool {
+	if string(val) == "null" {
+		return true
+	}
+	if len(val) < 2 || val[0] != '"' || val[len(val)-1] != '"' {
+		return false
+	}
+	enc := val[1 : len(val)-1]
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	n, err := base64.StdEncoding.Decode(out, enc) // an escape is not base64: an error, then encoding/json
+	if err != nil {
+		return false
+	}
+	*b = out[:n]
+	return true
 }
 
 // members calls fn with the key and raw value of each member of the JSON
@@ -137,6 +180,10 @@ func EncodeOutput(v any) ([]byte, error) {
 			return r.AppendJSON(make([]byte, 0, 64+r.size()))
 		}
 	case *ActResult:
+		if r != nil {
+			return r.AppendJSON(nil)
+		}
+	case *WebhookResult:
 		if r != nil {
 			return r.AppendJSON(nil)
 		}
@@ -223,6 +270,43 @@ func (r *ActResult) AppendJSON(dst []byte) ([]byte, error) {
 	if len(r.Deletes) > 0 {
 		field("deletes")
 		dst = appendKindItems(dst, r.Deletes)
+	}
+	return append(dst, '}'), nil
+}
+
+// AppendJSON appends the JSON of r to dst, as encoding/json would (items
+// are copied as they are).
+func (r *WebhookResult) AppendJSON(dst []byte) ([]byte, error) {
+	if r == nil {
+		return nil, errNil
+	}
+	dst = append(dst, '{')
+	n := len(dst)
+	field := func(name string) {
+		if len(dst) > n {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		dst = append(dst, '"', ':')
+	}
+	if len(r.Upserts) > 0 {
+		field("upserts")
+		dst = appendKindItems(dst, r.Upserts)
+	}
+	if len(r.Deletes) > 0 {
+		field("deletes")
+		dst = appendKindItems(dst, r.Deletes)
+	}
+	if r.Response != nil {
+		field("response")
+		dst = append(dst, `{"status":`...)
+		dst = strconv.AppendInt(dst, int64(r.Response.Status), 10)
+		if r.Response.Body != "" {
+			dst = append(dst, `,"body":`...)
+			dst = appendString(dst, r.Response.Body)
+		}
+		dst = append(dst, '}')
 	}
 	return append(dst, '}'), nil
 }

@@ -102,3 +102,51 @@ func FuzzDecodeInput(f *testing.F) {
 		}
 	})
 }
+
+// TestWebhookCodec: the fast webhook decoder and encoder agree with
+// encoding/json, on the wire shapes the host sends and expects.
+func TestWebhookCodec(t *testing.T) {
+	body := []byte(`{"action":"completed","workflow_run":{"id":30433642,"name":"Build"}}` + "\n\x00\xff")
+	wire, _ := json.Marshal(pdk.WebhookRequest{
+		Headers: map[string][]string{"X-Github-Event": {"workflow_run"}, "X-Hub-Signature-256": {"sha256=ab"}},
+		Body:    body, Config: json.RawMessage(`{"org":"o"}`),
+	})
+	for _, in := range []string{
+		string(wire),
+		`{"headers":{},"body":null}`,
+		`{"headers":{"A":["1"]},"body":"eyJ9","config":null}`,
+		`{"body":"eyJ\/9w=="}`, // an escaped base64 string: encoding/json's path
+		`{}`,
+	} {
+		var fast, std pdk.WebhookRequest
+		if err := pdk.DecodeInput([]byte(in), &fast); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if err := json.Unmarshal([]byte(in), &std); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(fast.Headers, std.Headers) || string(fast.Body) != string(std.Body) || !equalJSON(fast.Config, std.Config) {
+			t.Errorf("%s: fast %+v, std %+v", in, fast, std)
+		}
+	}
+	var r pdk.WebhookRequest
+	if err := pdk.DecodeInput([]byte(`{"body":"not base64!"}`), &r); err == nil {
+		t.Error("a body that is not base64 accepted")
+	}
+
+	for _, res := range []*pdk.WebhookResult{
+		{},
+		{Response: &pdk.WebhookResponse{Status: 200, Body: `{"ok":"é\""}`}},
+		{Upserts: []pdk.KindItem{{Kind: "workflowRun", Item: json.RawMessage(`{"id":1}`)}},
+			Deletes: []pdk.KindItem{{Kind: "run", Item: json.RawMessage(`{"id":2}`)}}, Response: &pdk.WebhookResponse{Status: 202}},
+	} {
+		fast, err := pdk.EncodeOutput(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		std, _ := json.Marshal(res)
+		if !equalJSON(fast, std) {
+			t.Errorf("fast %s, std %s", fast, std)
+		}
+	}
+}
