@@ -86,9 +86,29 @@ func (e Calls) Info(ctx context.Context) (*pdk.Info, error) {
 	return Invoke[pdk.Info](ctx, e.Caller, pdk.ExportInfo, nil)
 }
 
-// Resync calls the plugin's resync export.
+// Resync calls the plugin's resync export. The page is split in one pass
+// (pdk.SplitPage), not decoded with encoding/json: a page of a real API is
+// megabytes, and the host decodes every item anyway when it maps it.
 func (e Calls) Resync(ctx context.Context, req pdk.ResyncRequest) (*pdk.ResyncPage, error) {
-	return Invoke[pdk.ResyncPage](ctx, e.Caller, pdk.ExportResync, req)
+	in, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode input: %w", pdk.ExportResync, err)
+	}
+	out, err := e.Caller.Call(ctx, pdk.ExportResync, in)
+	if err != nil {
+		return nil, err
+	}
+	items, fields, err := pdk.SplitPage(out, "items")
+	if err != nil {
+		return nil, fmt.Errorf("%s: decode output: %w", pdk.ExportResync, err)
+	}
+	page := &pdk.ResyncPage{Items: items}
+	if raw := fields["cursor"]; len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &page.Cursor); err != nil {
+			return nil, fmt.Errorf("%s: decode output: cursor: %w", pdk.ExportResync, err)
+		}
+	}
+	return page, nil
 }
 
 // Webhook calls the plugin's webhook export.
