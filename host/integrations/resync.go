@@ -52,9 +52,12 @@ func (m *Manager) StartResync(ctx context.Context, id, trigger string) (*Sync, e
 		}
 		return nil, ErrSyncRunning
 	}
+	// The lock is given back even when the caller gave up meanwhile:
+	// otherwise it would block every resync until it expires.
+	unlock := func() { _ = m.store.ReleaseLock(context.WithoutCancel(ctx), id, owner) }
 	l, release, err := m.acquire(ctx, id)
 	if err != nil {
-		_ = m.store.ReleaseLock(ctx, id, owner)
+		unlock()
 		return nil, err
 	}
 	s := &Sync{
@@ -66,7 +69,7 @@ func (m *Manager) StartResync(ctx context.Context, id, trigger string) (*Sync, e
 	}
 	if err != nil {
 		release()
-		_ = m.store.ReleaseLock(ctx, id, owner)
+		unlock()
 		return nil, fmt.Errorf("record sync: %w", err)
 	}
 	snapshot := *s

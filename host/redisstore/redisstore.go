@@ -438,25 +438,29 @@ func (s *Store) AcquireLock(ctx context.Context, name, owner string, ttl time.Du
 var errLockLost = errors.New("lock lost")
 
 // ifOwner runs write in a transaction if key still holds owner. It uses
-// WATCH/MULTI rather than Lua, which the embedded dev Redis refuses.
+// WATCH/MULTI rather than Lua, which the embedded dev Redis refuses. A
+// transaction that lost a race (the holder refreshing while it releases)
+// is tried again: the answer must say who holds the lock now.
 func (s *Store) ifOwner(ctx context.Context, key, owner string, write func(redis.Pipeliner)) (bool, error) {
-	held := false
-	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		v, err := tx.Get(ctx, key).Result()
-		if errors.Is(err, redis.Nil) || err == nil && v != owner {
-			return nil
-		}
-		if err != nil {
+	for range 10 {
+		held := false
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			v, err := tx.Get(ctx, key).Result()
+			if errors.Is(err, redis.Nil) || err == nil && v != owner {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			held = true
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { write(p); return nil })
 			return err
+		}, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return held, err
 		}
-		held = true
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { write(p); return nil })
-		return err
-	}, key)
-	if errors.Is(err, redis.TxFailedErr) {
-		return false, nil
 	}
-	return held, err
+	return false, fmt.Errorf("lock %s: too much contention", key)
 }
 
 // RefreshLock implements integrations.Store.
