@@ -2,6 +2,7 @@ package integrationtests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 )
@@ -65,9 +68,18 @@ func bundle(t testing.TB) string {
 // bundle on it (admin token T), with args added, and waits for /healthz.
 // p.redisURL lets a test restart the portal on the same data with
 // serveBundled.
+// The database is emptied first: the tests share one redis-server, and an
+// earlier test's installations (watched, scheduled, pointing at stand-ins
+// that are gone) must not run in this test's portal.
 func startBundled(t testing.TB, args ...string) *proc {
 	t.Helper()
-	return serveBundled(t, "redis://"+redistest.Start(t)+"/0", args...)
+	addr := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("empty the test database: %v", err)
+	}
+	return serveBundled(t, "redis://"+addr+"/0", args...)
 }
 
 // serveBundled starts `portico serve` from the bundle on redisURL, with args
