@@ -30,7 +30,10 @@ const (
 	StatusCreated   = "created"
 	StatusUpdated   = "updated"
 	StatusUnchanged = "unchanged"
-	StatusError     = "error"
+	// StatusNewer: the stored entity changed after the item's
+	// UnlessChangedSince and was kept.
+	StatusNewer = "newer"
+	StatusError = "error"
 )
 
 // WriteItem is one entity write. Entity.Blueprint names the blueprint; for
@@ -46,6 +49,11 @@ type WriteItem struct {
 	// 10,000-entity request thus keeps one chunk of decoded entities
 	// alive, not all of them: the garbage collector's work follows.
 	Raw []byte
+	// UnlessChangedSince, when set, keeps a stored entity that changed
+	// after it (StatusNewer): a writer whose data was read at that time
+	// (a resync) does not overwrite a newer change (a webhook's, a
+	// watch's) with older state.
+	UnlessChangedSince time.Time
 }
 
 // WriteResult is the outcome of one WriteItem.
@@ -633,6 +641,11 @@ func (w *batch) stage(ctx context.Context) {
 		a.UpdatedAt, a.UpdatedBy = now, actor.ID
 		a.CreatedAt, a.CreatedBy = now, actor.ID
 		if before != nil {
+			if since := w.items[i].UnlessChangedSince; !since.IsZero() && before.UpdatedAt.After(since) {
+				w.results[i].Status = StatusNewer
+				w.results[i].Entity = before
+				continue
+			}
 			a.CreatedAt, a.CreatedBy = before.CreatedAt, before.CreatedBy
 			a.UpdatedAt = changedAt(before, now)
 			if sameContent(before, a) {

@@ -141,15 +141,18 @@ const maxSyncErrors = 100
 
 // Sync is the progress and outcome of one full resync.
 type Sync struct {
-	ID              string      `json:"id"`
-	Integration     string      `json:"integration"`
-	Plugin          string      `json:"plugin"`
-	Trigger         string      `json:"trigger"`
-	Status          string      `json:"status"`
-	Items           int         `json:"items"`
-	Pages           int         `json:"pages"`
-	Upserts         int         `json:"upserts"`
-	Unchanged       int         `json:"unchanged"`
+	ID          string `json:"id"`
+	Integration string `json:"integration"`
+	Plugin      string `json:"plugin"`
+	Trigger     string `json:"trigger"`
+	Status      string `json:"status"`
+	Items       int    `json:"items"`
+	Pages       int    `json:"pages"`
+	Upserts     int    `json:"upserts"`
+	Unchanged   int    `json:"unchanged"`
+	// Kept counts entities changed since the sync started (by a webhook,
+	// the watch or an action): newer than the listed state, not rewritten.
+	Kept            int         `json:"kept"`
 	Deletes         int         `json:"deletes"`
 	Errors          []SyncError `json:"errors"`
 	ErrorCount      int         `json:"errorCount"`

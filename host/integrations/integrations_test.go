@@ -568,3 +568,49 @@ func TestGoPlugin(t *testing.T) {
 		t.Fatal(fmt.Sprintf("%d entities, want 9", n))
 	}
 }
+
+// TestResyncKeepsNewerChanges: a webhook applied while a resync runs is not
+// overwritten by the older state the resync listed before or after it.
+func TestResyncKeepsNewerChanges(t *testing.T) {
+	p := newPortal(t, nil, integrations.Options{})
+	api := newStandIn(t, 20)
+	api.gateAt, api.gate = "14", make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(api.gate) }) }
+	t.Cleanup(open)
+	p.publish(examplePkg)
+	p.install("items", "example", api, nil)
+
+	var s integrations.Sync
+	p.must(http.StatusAccepted, "POST", "/api/v1/integrations/items/resync", nil).json(t, &s)
+	waitFor(t, "two pages written, the third one waiting upstream", func() bool {
+		var cur integrations.Sync
+		p.must(http.StatusOK, "GET", "/api/v1/integrations/items/syncs/"+s.ID, nil).json(t, &cur)
+		return cur.Pages == 2 && cur.Upserts == 14
+	})
+	// item-00003 was listed (and written) before the delivery, item-00016
+	// is on the page the stand-in holds back: both must keep the webhook's
+	// state.
+	for _, id := range []string{"item-00003", "item-00016"} {
+		body := []byte(`{"event": "item.updated", "item": {"id": "` + id + `", "name": "Fresh", "status": "ok", "size": 1}}`)
+		r := p.do("POST", "/api/v1/integrations/items/webhook", body,
+			"Authorization", "", "X-Example-Signature", "sha256="+plugintest.Sign(body, plugintest.WebhookSecret))
+		if r.status != http.StatusOK {
+			t.Fatalf("delivery for %s: %d %s", id, r.status, r.body)
+		}
+	}
+	open()
+	if s = p.waitSync("items", s.ID); s.Status != integrations.SyncSucceeded || s.Kept != 1 || s.Upserts != 19 {
+		t.Fatalf("resync: %+v, want 19 upserts and item-00016 kept", s)
+	}
+	es := p.search("items")
+	for _, id := range []string{"item-00003", "item-00016"} {
+		if e := es[id]; e == nil || e.Title != "Fresh" {
+			t.Errorf("%s after the resync: %+v, want the webhook's title", id, e)
+		}
+	}
+	// The next resync, begun after the delivery, brings the listed state.
+	if s := p.resync("items"); s.Kept != 0 || p.search("items")["item-00016"].Title != "Item 16" {
+		t.Fatalf("next resync: %+v, title %q", s, p.search("items")["item-00016"].Title)
+	}
+}

@@ -291,7 +291,9 @@ func (r *syncRun) write(batch []pending) int {
 	items := make([]catalog.WriteItem, len(batch))
 	r.mu.Lock()
 	for i, p := range batch {
-		items[i] = catalog.WriteItem{Mode: catalog.Upsert, Entity: p.entity}
+		// A webhook, the watch or an action may have written a newer state
+		// since this resync began listing: keep it.
+		items[i] = catalog.WriteItem{Mode: catalog.Upsert, Entity: p.entity, UnlessChangedSince: r.s.StartedAt}
 		r.seen[p.entity.Ref()] = struct{}{}
 	}
 	r.mu.Unlock()
@@ -314,6 +316,8 @@ func (r *syncRun) write(batch []pending) int {
 			r.s.Upserts++
 		case catalog.StatusUnchanged:
 			r.s.Unchanged++
+		case catalog.StatusNewer:
+			r.s.Kept++
 		default:
 			if errors.Is(res.Err, catalog.ErrForbidden) {
 				r.s.addError(SyncError{Kind: batch[i].kind, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Message: res.Err.Error()})
