@@ -234,44 +234,28 @@ func (r *ActResult) AppendJSON(dst []byte) ([]byte, error) {
 	if r == nil {
 		return nil, errNil
 	}
-	dst = append(dst, '{')
-	n := len(dst)
-	field := func(name string) {
-		if len(dst) > n {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = append(dst, name...)
-		dst = append(dst, '"', ':')
-	}
+	o := openObject(dst)
 	if r.Message != "" {
-		field("message")
-		dst = appendString(dst, r.Message)
+		o.field("message")
+		o.dst = appendString(o.dst, r.Message)
 	}
 	if len(r.Logs) > 0 {
-		field("logs")
-		dst = append(dst, '[')
+		o.field("logs")
+		o.dst = append(o.dst, '[')
 		for i, l := range r.Logs {
 			if i > 0 {
-				dst = append(dst, ',')
+				o.dst = append(o.dst, ',')
 			}
-			dst = appendString(dst, l)
+			o.dst = appendString(o.dst, l)
 		}
-		dst = append(dst, ']')
+		o.dst = append(o.dst, ']')
 	}
 	if len(r.Outputs) > 0 {
-		field("outputs")
-		dst = append(dst, r.Outputs...)
+		o.field("outputs")
+		o.dst = append(o.dst, r.Outputs...)
 	}
-	if len(r.Upserts) > 0 {
-		field("upserts")
-		dst = appendKindItems(dst, r.Upserts)
-	}
-	if len(r.Deletes) > 0 {
-		field("deletes")
-		dst = appendKindItems(dst, r.Deletes)
-	}
-	return append(dst, '}'), nil
+	o.changes(r.Upserts, r.Deletes)
+	return o.close(), nil
 }
 
 // AppendJSON appends the JSON of r to dst, as encoding/json would (items
@@ -280,36 +264,55 @@ func (r *WebhookResult) AppendJSON(dst []byte) ([]byte, error) {
 	if r == nil {
 		return nil, errNil
 	}
-	dst = append(dst, '{')
-	n := len(dst)
-	field := func(name string) {
-		if len(dst) > n {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, '"')
-		dst = append(dst, name...)
-		dst = append(dst, '"', ':')
-	}
-	if len(r.Upserts) > 0 {
-		field("upserts")
-		dst = appendKindItems(dst, r.Upserts)
-	}
-	if len(r.Deletes) > 0 {
-		field("deletes")
-		dst = appendKindItems(dst, r.Deletes)
-	}
+	o := openObject(dst)
+	o.changes(r.Upserts, r.Deletes)
 	if r.Response != nil {
-		field("response")
-		dst = append(dst, `{"status":`...)
-		dst = strconv.AppendInt(dst, int64(r.Response.Status), 10)
+		o.field("response")
+		o.dst = append(o.dst, `{"status":`...)
+		o.dst = strconv.AppendInt(o.dst, int64(r.Response.Status), 10)
 		if r.Response.Body != "" {
-			dst = append(dst, `,"body":`...)
-			dst = appendString(dst, r.Response.Body)
+			o.dst = append(o.dst, `,"body":`...)
+			o.dst = appendString(o.dst, r.Response.Body)
 		}
-		dst = append(dst, '}')
+		o.dst = append(o.dst, '}')
 	}
-	return append(dst, '}'), nil
+	return o.close(), nil
 }
+
+// object appends a JSON object member by member.
+type object struct {
+	dst   []byte
+	start int // len(dst) after the '{'
+}
+
+func openObject(dst []byte) *object {
+	dst = append(dst, '{')
+	return &object{dst: dst, start: len(dst)}
+}
+
+// field starts the member name.
+func (o *object) field(name string) {
+	if len(o.dst) > o.start {
+		o.dst = append(o.dst, ',')
+	}
+	o.dst = append(o.dst, '"')
+	o.dst = append(o.dst, name...)
+	o.dst = append(o.dst, '"', ':')
+}
+
+// changes appends the "upserts" and "deletes" members that are not empty.
+func (o *object) changes(upserts, deletes []KindItem) {
+	if len(upserts) > 0 {
+		o.field("upserts")
+		o.dst = appendKindItems(o.dst, upserts)
+	}
+	if len(deletes) > 0 {
+		o.field("deletes")
+		o.dst = appendKindItems(o.dst, deletes)
+	}
+}
+
+func (o *object) close() []byte { return append(o.dst, '}') }
 
 func appendKindItems(dst []byte, items []KindItem) []byte {
 	dst = append(dst, '[')
