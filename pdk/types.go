@@ -56,11 +56,19 @@ type EntityMapping struct {
 // AuthTemplate tells the host how to authenticate requests to some hosts: the
 // host fills Template's {{secretName}} placeholders with the installation's
 // secrets and sets the result as Header. The plugin never sees the secret.
+// A Hosts entry AuthHostBaseURL stands for the host (and port) of the
+// installation's config "baseUrl", so credentials follow an installation
+// pointed at a proxy, an enterprise server or a stand-in (which its
+// allowedHosts must still allow).
 type AuthTemplate struct {
 	Hosts    []string `json:"hosts"`
 	Header   string   `json:"header"`
 	Template string   `json:"template"`
 }
+
+// AuthHostBaseURL is the AuthTemplate host entry that stands for the host
+// of the installation's config "baseUrl".
+const AuthHostBaseURL = "$baseUrl"
 
 // Action is a write-back operation a plugin offers through its `act` export.
 type Action struct {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -263,6 +264,7 @@ func sandbox(inst *Installation, p *registry.Plugin) host.Sandbox {
 	if s.Auth != nil {
 		auth = s.Auth
 	}
+	auth = withBaseURLHost(auth, s.Config)
 	return host.Sandbox{
 		MemoryMiB:    s.Limits.MemoryMiB,
 		Timeout:      time.Duration(s.Limits.TimeoutMs) * time.Millisecond,
@@ -275,6 +277,32 @@ func sandbox(inst *Installation, p *registry.Plugin) host.Sandbox {
 		RevealSecrets:        p.Type == registry.TypeGoPlugin, // native code, trusted
 
 	}.WithDefaults()
+}
+
+// withBaseURLHost replaces each pdk.AuthHostBaseURL entry of the templates'
+// hosts by the host[:port] of config's "baseUrl" (dropped when there is
+// none), without changing the templates it was given.
+func withBaseURLHost(auth []pdk.AuthTemplate, config json.RawMessage) []pdk.AuthTemplate {
+	var cfg struct {
+		BaseURL string `json:"baseUrl"`
+	}
+	_ = json.Unmarshal(config, &cfg) // a config without baseUrl: the entry matches nothing
+	base := ""
+	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Host != "" {
+		base = u.Host
+	}
+	out := make([]pdk.AuthTemplate, 0, len(auth))
+	for _, a := range auth {
+		if slices.Contains(a.Hosts, pdk.AuthHostBaseURL) {
+			hosts := slices.DeleteFunc(slices.Clone(a.Hosts), func(h string) bool { return h == pdk.AuthHostBaseURL })
+			if base != "" {
+				hosts = append(hosts, base)
+			}
+			a.Hosts = hosts
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // as returns ctx acting as the installation: its writes carry the

@@ -212,3 +212,36 @@ func TestInstallResyncs(t *testing.T) {
 		t.Fatalf("an update started another resync: %+v", st.LastSync)
 	}
 }
+
+// TestAuthFollowsBaseURL: a plugin's auth template naming
+// pdk.AuthHostBaseURL sends the credentials to the installation's baseUrl
+// (a stand-in here) with no auth override, and to nothing else.
+func TestAuthFollowsBaseURL(t *testing.T) {
+	p := newPortal(t, nil, integrations.Options{})
+	p.publish(examplePkg)
+	api := plugintest.NewAPI(t, 4)
+	other := plugintest.NewAPI(t, 1)
+	spec := map[string]any{
+		"plugin":       "example@0.1.0",
+		"config":       map[string]any{"baseUrl": api.URL},
+		"secrets":      map[string]string{"apiToken": plugintest.APIToken, "webhookSecret": plugintest.WebhookSecret},
+		"allowedHosts": []string{api.HostPort(), other.HostPort()},
+	}
+	p.must(http.StatusCreated, "PUT", "/api/v1/integrations/based", spec)
+	if s := p.resync("based"); s.Status != integrations.SyncSucceeded || s.Upserts != 4 {
+		t.Fatalf("resync with the token following baseUrl: %+v", s)
+	}
+	// The same plugin pointed elsewhere sends it there, not to the first.
+	spec["config"] = map[string]any{"baseUrl": other.URL}
+	p.must(http.StatusOK, "PUT", "/api/v1/integrations/based", spec)
+	seen := len(api.Auths())
+	if s := p.resync("based"); s.Status != integrations.SyncSucceeded {
+		t.Fatalf("resync against the other API: %+v", s)
+	}
+	if got := other.Auths(); len(got) == 0 || got[len(got)-1] != "Bearer "+plugintest.APIToken {
+		t.Fatalf("the other API got %q", got)
+	}
+	if len(api.Auths()) != seen {
+		t.Fatal("the first API was called after the installation moved")
+	}
+}

@@ -63,7 +63,7 @@ func (Example) Info(context.Context) (*pdk.Info, error) {
 		Config:  json.RawMessage(configSchema),
 		Secrets: []string{"apiToken", "webhookSecret"},
 		Auth: []pdk.AuthTemplate{{
-			Hosts: []string{"api.example.com"}, Header: "Authorization", Template: "Bearer {{apiToken}}",
+			Hosts: []string{"api.example.com", pdk.AuthHostBaseURL}, Header: "Authorization", Template: "Bearer {{apiToken}}",
 		}},
 		Actions: []pdk.Action{
 			{Name: "noop", Title: "Do nothing"},

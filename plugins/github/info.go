@@ -144,7 +144,7 @@ func describe() *pdk.Info {
 		Config:  json.RawMessage(configSchema),
 		Secrets: []string{"token", "webhookSecret"},
 		Auth: []pdk.AuthTemplate{{
-			Hosts: []string{"api.github.com"}, Header: "Authorization", Template: "Bearer {{token}}",
+			Hosts: []string{"api.github.com", pdk.AuthHostBaseURL}, Header: "Authorization", Template: "Bearer {{token}}",
 		}},
 		Actions: []pdk.Action{
 			{Name: "dispatch", Title: "Run workflow",

@@ -187,7 +187,7 @@ func (PagerDuty) Info(context.Context) (*pdk.Info, error) {
 		Config:     json.RawMessage(configSchema),
 		Secrets:    []string{"apiToken", "webhookSecret"},
 		Auth: []pdk.AuthTemplate{{
-			Hosts: []string{"api.pagerduty.com", "api.eu.pagerduty.com"}, Header: "Authorization",
+			Hosts: []string{"api.pagerduty.com", "api.eu.pagerduty.com", pdk.AuthHostBaseURL}, Header: "Authorization",
 			Template: "Token token={{apiToken}}",
 		}},
 		Actions: actions,
