@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # packages to compile) is never used: leave it out of every build.
 export GOFLAGS ?= -tags=nomsgpack
 
-.PHONY: build run test vet bench fuzz clean FORCE
+.PHONY: build plugins run test vet bench fuzz clean FORCE
 
 # The plugins bundled with the portal, built the way a third-party author
 # builds them. Each is built once its directory under plugins/ exists.
@@ -24,6 +24,9 @@ NATIVE_OUT   := $(NATIVE_BUILT:%=$(OUT)/plugins/%)
 ## build: bin/portico and the bundled plugins in bin/plugins
 build: $(BIN) $(WASM_OUT) $(NATIVE_OUT)
 	@mkdir -p $(OUT)/plugins
+
+## plugins: only the bundled plugins, in bin/plugins
+plugins: $(WASM_OUT) $(NATIVE_OUT)
 
 # Always handed to go build, whose cache knows what changed.
 $(BIN): FORCE
@@ -81,6 +84,8 @@ bench: build
 	$(GO) run ./bench/catalog
 	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkRuns -benchtime 1000x -count 3
 	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkPending -benchtime 1x -timeout 40m
+	$(GO) test ./integration-tests -run '^$$' -bench 'PagerDuty|GitHub|KubernetesInitialSync' -benchtime 1x -timeout 40m
+	$(GO) test ./integration-tests -run '^$$' -bench KubernetesWatch -timeout 10m
 
 ## fuzz: a short run of each decoder fuzzer (seeds live in testdata/fuzz)
 fuzz:
