@@ -95,7 +95,7 @@ func TestResyncSchedules(t *testing.T) {
 	}
 	spec := func(schedule string) map[string]any {
 		return map[string]any{"plugin": "example", "config": map[string]any{"baseUrl": items.URL},
-			"secrets": map[string]string{"apiToken": "t", "webhookSecret": "w"},
+			"secrets":      map[string]string{"apiToken": "t", "webhookSecret": "w"},
 			"allowedHosts": []string{items.Listener.Addr().String()}, "schedule": schedule}
 	}
 	schedules := eng.client.ScheduleClient()
