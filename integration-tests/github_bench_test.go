@@ -17,7 +17,7 @@ import (
 
 // installGitHub installs the github plugin as id on p, against api, for
 // repos, and waits for the first resync the install starts.
-func installGitHub(tb testing.TB, p *proc, api *standin.Server, id string, repos []string, limits map[string]any) ghSync {
+func installGitHub(tb testing.TB, p *proc, api *standin.Server, id string, repos []string, limits map[string]any) syncRecord {
 	tb.Helper()
 	return ghInstall(p, id, map[string]any{
 		"plugin": "github",
@@ -65,7 +65,7 @@ func BenchmarkGitHubResync20k(b *testing.B) {
 				}
 				objects += s.Upserts
 
-				s = ghResync(p, fmt.Sprintf("bench%d", i))
+				s = resync(p, fmt.Sprintf("bench%d", i))
 				second += s.took()
 				if s.Status != "succeeded" || s.Upserts != 0 || s.Deletes != 0 {
 					b.Fatalf("unchanged resync: %+v", s)

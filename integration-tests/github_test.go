@@ -7,76 +7,25 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/portico-dev/portico/plugins/github/standin"
 )
 
 const githubWebhookSecret = "It's a Secret to Everybody"
 
-// ghSync is GET /api/v1/integrations/{id}/syncs/{sid}.
-type ghSync struct {
-	ID, Status, Trigger                string
-	Items, Upserts, Unchanged, Deletes int
-	Errors                             []struct{ Kind, Message string }
-	DeletionSkipped                    string
-	StartedAt                          time.Time
-	EndedAt                            *time.Time
-}
-
-// took is how long the sync ran, by its own record.
-func (s ghSync) took() time.Duration { return s.EndedAt.Sub(s.StartedAt) }
-
-// ghResync starts a resync of integration id and waits for its end.
-func ghResync(p *proc, id string) ghSync {
-	p.t.Helper()
-	// A 409 says another resync holds the installation's lock (seen, rarely,
-	// right after the previous one reported its end): wait for it.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		code, out := p.call("POST", "/api/v1/integrations/"+id+"/resync", nil)
-		if code == 409 && time.Now().Before(deadline) {
-			p.t.Logf("POST resync of %s: 409 %s; retrying", id, out)
-			continue
-		}
-		if code != 202 {
-			p.t.Fatalf("POST resync of %s: %d %s", id, code, out)
-		}
-		var s ghSync
-		if err := json.Unmarshal(out, &s); err != nil {
-			p.t.Fatal(err)
-		}
-		return ghWaitSync(p, id, s)
-	}
-}
-
+// syncRecord is GET /api/v1/integrations/{id}/syncs/{sid}.
 // ghInstall installs integration id with spec and waits for the first
 // resync the install starts.
-func ghInstall(p *proc, id string, spec map[string]any) ghSync {
+func ghInstall(p *proc, id string, spec map[string]any) syncRecord {
 	p.t.Helper()
-	var st struct{ LastSync *ghSync }
+	var st struct{ LastSync *syncRecord }
 	if err := json.Unmarshal(p.must("PUT", "/api/v1/integrations/"+id, spec, 201), &st); err != nil {
 		p.t.Fatal(err)
 	}
 	if st.LastSync == nil {
 		p.t.Fatalf("installing %s started no resync", id)
 	}
-	return ghWaitSync(p, id, *st.LastSync)
-}
-
-// ghWaitSync waits for the end of sync s of integration id.
-func ghWaitSync(p *proc, id string, s ghSync) ghSync {
-	p.t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for s.Status == "running" && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		if err := json.Unmarshal(p.must("GET", "/api/v1/integrations/"+id+"/syncs/"+s.ID, nil, 200), &s); err != nil {
-			p.t.Fatal(err)
-		}
-	}
-	if s.Status == "running" {
-		p.t.Fatalf("resync %s still running", s.ID)
-	}
-	return s
+	return waitSync(p, id, *st.LastSync)
 }
 
 // entity is what the tests read of an entity.
@@ -165,7 +114,7 @@ func TestGitHubIntegration(t *testing.T) {
 	if s.Status != "succeeded" || s.Upserts != 15 || s.Deletes != 0 {
 		t.Fatalf("first resync: %+v\n%s", s, p.output())
 	}
-	if s := ghResync(p, id); s.Status != "succeeded" || s.Upserts != 0 || s.Unchanged != 15 || s.Deletes != 0 {
+	if s := resync(p, id); s.Status != "succeeded" || s.Upserts != 0 || s.Unchanged != 15 || s.Deletes != 0 {
 		t.Fatalf("resync with nothing changed: %+v", s)
 	}
 	for _, r := range api.Requests() {
@@ -243,7 +192,7 @@ func TestGitHubIntegration(t *testing.T) {
 	if !api.RemoveRun("hub4j-test-org/GHWorkflowRunTest", 677006583) {
 		t.Fatal("remove run")
 	}
-	if s := ghResync(p, id); s.Status != "succeeded" || s.Deletes != 1 {
+	if s := resync(p, id); s.Status != "succeeded" || s.Deletes != 1 {
 		t.Fatalf("resync after a removal: %+v", s)
 	}
 	if code, _ := ghGetEntity(p, "githubWorkflowRun", "677006583"); code != 404 {
@@ -253,7 +202,7 @@ func TestGitHubIntegration(t *testing.T) {
 	// A server error mid-resync (on the last kind) fails it: nothing is deleted.
 	api.RemoveRun("hub4j-test-org/GHWorkflowRunTest", 686039314)
 	api.Inject(standin.Fault{Path: "/repos/hub4j-test-org/GHWorkflowRunTest/deployments", Status: 500})
-	s = ghResync(p, id)
+	s = resync(p, id)
 	if s.Status != "failed" || s.Deletes != 0 || len(s.Errors) == 0 || !strings.Contains(s.Errors[0].Message, "status 500") {
 		t.Fatalf("resync with a 500: %+v", s)
 	}
@@ -264,7 +213,7 @@ func TestGitHubIntegration(t *testing.T) {
 
 	// A refused token: the installation's status says so; nothing is deleted.
 	api.SetToken("rotated")
-	s = ghResync(p, id)
+	s = resync(p, id)
 	if s.Status != "failed" || s.Deletes != 0 {
 		t.Fatalf("resync with a refused token: %+v", s)
 	}
@@ -281,7 +230,7 @@ func TestGitHubIntegration(t *testing.T) {
 
 	// With the token accepted again, the next resync reconciles.
 	api.SetToken(standin.Token)
-	if s := ghResync(p, id); s.Status != "succeeded" || s.Deletes != 1 {
+	if s := resync(p, id); s.Status != "succeeded" || s.Deletes != 1 {
 		t.Fatalf("resync after the token is fixed: %+v", s)
 	}
 	if code, _ := ghGetEntity(p, "githubWorkflowRun", "686039314"); code != 404 {

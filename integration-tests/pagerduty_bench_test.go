@@ -45,11 +45,11 @@ func BenchmarkPagerDutyResync(b *testing.B) {
 			b.ResetTimer()
 			for _, run := range []string{"cold", "warm"} {
 				start, cpu := time.Now(), pdProcessCPU(b, p)
-				var s pdSync
+				var s syncRecord
 				if run == "cold" { // the resync the installation starts
 					s = installPagerDuty(p, "pd", pd, nil, map[string]any{"uninterruptible": mode.uninterruptible})
 				} else {
-					s = resyncPagerDuty(p, "pd")
+					s = resync(p, "pd")
 				}
 				took, cpu := time.Since(start), pdProcessCPU(b, p)-cpu
 				if s.Status != "succeeded" || len(s.Errors) > 0 {

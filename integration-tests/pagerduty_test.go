@@ -9,51 +9,17 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/portico-dev/portico/plugins/pagerduty/standin"
 )
 
 const pdWebhookSecret = "whsec-integration"
 
-// pdSync is the part of a sync the tests read.
-type pdSync struct {
-	ID, Status                                string
-	Items, Pages, Upserts, Unchanged, Deletes int
-	Errors                                    []struct{ Kind, Message string }
-	DeletionSkipped                           string
-}
-
-// resyncPagerDuty runs a resync of id and waits for its end.
-func resyncPagerDuty(p *proc, id string) pdSync {
-	p.t.Helper()
-	var s pdSync
-	if err := json.Unmarshal(p.must("POST", "/api/v1/integrations/"+id+"/resync", nil, http.StatusAccepted), &s); err != nil {
-		p.t.Fatal(err)
-	}
-	return waitPagerDutySync(p, id, s)
-}
-
-// waitPagerDutySync waits for the end of sync s of id.
-func waitPagerDutySync(p *proc, id string, s pdSync) pdSync {
-	p.t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for s.Status == "running" && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		if err := json.Unmarshal(p.must("GET", "/api/v1/integrations/"+id+"/syncs/"+s.ID, nil, 200), &s); err != nil {
-			p.t.Fatal(err)
-		}
-	}
-	if s.Status == "running" {
-		p.t.Fatalf("resync %s still running after 3 minutes", s.ID)
-	}
-	return s
-}
-
+// syncRecord is the part of a sync the tests read.
 // installPagerDuty installs the bundled pagerduty plugin as id, pointed at
 // the stand-in (config and limits merged over the defaults used here), and
 // waits for the first resync the installation starts.
-func installPagerDuty(p *proc, id string, pd *standin.Server, config, limits map[string]any) pdSync {
+func installPagerDuty(p *proc, id string, pd *standin.Server, config, limits map[string]any) syncRecord {
 	p.t.Helper()
 	cfg := map[string]any{"baseUrl": pd.URL, "fromEmail": "ops@example.com"}
 	maps.Copy(cfg, config)
@@ -67,11 +33,11 @@ func installPagerDuty(p *proc, id string, pd *standin.Server, config, limits map
 			"template": "Token token={{apiToken}}"}},
 		"limits": lim,
 	}, http.StatusCreated)
-	var st struct{ LastSync *pdSync }
+	var st struct{ LastSync *syncRecord }
 	if err := json.Unmarshal(p.must("GET", "/api/v1/integrations/"+id, nil, 200), &st); err != nil || st.LastSync == nil {
 		p.t.Fatalf("install %s started no resync (%v)", id, err)
 	}
-	return waitPagerDutySync(p, id, *st.LastSync)
+	return waitSync(p, id, *st.LastSync)
 }
 
 // pdEntity is the part of an entity the tests read.
@@ -259,7 +225,7 @@ func TestPagerDuty(t *testing.T) {
 	if !pd.RemoveIncident("Q1QGYB805SG874") {
 		t.Fatal("remove incident")
 	}
-	s = resyncPagerDuty(p, "pd")
+	s = resync(p, "pd")
 	if s.Status != "succeeded" || s.Deletes != 3 {
 		t.Errorf("resync after the removal: %+v", s)
 	}
@@ -279,7 +245,7 @@ func TestPagerDuty(t *testing.T) {
 		t.Fatal("remove service")
 	}
 	pd.FailAfter("/incidents", incidentCalls-1, 500)
-	s = resyncPagerDuty(p, "pd")
+	s = resync(p, "pd")
 	if s.Status != "failed" || s.Deletes != 0 || s.DeletionSkipped == "" || len(s.Errors) == 0 ||
 		!strings.Contains(s.Errors[len(s.Errors)-1].Message, "list incidents (open) page 1: status 500") {
 		t.Errorf("resync with a 500: %+v", s)
@@ -293,7 +259,7 @@ func TestPagerDuty(t *testing.T) {
 
 	// The token revoked: the status says so, nothing is deleted.
 	pd.SetToken("rotated")
-	s = resyncPagerDuty(p, "pd")
+	s = resync(p, "pd")
 	n, lastError := pdStatus(p, "pd")
 	if s.Status != "failed" || s.Deletes != 0 || n != entities ||
 		!strings.Contains(lastError, "PagerDuty refused the API token (401)") {

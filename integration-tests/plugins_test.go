@@ -250,3 +250,53 @@ func TestBundledPluginsRegisteredAtStart(t *testing.T) {
 		t.Fatalf("serve with a missing --plugin-dir still runs:\n%s", q.output())
 	}
 }
+
+// syncRecord is the part of an integration's sync record the tests read.
+type syncRecord struct {
+	ID, Status, Trigger                             string
+	Items, Pages, Upserts, Unchanged, Kept, Deletes int
+	Errors                                          []struct{ Kind, Message string }
+	DeletionSkipped                                 string
+	StartedAt                                       time.Time
+	EndedAt                                         *time.Time
+}
+
+// took is how long the sync ran, by its own record.
+func (s syncRecord) took() time.Duration { return s.EndedAt.Sub(s.StartedAt) }
+
+// resync starts a resync of integration id and waits for its end.
+func resync(p *proc, id string) syncRecord {
+	p.t.Helper()
+	// A 409 says another resync holds the installation's lock: wait for it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, out := p.call("POST", "/api/v1/integrations/"+id+"/resync", nil)
+		if code == 409 && time.Now().Before(deadline) {
+			p.t.Logf("POST resync of %s: 409 %s; retrying", id, out)
+			continue
+		}
+		if code != 202 {
+			p.t.Fatalf("POST resync of %s: %d %s", id, code, out)
+		}
+		var s syncRecord
+		if err := json.Unmarshal(out, &s); err != nil {
+			p.t.Fatal(err)
+		}
+		return waitSync(p, id, s)
+	}
+}
+
+// waitSync waits for the end of sync s of integration id.
+func waitSync(p *proc, id string, s syncRecord) syncRecord {
+	p.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for s.Status == "running" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		if err := json.Unmarshal(p.must("GET", "/api/v1/integrations/"+id+"/syncs/"+s.ID, nil, 200), &s); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	if s.Status == "running" {
+		p.t.Fatalf("resync %s still running after 3 minutes", s.ID)
+	}
+	return s
+}
