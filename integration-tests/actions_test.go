@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 // receiver is a webhook receiver that deduplicates by idempotency key, as

@@ -18,7 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 var (

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 	"github.com/portico-dev/portico/internal/logbuf"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 var (

@@ -19,7 +19,7 @@ import (
 
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 )
 
 func TestWebhookSignsAndKeys(t *testing.T) {
@@ -263,7 +263,7 @@ func envCatalog(t *testing.T, properties string, entities map[string]string) *ca
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	ctx := context.Background()
 	bp, err := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":` + properties + `}}`))
 	if err != nil {

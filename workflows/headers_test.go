@@ -17,8 +17,8 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/internal/redistest"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 
@@ -58,7 +58,7 @@ func TestWebhookHeadersStaySecret(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 	ctx := catalog.WithActor(context.Background(), catalog.Actor{ID: "admin@example.com", Role: catalog.RoleAdmin})
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	bp, _ := catalog.DecodeBlueprint([]byte(`{"identifier":"service","schema":{"properties":{}}}`))
 	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/mocks"
 
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 )
 
 // TestSchedulerRecoversATrimmedStream: when the change stream was trimmed
@@ -22,7 +22,7 @@ func TestSchedulerRecoversATrimmedStream(t *testing.T) {
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer rdb.Close()
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{EventRetention: 5}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{EventRetention: 5}))
 	ctx := context.Background()
 	bp, _ := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":{"expiresAt":{"type":"string","format":"timer"}}}}`))
 	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {

@@ -14,16 +14,16 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 
 	"github.com/portico-dev/portico/devredis"
 )
 
 // devStore tunes the catalog store for the embedded miniredis, which
 // scans a stream linearly on every read: blocking reads poll (see
-// redisstore.Options.PollEvents) and the change stream keeps the last
+// rediscatalog.Options.PollEvents) and the change stream keeps the last
 // 20,000 events instead of 500,000.
-var devStore = redisstore.Options{PollEvents: 200 * time.Millisecond, EventRetention: 20_000}
+var devStore = rediscatalog.Options{PollEvents: 200 * time.Millisecond, EventRetention: 20_000}
 
 func devCmd() *cobra.Command {
 	var pprofAddr, addr, publicURL, dataDir, adminToken, pluginDir string

@@ -16,7 +16,7 @@ import (
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/loader"
-	"github.com/portico-dev/portico/host/redisstore"
+	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/host/registry"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
@@ -43,7 +43,7 @@ func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Ser
 	if err != nil {
 		return nil, err
 	}
-	store := redisstore.New(rdb, "").UseKeyring(keys)
+	store := redishost.New(rdb, "").UseKeyring(keys)
 	reg := registry.New(store, ld)
 	mgr := integrations.New(integrations.Options{
 		Catalog: cat, Registry: reg, Store: store, KV: store, Logger: log,

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/portico-dev/portico/core/actions/redisactions"
-	hostredis "github.com/portico-dev/portico/host/redisstore"
+	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 
@@ -92,7 +92,7 @@ func devKeyring(path string) (*secretbox.Keyring, error) {
 
 // secretStores are the stores that keep secrets, over rdb.
 func secretStores(rdb redis.UniversalClient, keys *secretbox.Keyring) []secretStore {
-	return []secretStore{hostredis.New(rdb, "").UseKeyring(keys), redisactions.New(rdb, "").UseKeyring(keys)}
+	return []secretStore{redishost.New(rdb, "").UseKeyring(keys), redisactions.New(rdb, "").UseKeyring(keys)}
 }
 
 // secretStore is a store that keeps secrets.

@@ -21,7 +21,7 @@ import (
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 	"github.com/portico-dev/portico/internal/secretbox"
 	"github.com/portico-dev/portico/workflows"
 )
@@ -39,7 +39,7 @@ type portal struct {
 
 // portalOptions configure newPortal.
 type portalOptions struct {
-	store  redisstore.Options
+	store  rediscatalog.Options
 	access accessConfig
 	// addr is the listen address; publicURL the portal's URL in run
 	// links (empty: http://<addr>).
@@ -69,7 +69,7 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 	if err := prepareSecrets(context.Background(), log, o.keys, secretStores(rdb, o.keys)...); err != nil {
 		return nil, err
 	}
-	store := redisstore.New(rdb, o.store)
+	store := rediscatalog.New(rdb, o.store)
 	start := time.Now()
 	n, err := store.UpgradeIndexes(context.Background())
 	if err != nil {

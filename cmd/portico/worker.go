@@ -16,7 +16,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 	"github.com/portico-dev/portico/workflows"
 )
 
@@ -52,7 +52,7 @@ func workerCmd() *cobra.Command {
 			if err := prepareSecrets(context.Background(), log, keys, secretStores(rdb, keys)...); err != nil {
 				return err
 			}
-			cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+			cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 			ph, err := newPluginHost(log, rdb, cat, cacheDir, keys)
 			if err != nil {
 				return fmt.Errorf("plugin host: %w", err)

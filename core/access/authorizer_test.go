@@ -11,7 +11,7 @@ import (
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 )
 
 // newCatalog returns a catalog with the access layer as its Authorizer,
@@ -22,7 +22,7 @@ func newCatalog(t *testing.T) *catalog.Service {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), access.Options{})
 	ctx := context.Background()
 	if err := acc.Bootstrap(ctx); err != nil {

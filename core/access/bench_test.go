@@ -12,7 +12,7 @@ import (
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 )
 
 // BenchmarkAuthorizeWrite measures what access adds to a write request:
@@ -23,7 +23,7 @@ func BenchmarkAuthorizeWrite(b *testing.B) {
 	mr := miniredis.RunT(b)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), access.Options{AdminToken: "T"})
 	ctx := context.Background()
 	if err := acc.Bootstrap(ctx); err != nil {

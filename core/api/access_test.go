@@ -19,8 +19,8 @@ import (
 	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 // clock is a settable clock for the access layer.
@@ -55,7 +55,7 @@ func newAccessEnvWith(t *testing.T, opts access.Options, cfg api.Config) *access
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	clk := &clock{t: time.Now()}
 	opts.AdminToken, opts.Now = token, clk.Now
 	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), opts)

@@ -18,7 +18,7 @@ import (
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 )
 
 // fakeRunner keeps started runs in memory; an approval step first makes
@@ -108,7 +108,7 @@ func actionsConfig(t *testing.T, runner actions.Runner) (api.Config, *redis.Clie
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), access.Options{AdminToken: token})
 	if err := acc.Bootstrap(context.Background()); err != nil {
 		t.Fatal(err)

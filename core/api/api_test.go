@@ -22,7 +22,7 @@ import (
 
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 )
 
 // token is the bootstrap admin token every test server accepts.
@@ -49,7 +49,7 @@ func newEnvWith(t *testing.T, opts *redis.Options, tweaks ...func(*api.Config)) 
 	opts.Addr = mr.Addr()
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	svc := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	svc := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	cfg := api.Config{Catalog: svc, Auth: api.AdminToken(token)}
 	for _, tweak := range tweaks {
 		tweak(&cfg)

@@ -16,8 +16,8 @@ import (
 	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 // BenchmarkBulkIngest posts 1,000-entity bulk requests (~1 KB entities, 10
@@ -34,7 +34,7 @@ func benchBulkIngest(b *testing.B, withAccess bool) {
 	rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(b), PoolSize: 16})
 	defer rdb.Close()
 	prefix := fmt.Sprintf("bench%d", b.N)
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{Prefix: prefix}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{Prefix: prefix}))
 	cfg := api.Config{Catalog: cat, Auth: api.AdminToken("T")}
 	if withAccess {
 		acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{Prefix: prefix}), access.Options{AdminToken: "T"})

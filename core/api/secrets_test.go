@@ -9,7 +9,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/api"
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/internal/redistest"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 

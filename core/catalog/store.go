@@ -6,7 +6,7 @@ import (
 )
 
 // Store persists blueprints, entities, their indexes and the change stream.
-// redisstore implements it; nothing else touches the storage keys.
+// rediscatalog implements it; nothing else touches the storage keys.
 type Store interface {
 	// Update runs fn in an optimistic transaction: everything fn reads through
 	// the Tx is watched, everything it writes is applied atomically with its

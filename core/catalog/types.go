@@ -1,6 +1,6 @@
 // Package catalog is Portico's domain core: blueprints (schemas), entities
 // (catalog records), relations between them, search and the change-event
-// stream. It defines the Store it needs; redisstore implements it.
+// stream. It defines the Store it needs; rediscatalog implements it.
 package catalog
 
 import (

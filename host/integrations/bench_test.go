@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 	"github.com/portico-dev/portico/host/integrations"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 // BenchmarkResync50k runs a full resync of 50,000 items through the example

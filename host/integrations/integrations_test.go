@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 	"github.com/portico-dev/portico/host/goplugin"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/internal/plugintest"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/internal/redistest"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 

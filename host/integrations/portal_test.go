@@ -24,11 +24,11 @@ import (
 	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
-	catalogredis "github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/internal/plugintest"
 	"github.com/portico-dev/portico/host/loader"
-	"github.com/portico-dev/portico/host/redisstore"
+	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/host/registry"
 	"github.com/portico-dev/portico/internal/logbuf"
 	"github.com/portico-dev/portico/internal/secretbox"
@@ -102,12 +102,12 @@ func buildPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Opti
 	}
 	logs := &logbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cat := catalog.NewService(catalogredis.New(rdb, catalogredis.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	ld, err := loader.New(plugintest.CacheDir(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := redisstore.New(rdb, "").UseKeyring(testKeys)
+	store := redishost.New(rdb, "").UseKeyring(testKeys)
 	opts.Catalog, opts.Registry, opts.Store, opts.KV, opts.Logger = cat, registry.New(store, ld), store, store, logger
 	if opts.ScheduleTick == 0 {
 		opts.ScheduleTick = 50 * time.Millisecond

@@ -15,7 +15,7 @@ import (
 
 	"github.com/portico-dev/portico/host/internal/plugintest"
 	"github.com/portico-dev/portico/host/loader"
-	"github.com/portico-dev/portico/host/redisstore"
+	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/host/registry"
 	"github.com/portico-dev/portico/pdk"
 )
@@ -49,7 +49,7 @@ func newRegistry(t *testing.T) (*registry.Registry, *inspections) {
 	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	rt := &inspections{Loader: ld}
-	return registry.New(redisstore.New(rdb, ""), rt), rt
+	return registry.New(redishost.New(rdb, ""), rt), rt
 }
 
 // pluginDir returns a directory holding files: name → contents, copied

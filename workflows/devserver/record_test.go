@@ -25,7 +25,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/workflows"
 	"github.com/portico-dev/portico/workflows/devserver"
@@ -54,7 +54,7 @@ func TestRecordHistories(t *testing.T) {
 
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	cat := catalog.NewService(redisstore.New(rdb, redisstore.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
 	if _, _, err := cat.PutBlueprint(ctx, &catalog.Blueprint{Identifier: "env", Schema: catalog.Schema{Properties: map[string]catalog.Property{
 		"expiresAt": {Type: "string", Format: "timer"}}}}, false); err != nil {
 		t.Fatal(err)

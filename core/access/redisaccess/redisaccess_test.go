@@ -14,7 +14,7 @@ import (
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 // TestStore runs the store contract against miniredis and a real

@@ -12,8 +12,8 @@ import (
 
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 	"github.com/portico-dev/portico/devredis"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 // backend opens a client on one server; called twice it gives two clients

@@ -1,4 +1,4 @@
-package redisstore_test
+package rediscatalog_test
 
 import (
 	"context"
@@ -21,17 +21,17 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore"
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
+	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 // The contract suite: everything catalog.Service promises, driven through
-// redisstore, against miniredis and against a real redis-server.
+// rediscatalog, against miniredis and against a real redis-server.
 
 // TestContractMiniredis runs the suite as `portico dev` configures the
 // store on its embedded miniredis: blocking event reads poll.
 func TestContractMiniredis(t *testing.T) {
-	runContract(t, redisstore.Options{PollEvents: 20 * time.Millisecond}, func(t *testing.T) redis.UniversalClient {
+	runContract(t, rediscatalog.Options{PollEvents: 20 * time.Millisecond}, func(t *testing.T) redis.UniversalClient {
 		m := miniredis.RunT(t)
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		t.Cleanup(func() { _ = c.Close() })
@@ -41,7 +41,7 @@ func TestContractMiniredis(t *testing.T) {
 
 func TestContractRedis(t *testing.T) {
 	addr := redistest.Start(t) // one server for every subtest, killed at the end
-	runContract(t, redisstore.Options{}, func(t *testing.T) redis.UniversalClient {
+	runContract(t, rediscatalog.Options{}, func(t *testing.T) redis.UniversalClient {
 		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32})
 		t.Cleanup(func() { _ = c.Close() })
 		if err := c.FlushAll(context.Background()).Err(); err != nil {
@@ -51,7 +51,7 @@ func TestContractRedis(t *testing.T) {
 	})
 }
 
-func runContract(t *testing.T, opts redisstore.Options, newClient func(t *testing.T) redis.UniversalClient) {
+func runContract(t *testing.T, opts rediscatalog.Options, newClient func(t *testing.T) redis.UniversalClient) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, e *env)
@@ -111,7 +111,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context // acting as alice
 	rdb    redis.UniversalClient
-	store  *redisstore.Store
+	store  *rediscatalog.Store
 	svc    *catalog.Service
 	prefix string
 	clock  *clock
@@ -119,10 +119,10 @@ type env struct {
 
 var prefixSeq atomic.Int64
 
-func newEnv(t *testing.T, rdb redis.UniversalClient, opts redisstore.Options) *env {
+func newEnv(t *testing.T, rdb redis.UniversalClient, opts rediscatalog.Options) *env {
 	opts.Prefix = fmt.Sprintf("ct%d", prefixSeq.Add(1))
 	prefix := opts.Prefix
-	store := redisstore.New(rdb, opts)
+	store := rediscatalog.New(rdb, opts)
 	svc := catalog.NewService(store)
 	clk := &clock{now: t0}
 	svc.SetClock(clk.Now)

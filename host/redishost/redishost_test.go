@@ -1,4 +1,4 @@
-package redisstore_test
+package redishost_test
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/redisstore/redistest"
 	"github.com/portico-dev/portico/devredis"
 	"github.com/portico-dev/portico/host/integrations"
-	"github.com/portico-dev/portico/host/redisstore"
+	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/host/registry"
+	"github.com/portico-dev/portico/internal/redistest"
 )
 
 // backends are the Redis flavours the store must work on.
@@ -48,7 +48,7 @@ func TestStore(t *testing.T) {
 			rdb := b.open(t)
 			t.Cleanup(func() { rdb.Close() })
 			// A prefix of its own: the real server is shared.
-			s := redisstore.New(rdb, fmt.Sprintf("test|%s|%d", t.Name(), time.Now().UnixNano()))
+			s := redishost.New(rdb, fmt.Sprintf("test|%s|%d", t.Name(), time.Now().UnixNano()))
 			t.Run("plugins", func(t *testing.T) { testPlugins(t, s) })
 			t.Run("locks", func(t *testing.T) { testLocks(t, s) })
 			t.Run("kv", func(t *testing.T) { testKV(t, s) })
@@ -57,7 +57,7 @@ func TestStore(t *testing.T) {
 	}
 }
 
-func testPlugins(t *testing.T, s *redisstore.Store) {
+func testPlugins(t *testing.T, s *redishost.Store) {
 	ctx := context.Background()
 	p := &registry.Plugin{Name: "x", Version: "1.0.0", Type: registry.TypeWasm, SHA256: "aa"}
 	if existing, err := s.CreatePlugin(ctx, p, []byte("\x00asm-1")); err != nil || existing != nil {
@@ -80,7 +80,7 @@ func testPlugins(t *testing.T, s *redisstore.Store) {
 	}
 }
 
-func testLocks(t *testing.T, s *redisstore.Store) {
+func testLocks(t *testing.T, s *redishost.Store) {
 	ctx := context.Background()
 	steps := []struct {
 		name string
@@ -104,7 +104,7 @@ func testLocks(t *testing.T, s *redisstore.Store) {
 	}
 }
 
-func acquire(s *redisstore.Store, id, owner string, want bool) error {
+func acquire(s *redishost.Store, id, owner string, want bool) error {
 	ok, err := s.AcquireLock(context.Background(), id, owner, time.Minute)
 	if err != nil {
 		return err
@@ -115,14 +115,14 @@ func acquire(s *redisstore.Store, id, owner string, want bool) error {
 	return nil
 }
 
-func testKV(t *testing.T, s *redisstore.Store) {
+func testKV(t *testing.T, s *redishost.Store) {
 	ctx := context.Background()
-	for i := range redisstore.MaxKVKeys {
+	for i := range redishost.MaxKVKeys {
 		if err := s.Set(ctx, "inst", fmt.Sprintf("k%d", i), "v"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Set(ctx, "inst", "one-too-many", "v"); !errors.Is(err, redisstore.ErrKVFull) {
+	if err := s.Set(ctx, "inst", "one-too-many", "v"); !errors.Is(err, redishost.ErrKVFull) {
 		t.Fatalf("over the cap: %v", err)
 	}
 	if err := s.Set(ctx, "inst", "k1", "changed"); err != nil {
@@ -142,7 +142,7 @@ func testKV(t *testing.T, s *redisstore.Store) {
 	}
 }
 
-func testInstallations(t *testing.T, s *redisstore.Store) {
+func testInstallations(t *testing.T, s *redishost.Store) {
 	ctx := context.Background()
 	inst := &integrations.Installation{ID: "i1", Plugin: "x@1.0.0", Spec: integrations.Spec{Secrets: integrations.Secrets{"k": "v"}}}
 	if err := s.PutInstallation(ctx, inst); err != nil {

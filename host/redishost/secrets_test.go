@@ -1,4 +1,4 @@
-package redisstore_test
+package redishost_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/host/integrations"
-	"github.com/portico-dev/portico/host/redisstore"
+	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 
@@ -41,7 +41,7 @@ func TestSecretsAtRest(t *testing.T) {
 	defer rdb.Close()
 	const token = "tok-plain-1234"
 	raw := func() string { return rdb.Get(ctx, "portico|plugins|inst|gh").Val() }
-	read := func(s *redisstore.Store) (string, error) {
+	read := func(s *redishost.Store) (string, error) {
 		inst, err := s.Installation(ctx, "gh")
 		if err != nil {
 			return "", err
@@ -53,7 +53,7 @@ func TestSecretsAtRest(t *testing.T) {
 	}
 
 	// Before encryption: plain text, readable by a store with a key.
-	plain := redisstore.New(rdb, "")
+	plain := redishost.New(rdb, "")
 	inst := &integrations.Installation{ID: "gh", Spec: integrations.Spec{Plugin: "github", Secrets: integrations.Secrets{"apiToken": token}}}
 	if err := plain.PutInstallation(ctx, inst); err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestSecretsAtRest(t *testing.T) {
 		t.Fatal("without a key the secret is stored as written")
 	}
 	oldKey, newKey := genKey(t), genKey(t)
-	first := redisstore.New(rdb, "").UseKeyring(keyring(t, oldKey))
+	first := redishost.New(rdb, "").UseKeyring(keyring(t, oldKey))
 	if got, err := read(first); err != nil || got != token {
 		t.Fatalf("legacy plain text: %q %v", got, err)
 	}
@@ -89,7 +89,7 @@ func TestSecretsAtRest(t *testing.T) {
 
 	// Rotation: the new key first, the old one still read; writes and
 	// the pass use the new key.
-	rotated := redisstore.New(rdb, "").UseKeyring(keyring(t, newKey, oldKey))
+	rotated := redishost.New(rdb, "").UseKeyring(keyring(t, newKey, oldKey))
 	if got, err := read(rotated); err != nil || got != token {
 		t.Fatalf("old ciphertext after rotation: %q %v", got, err)
 	}
@@ -103,13 +103,13 @@ func TestSecretsAtRest(t *testing.T) {
 
 	// Once resealed, the new key alone reads it; the old key, or none,
 	// fails naming the key.
-	if got, err := read(redisstore.New(rdb, "").UseKeyring(keyring(t, newKey))); err != nil || got != token {
+	if got, err := read(redishost.New(rdb, "").UseKeyring(keyring(t, newKey))); err != nil || got != token {
 		t.Fatalf("new key alone: %q %v", got, err)
 	}
-	if _, err := read(redisstore.New(rdb, "").UseKeyring(keyring(t, oldKey))); !errors.Is(err, secretbox.ErrUnknownKey) || !strings.Contains(err.Error(), newID) {
+	if _, err := read(redishost.New(rdb, "").UseKeyring(keyring(t, oldKey))); !errors.Is(err, secretbox.ErrUnknownKey) || !strings.Contains(err.Error(), newID) {
 		t.Fatalf("old key: %v", err)
 	}
-	if _, err := read(redisstore.New(rdb, "")); !errors.Is(err, secretbox.ErrNoKey) {
+	if _, err := read(redishost.New(rdb, "")); !errors.Is(err, secretbox.ErrNoKey) {
 		t.Fatalf("no key: %v", err)
 	}
 

@@ -1,8 +1,8 @@
-// Package redisstore implements catalog.Store on Redis with go-redis v9. It
+// Package rediscatalog implements catalog.Store on Redis with go-redis v9. It
 // works against a real Redis 7 and against miniredis. Every write is one
 // WATCH/MULTI/EXEC transaction: the entity, its secondary indexes, its
 // relation edges and its change event land together or not at all.
-package redisstore
+package rediscatalog
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package redisstore keeps the plugin host's state in Redis (go-redis v9,
+// Package redishost keeps the plugin host's state in Redis (go-redis v9,
 // real Redis or miniredis): the plugin registry with its Wasm modules,
 // installations with their secrets, sync progress and locks, and plugins'
 // per-installation key/value state. It is the only writer of these keys.
@@ -18,7 +18,7 @@
 //	<p>|sync|<id>|<sid>          sync progress (JSON, expires)
 //	<p>|lock|<id>                sync lock: owner token (expires)
 //	<p>|kv|<id>                  hash of the plugin's key/value state
-package redisstore
+package redishost
 
 import (
 	"context"
