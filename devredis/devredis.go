@@ -60,7 +60,8 @@ type Server struct {
 	lock  *os.File // held until Close
 	log   *slog.Logger
 	m     *miniredis.Miniredis
-	admin *redis.Client // hook-less client for replay and introspection
+	guard *guard
+	admin *redis.Client // unlogged client for replay and introspection
 
 	// mu serialises hooked writes (execution and AOF append together),
 	// compaction and Close. See Server.write for why execution is inside.
@@ -97,25 +98,27 @@ func Start(dataDir string, logger *slog.Logger) (*Server, error) {
 		}
 	}
 
+	g, err := newGuard()
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
 	m := miniredis.NewMiniRedis()
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		_ = lock.Close()
 		return nil, fmt.Errorf("start miniredis: %w", err)
 	}
+	m.Server().SetPreHook(g.preHook)
 	s := &Server{
-		dir:  dataDir,
-		lock: lock,
-		log:  logger,
-		m:    m,
-		admin: redis.NewClient(&redis.Options{
-			Addr:            m.Addr(),
-			Protocol:        2,
-			MaxRetries:      -1, // a retried replay command could apply twice
-			DisableIdentity: true,
-		}),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		dir:   dataDir,
+		lock:  lock,
+		log:   logger,
+		m:     m,
+		guard: g,
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
+	s.admin = s.newAdmin()
 	if err := s.restore(); err != nil {
 		if s.aof != nil {
 			_ = s.aof.Close()
@@ -234,6 +237,18 @@ func (s *Server) preserve(name, why string) {
 		return
 	}
 	s.log.Warn("devredis: kept damaged file", "file", to)
+}
+
+// newAdmin returns a client whose writes are not logged (replay, restore).
+func (s *Server) newAdmin() *redis.Client {
+	c := redis.NewClient(&redis.Options{
+		Addr:            s.m.Addr(),
+		Protocol:        2,
+		MaxRetries:      -1, // a retried replay command could apply twice
+		DisableIdentity: true,
+	})
+	c.AddHook(introducer{s.guard})
+	return c
 }
 
 // Addr returns the host:port miniredis listens on.

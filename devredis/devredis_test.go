@@ -595,7 +595,7 @@ func TestUnknownOutcomeResnapshots(t *testing.T) {
 	dir := t.TempDir()
 	s := start(t, dir)
 	defer s.Close()
-	plain := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	plain := s.newAdmin() // writes without logging them
 	defer plain.Close()
 	lostReply := s.Hook().ProcessHook(func(ctx context.Context, cmd redis.Cmder) error {
 		if err := plain.Process(ctx, cmd); err != nil { // runs on the server...
