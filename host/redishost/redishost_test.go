@@ -13,6 +13,7 @@ import (
 
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/devredis"
+	"github.com/portico-dev/portico/devredis/devredistest"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/host/registry"
@@ -47,6 +48,7 @@ func TestStore(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			rdb := b.open(t)
 			t.Cleanup(func() { rdb.Close() })
+			devredistest.Check(t, rdb)
 			// A prefix of its own: the real server is shared.
 			s := redishost.New(rdb, fmt.Sprintf("test|%s|%d", t.Name(), time.Now().UnixNano()))
 			t.Run("plugins", func(t *testing.T) { testPlugins(t, s) })

@@ -9,6 +9,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portico-dev/portico/devredis/devredistest"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/internal/secretbox"
@@ -39,6 +40,7 @@ func TestSecretsAtRest(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 	defer rdb.Close()
+	devredistest.Check(t, rdb)
 	const token = "tok-plain-1234"
 	raw := func() string { return rdb.Get(ctx, "portico|plugins|inst|gh").Val() }
 	read := func(s *redishost.Store) (string, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/devredis/devredistest"
 	"github.com/portico-dev/portico/internal/redistest"
 )
 
@@ -32,6 +33,7 @@ func TestStore(t *testing.T) {
 			t.Parallel()
 			rdb := redis.NewClient(&redis.Options{Addr: tc.addr(t)})
 			t.Cleanup(func() { _ = rdb.Close() })
+			devredistest.Check(t, rdb)
 			prefix := "t" + randomHex(t)
 			contract(t, redisaccess.New(rdb, redisaccess.Options{Prefix: prefix, AuditRetention: 50}), rdb, prefix)
 		})

@@ -11,12 +11,14 @@ import (
 
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
+	"github.com/portico-dev/portico/devredis/devredistest"
 )
 
 func newStore(t *testing.T) *redisactions.Store {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
+	devredistest.Check(t, rdb)
 	return redisactions.New(rdb, "")
 }
 

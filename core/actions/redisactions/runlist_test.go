@@ -14,6 +14,7 @@ import (
 
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
+	"github.com/portico-dev/portico/devredis/devredistest"
 )
 
 // readCounter counts what a client reads: index entries returned by
@@ -81,6 +82,7 @@ func newCountedStore(t *testing.T) (*redisactions.Store, *readCounter) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
+	devredistest.Check(t, rdb)
 	c := &readCounter{}
 	rdb.AddHook(c)
 	return redisactions.New(rdb, ""), c

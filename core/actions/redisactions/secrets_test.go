@@ -12,6 +12,7 @@ import (
 
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
+	"github.com/portico-dev/portico/devredis/devredistest"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 
@@ -33,6 +34,7 @@ func TestSecretsAtRest(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 	defer rdb.Close()
+	devredistest.Check(t, rdb)
 	const sign, hdr, stepHdr = "whsec_plain", "Bearer ci-plain", "Bearer step-plain"
 	dump := func() string {
 		var b strings.Builder

@@ -13,6 +13,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/devredis"
+	"github.com/portico-dev/portico/devredis/devredistest"
 	"github.com/portico-dev/portico/internal/redistest"
 )
 
@@ -48,6 +49,7 @@ func client(t *testing.T, addr string, hook redis.Hook) *redis.Client {
 		c.AddHook(hook)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	devredistest.Check(t, c)
 	return c
 }
 

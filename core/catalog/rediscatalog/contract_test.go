@@ -22,6 +22,7 @@ import (
 
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/devredis/devredistest"
 	"github.com/portico-dev/portico/internal/redistest"
 )
 
@@ -35,6 +36,7 @@ func TestContractMiniredis(t *testing.T) {
 		m := miniredis.RunT(t)
 		c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		t.Cleanup(func() { _ = c.Close() })
+		devredistest.Check(t, c)
 		return c
 	})
 }
@@ -47,6 +49,7 @@ func TestContractRedis(t *testing.T) {
 		if err := c.FlushAll(context.Background()).Err(); err != nil {
 			t.Fatalf("FLUSHALL: %v", err)
 		}
+		devredistest.Check(t, c)
 		return c
 	})
 }
