@@ -3,21 +3,59 @@
 //
 // Persistence is Redis-like: a snapshot (catalog.snapshot) plus an
 // append-only file (catalog.aof) of the writes made since. Writes are logged
-// by a go-redis hook (Server.Hook), so every client that writes must have
-// it installed; writes through clients without the hook are only captured
-// by the next snapshot. Each acknowledged write is in the AOF (written to
-// the OS, so it survives kill -9) before the hook returns; the AOF is
-// fsynced once a second, which bounds the loss on a machine crash to about
-// one second. Close writes a final snapshot, so a graceful stop loses
+// by a go-redis hook (Server.Hook). Each acknowledged write is in the AOF
+// (written to the OS, so it survives kill -9) before the hook returns; the
+// AOF is fsynced once a second, which bounds the loss on a machine crash to
+// about one second. Close writes a final snapshot, so a graceful stop loses
 // nothing. Start loads the snapshot, replays the AOF, then compacts both
 // into a fresh snapshot.
 //
 // Only DB 0 is persisted, with strings, hashes, sets, sorted sets, lists and
 // streams (entry IDs and the last generated ID preserved) and key TTLs as
-// miniredis holds them (miniredis does not expire keys by wall-clock time).
-// Commands whose effects cannot be persisted (Lua scripts, blocking pops,
-// consumer groups, HyperLogLog, hash-field TTLs, other databases) are
-// refused with ErrUnsupportedCommand.
+// miniredis holds them.
+//
+// # Rules for stores
+//
+// Every store that writes Redis runs on devredis under `portico dev`, so it
+// keeps these rules (its package doc says so and points here). Commands
+// that break them are refused (by Server.Hook with ErrUnsupportedCommand)
+// and never reach miniredis; the table of commands is in rules.go.
+//
+//   - Every client that writes carries Server.Hook: the hook is what logs a
+//     write to the AOF, so a write through another client would be lost on
+//     a crash, or replay around it into an inconsistent state. The server
+//     refuses writes from connections not dialled through the hook (reads
+//     pass, so redis-cli can inspect the data).
+//   - No Lua scripts or functions (EVAL, EVALSHA, SCRIPT, FCALL, FUNCTION…):
+//     the hook sees the script, not the writes it makes, so it cannot log
+//     them as commands.
+//   - No blocking pops (BLPOP, BRPOP, BRPOPLPUSH, BLMOVE, BLMPOP, BZPOPMIN,
+//     BZPOPMAX, BZMPOP): a hooked write holds the AOF lock from send to
+//     append so the log order is the apply order, and a blocked write would
+//     stall every writer. Blocking reads (XREAD BLOCK) are fine.
+//   - No stream consumer groups (XGROUP, XREADGROUP, XACK, XCLAIM,
+//     XAUTOCLAIM, XSETID), HyperLogLog (PFADD, PFMERGE) or hash-field TTLs
+//     (HEXPIRE, HSETEX…): the snapshot has no place for their state.
+//   - DB 0 only (no SELECT n, MOVE, SWAPDB, COPY … DB n): only DB 0 is
+//     snapshotted. No server administration either (RESTORE, MIGRATE,
+//     DEBUG, SAVE, SHUTDOWN, REPLICAOF…): devredis owns persistence.
+//   - MULTI/EXEC only as one pipeline (TxPipelined, Watch), never as
+//     separate commands: the hook logs a transaction as one record, applied
+//     entirely or not at all on replay, only when it sees it whole.
+//   - Only commands in the table: one without a persistence rule is
+//     refused; a store that needs it adds it to rules.go (and to rewrite in
+//     hook.go when its effect is not deterministic, as for XADD * or SPOP).
+//
+// Two properties are not refused but matter to stores: miniredis does not
+// expire keys by wall-clock time, so a key with a TTL lives until deleted
+// (do not rely on expiry to release a lock); and a WATCH transaction keeps
+// its pool connection while it waits for the AOF lock (see Server.write),
+// so the client's pool must be larger than the number of concurrent
+// transactions.
+//
+// A store's tests hold it to the command rules on miniredis or
+// redis-server by installing a Checker (devredistest.Check does it and
+// fails the test on any refusal).
 package devredis
 
 import (

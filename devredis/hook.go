@@ -12,9 +12,11 @@ import (
 )
 
 // Hook returns the go-redis hook that persists writes. Install it on every
-// client that writes (client.AddHook(s.Hook())): reads pass straight
-// through; each write command, pipeline or MULTI/EXEC transaction that
-// succeeds is appended to the AOF as one record before the call returns.
+// client that writes (client.AddHook(s.Hook())); the server refuses writes
+// from connections it did not dial. Reads pass straight through; each write
+// command, pipeline or MULTI/EXEC transaction that succeeds is appended to
+// the AOF as one record before the call returns. Commands devredis cannot
+// persist are refused (see the package doc).
 func (s *Server) Hook() redis.Hook { return hook{s} }
 
 type hook struct{ s *Server }

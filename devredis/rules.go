@@ -28,8 +28,12 @@ const (
 	kindRefused                // refused with the reason in refusals
 )
 
+// kinds is the command table: how Server.Hook, the server's guard and
+// Checker treat each command (lower case). It is the rules for stores of the
+// package doc; a command missing from it is refused.
 var kinds = map[string]cmdKind{}
 
+// refusals holds why each kindRefused command is refused.
 var refusals = map[string]string{}
 
 func init() {

@@ -18,6 +18,14 @@
 //	<p>|sync|<id>|<sid>          sync progress (JSON, expires)
 //	<p>|lock|<id>                sync lock: owner token (expires)
 //	<p>|kv|<id>                  hash of the plugin's key/value state
+//
+// Under `portico dev` it runs on devredis, so it keeps devredis's rules for
+// stores (the list and the reasons are in package devredis): it sends only
+// commands devredis can persist (no Lua scripts, blocking pops or stream
+// consumer groups; MULTI/EXEC only as TxPipelined), and the client it is
+// given must carry devredis's Server.Hook. Its tests enforce the command
+// rules with devredistest.Check. Key TTLs do not run down under devredis,
+// so there a sync lock whose holder died is not released by expiry.
 package redishost
 
 import (

@@ -1,6 +1,13 @@
 // Package redisaccess implements access.Store on Redis with go-redis v9:
 // tokens (metadata and the SHA-256 of the secret, never the secret) and
 // the audit log as a Redis Stream trimmed to a retention.
+//
+// Under `portico dev` it runs on devredis, so it keeps devredis's rules for
+// stores (the list and the reasons are in package devredis): it sends only
+// commands devredis can persist (no Lua scripts, blocking pops or stream
+// consumer groups; MULTI/EXEC only as TxPipelined), and the client it is
+// given must carry devredis's Server.Hook. Its tests enforce the command
+// rules with devredistest.Check.
 package redisaccess
 
 import (

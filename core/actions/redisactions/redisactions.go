@@ -3,6 +3,13 @@
 // records with the indexes that list them. Signing secrets and webhook
 // header values are sealed with the Keyring given to UseKeyring (see
 // internal/secretbox); values stored in plain text before stay readable.
+//
+// Under `portico dev` it runs on devredis, so it keeps devredis's rules for
+// stores (the list and the reasons are in package devredis): it sends only
+// commands devredis can persist (no Lua scripts, blocking pops or stream
+// consumer groups; MULTI/EXEC only as TxPipelined), and the client it is
+// given must carry devredis's Server.Hook. Its tests enforce the command
+// rules with devredistest.Check.
 package redisactions
 
 import (

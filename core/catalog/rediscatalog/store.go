@@ -2,6 +2,13 @@
 // works against a real Redis 7 and against miniredis. Every write is one
 // WATCH/MULTI/EXEC transaction: the entity, its secondary indexes, its
 // relation edges and its change event land together or not at all.
+//
+// Under `portico dev` it runs on devredis, so it keeps devredis's rules for
+// stores (the list and the reasons are in package devredis): it sends only
+// commands devredis can persist (no Lua scripts, blocking pops or stream
+// consumer groups; MULTI/EXEC only as TxPipelined), and the client it is
+// given must carry devredis's Server.Hook. Its tests enforce the command
+// rules with devredistest.Check.
 package rediscatalog
 
 import (
