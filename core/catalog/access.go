@@ -477,11 +477,7 @@ func (s *Service) listFiltered(ctx context.Context, f *readFilter, bp, after str
 		if len(ids) == 0 {
 			break
 		}
-		refs := make([]Ref, len(ids))
-		for i, id := range ids {
-			refs[i] = Ref{Blueprint: bp, Identifier: id}
-		}
-		ents, err := s.store.Entities(ctx, refs)
+		ents, err := s.entitiesOf(ctx, bp, ids)
 		if err != nil {
 			return nil, err
 		}

@@ -52,11 +52,7 @@ func (s *Service) ListEntities(ctx context.Context, bp, after string, limit int)
 		ids = ids[:limit]
 		next = ids[limit-1]
 	}
-	refs := make([]Ref, len(ids))
-	for i, id := range ids {
-		refs[i] = Ref{Blueprint: bp, Identifier: id}
-	}
-	ents, err := s.store.Entities(ctx, refs)
+	ents, err := s.entitiesOf(ctx, bp, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -220,4 +216,14 @@ func mirrorValue(e *Entity, m Mirror, bp *Blueprint, targets map[Ref]*Entity) an
 		return nil
 	}
 	return vals[0]
+}
+
+// entitiesOf reads entities of blueprint bp by identifier, nil where one
+// is missing.
+func (s *Service) entitiesOf(ctx context.Context, bp string, ids []string) ([]*Entity, error) {
+	refs := make([]Ref, len(ids))
+	for i, id := range ids {
+		refs[i] = Ref{Blueprint: bp, Identifier: id}
+	}
+	return s.store.Entities(ctx, refs)
 }
