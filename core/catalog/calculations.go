@@ -16,8 +16,8 @@ import (
 var CalcLimits = jqeval.Limits{Timeout: 100 * time.Millisecond, Steps: 100_000}
 
 // Calculate evaluates the calculation properties with gojq over the entity
-// as JSON (identifier, title, blueprint, icon, team, properties, relations,
-// createdAt, updatedAt, createdBy, updatedBy, datasource). The first output
+// as JSON: every field under its JSON key (see entityFields), empty ones
+// included, times in RFC 3339 (null when unset). The first output
 // of each expression is its value; an expression that fails, yields
 // nothing, exceeds CalcLimits or yields a value of the wrong declared type
 // gives nil, never an error. It returns nil when there are no
@@ -98,35 +98,36 @@ func (cr *schemaCalcRule) eval(in any) (result any) {
 }
 
 // schemaEntityJQInput is e as a gojq value: a deep copy made of the types gojq
-// accepts, so expressions can neither fail on Go types nor alias e.
+// accepts, so expressions can neither fail on Go types nor alias e. An
+// entity without a blueprint gets blueprint.
 func schemaEntityJQInput(e *Entity, blueprint string) map[string]any {
-	if e.Blueprint != "" {
-		blueprint = e.Blueprint
-	}
-	team := make([]any, len(e.Team))
-	for i, t := range e.Team {
-		team[i] = t
-	}
-	stamp := func(t time.Time) any {
-		if t.IsZero() {
-			return nil
+	in := make(map[string]any, len(entityFields))
+	for i := range entityFields {
+		f := &entityFields[i]
+		switch f.kind {
+		case textField:
+			in[f.key] = *f.text(e)
+		case listField:
+			list := *f.list(e)
+			copied := make([]any, len(list))
+			for i, s := range list {
+				copied[i] = s
+			}
+			in[f.key] = copied
+		case objectField:
+			in[f.key] = schemaJqValue(*f.object(e))
+		case timeField:
+			if t := *f.time(e); !t.IsZero() {
+				in[f.key] = t.UTC().Format(time.RFC3339Nano)
+			} else {
+				in[f.key] = nil
+			}
 		}
-		return t.UTC().Format(time.RFC3339Nano)
 	}
-	return map[string]any{
-		"identifier": e.Identifier,
-		"title":      e.Title,
-		"blueprint":  blueprint,
-		"icon":       e.Icon,
-		"team":       team,
-		"properties": schemaJqValue(e.Properties),
-		"relations":  schemaJqValue(e.Relations),
-		"createdAt":  stamp(e.CreatedAt),
-		"updatedAt":  stamp(e.UpdatedAt),
-		"createdBy":  e.CreatedBy,
-		"updatedBy":  e.UpdatedBy,
-		"datasource": e.Datasource,
+	if e.Blueprint == "" {
+		in["blueprint"] = blueprint
 	}
+	return in
 }
 
 // schemaJqValue deep-copies v into the value types gojq understands.

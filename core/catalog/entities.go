@@ -678,14 +678,11 @@ func (e *Entity) copy() *Entity {
 	return &out
 }
 
-// patchable lists the fields a merge patch may touch.
-var patchable = map[string]bool{"identifier": true, "blueprint": true, "title": true, "icon": true, "team": true, "properties": true, "relations": true}
-
 // mergePatch applies an RFC 7396 merge patch to an entity's document.
 func mergePatch(before *Entity, patch map[string]any) (*Entity, error) {
 	var vs violations
 	for _, k := range sortedKeys(patch) {
-		if !patchable[k] {
+		if i, ok := fieldPositions[k]; !ok || !entityFields[i].fromClient {
 			vs.add(pointer(k), "cannot be patched")
 		}
 	}

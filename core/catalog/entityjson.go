@@ -40,51 +40,78 @@ func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
 func AppendJSONTime(b []byte, t time.Time) []byte { return appendTime(b, t) }
 
 func appendEntity(b []byte, e *Entity) []byte {
-	b = append(b, `{"identifier":`...)
-	b = appendString(b, e.Identifier)
-	if e.Title != "" {
-		b = append(b, `,"title":`...)
-		b = appendString(b, e.Title)
-	}
-	b = append(b, `,"blueprint":`...)
-	b = appendString(b, e.Blueprint)
-	if e.Icon != "" {
-		b = append(b, `,"icon":`...)
-		b = appendString(b, e.Icon)
-	}
-	if len(e.Team) > 0 {
-		b = append(b, `,"team":`...)
-		b = appendStrings(b, e.Team)
-	}
-	b = append(b, `,"properties":`...)
-	b = appendObject(b, e.Properties)
-	b = append(b, `,"relations":`...)
-	b = appendObject(b, e.Relations)
-	b = append(b, `,"createdAt":`...)
-	b = appendTime(b, e.CreatedAt)
-	b = append(b, `,"updatedAt":`...)
-	b = appendTime(b, e.UpdatedAt)
-	for _, f := range [...]struct{ name, v string }{
-		{`,"createdBy":`, e.CreatedBy}, {`,"updatedBy":`, e.UpdatedBy}, {`,"datasource":`, e.Datasource},
-	} {
-		if f.v != "" {
-			b = append(b, f.name...)
-			b = appendString(b, f.v)
+	b = append(b, '{')
+	first := true
+	for i := range entityFields {
+		f := &entityFields[i]
+		switch f.kind {
+		case textField:
+			v := *f.text(e)
+			if f.omitEmpty && v == "" {
+				continue
+			}
+			b = appendKey(b, f.key, first)
+			b = appendString(b, v)
+		case listField:
+			v := *f.list(e)
+			if f.omitEmpty && len(v) == 0 {
+				continue
+			}
+			b = appendKey(b, f.key, first)
+			b = appendStrings(b, v)
+		case objectField:
+			b = appendKey(b, f.key, first)
+			b = appendObject(b, *f.object(e))
+		case timeField:
+			b = appendKey(b, f.key, first)
+			b = appendTime(b, *f.time(e))
 		}
+		first = false
 	}
 	return append(b, '}')
+}
+
+// appendKey appends an object key (a plain identifier: nothing to escape)
+// and its colon, after a comma unless it is the first.
+func appendKey(b []byte, key string, first bool) []byte {
+	if !first {
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, key...)
+	return append(b, '"', ':')
 }
 
 // sameContent reports whether two versions of an entity hold the same
 // data: everything but identity and the created/updated meta fields.
 func sameContent(a, b *Entity) bool {
-	if a.Title != b.Title || a.Icon != b.Icon || a.Datasource != b.Datasource || !slices.Equal(a.Team, b.Team) {
-		return false
+	for i := range entityFields {
+		f := &entityFields[i]
+		if !f.content {
+			continue
+		}
+		switch f.kind {
+		case textField:
+			if *f.text(a) != *f.text(b) {
+				return false
+			}
+		case listField:
+			if !slices.Equal(*f.list(a), *f.list(b)) {
+				return false
+			}
+		case objectField:
+			// Through the encoding, as stored: a []string relation equals
+			// the []any it was decoded as, and 1 equals 1.0.
+			if string(appendObject(nil, *f.object(a))) != string(appendObject(nil, *f.object(b))) {
+				return false
+			}
+		case timeField:
+			if !f.time(a).Equal(*f.time(b)) {
+				return false
+			}
+		}
 	}
-	// Through the encoding, as stored: a []string relation equals the
-	// []any it was decoded as, and 1 equals 1.0.
-	return string(appendObject(nil, a.Properties)) == string(appendObject(nil, b.Properties)) &&
-		string(appendObject(nil, a.Relations)) == string(appendObject(nil, b.Relations))
+	return true
 }
 
 func appendTime(b []byte, t time.Time) []byte {

@@ -70,17 +70,6 @@ const (
 	queryRange
 )
 
-// queryMetaProperties are the "$" names Lookup understands.
-var queryMetaProperties = map[string]bool{
-	"$identifier": true,
-	"$title":      true,
-	"$blueprint":  true,
-	"$team":       true,
-	"$createdAt":  true,
-	"$updatedAt":  true,
-	"$datasource": true,
-}
-
 // IsCombinator reports whether r is an "and"/"or" node rather than a leaf.
 // A node carrying rules counts as a combinator even without one (Validate
 // rejects it).

@@ -165,21 +165,8 @@ func Lookup(e *Entity, props map[string]any, property string) (any, bool) {
 		return nil, false
 	}
 	if strings.HasPrefix(property, "$") {
-		switch property {
-		case "$identifier":
-			return e.Identifier, true
-		case "$title":
-			return e.Title, true
-		case "$blueprint":
-			return e.Blueprint, true
-		case "$team":
-			return e.Team, true
-		case "$createdAt":
-			return e.CreatedAt, !e.CreatedAt.IsZero()
-		case "$updatedAt":
-			return e.UpdatedAt, !e.UpdatedAt.IsZero()
-		case "$datasource":
-			return e.Datasource, true
+		if f := metaFields[property]; f != nil && f.queryable {
+			return f.lookup(e)
 		}
 		return nil, false
 	}

@@ -125,7 +125,7 @@ func (r *Rule) validateLeaf(v *violations, path string) {
 	case r.Property == "":
 		v.add(path+"/property", "is required")
 	case strings.HasPrefix(r.Property, "$"):
-		if !queryMetaProperties[r.Property] {
+		if !isQueryableMeta(r.Property) {
 			v.add(path+"/property", "unknown meta-property %q", r.Property)
 		}
 	case !IdentifierPattern.MatchString(r.Property):

@@ -80,13 +80,6 @@ var schemaFormats = map[string]schemaStringFormat{
 
 const schemaFormatList = "url, email, date-time, timer, team, user"
 
-// schemaMetaProperties are the entity fields a mirror property may read.
-var schemaMetaProperties = map[string]bool{
-	"$identifier": true, "$title": true, "$blueprint": true, "$icon": true,
-	"$team": true, "$createdAt": true, "$updatedAt": true,
-	"$createdBy": true, "$updatedBy": true, "$datasource": true,
-}
-
 // schemaPropRule is one compiled property (or array items) definition.
 type schemaPropRule struct {
 	name   string
@@ -416,7 +409,7 @@ func schemaSplitMirrorPath(path string, bp *Blueprint) (rel, prop, msg string) {
 		first, _, _ := strings.Cut(path, ".")
 		return "", "", fmt.Sprintf("relation %q is not defined in blueprint %s", first, bp.Identifier)
 	}
-	if !schemaMetaProperties[prop] && !schemaIsIdentifier(prop) {
+	if metaFields[prop] == nil && !schemaIsIdentifier(prop) {
 		return "", "", fmt.Sprintf("property %q must be a property identifier or a meta-property such as $title", prop)
 	}
 	return rel, prop, ""

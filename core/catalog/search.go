@@ -118,7 +118,7 @@ func (s *Service) validateSearch(q *SearchQuery) (int, error) {
 	for i, f := range q.Sort {
 		if f.Property == "" {
 			vs.add(pointer("sort", strconv.Itoa(i), "property"), "required")
-		} else if strings.HasPrefix(f.Property, "$") && !isMetaProperty(f.Property) {
+		} else if strings.HasPrefix(f.Property, "$") && !isQueryableMeta(f.Property) {
 			vs.add(pointer("sort", strconv.Itoa(i), "property"), "unknown meta-property %q", f.Property)
 		}
 		if f.Order != "" && f.Order != "asc" && f.Order != "desc" {
@@ -126,14 +126,6 @@ func (s *Service) validateSearch(q *SearchQuery) (int, error) {
 		}
 	}
 	return offset, vs.err("invalid search")
-}
-
-func isMetaProperty(p string) bool {
-	switch p {
-	case "$identifier", "$title", "$blueprint", "$team", "$createdAt", "$updatedAt", "$datasource":
-		return true
-	}
-	return false
 }
 
 const cursorPrefix = "o:"

@@ -19,13 +19,6 @@ type schemaJsonIgnored struct{}
 
 func (*schemaJsonIgnored) UnmarshalJSON([]byte) error { return nil }
 
-// schemaEntityFields are the fields DecodeEntity accepts, numbered.
-var schemaEntityFields = map[string]int{
-	"identifier": 0, "title": 1, "icon": 2, "blueprint": 3, "team": 4,
-	"properties": 5, "relations": 6, "createdAt": 7, "updatedAt": 8,
-	"createdBy": 9, "updatedBy": 10, "datasource": 11,
-}
-
 // DecodeEntity strictly decodes one entity JSON object. Field names must
 // match exactly; unknown and duplicate fields, non-objects and trailing
 // data are rejected with an error wrapping ErrMalformed. "blueprint" is
@@ -51,39 +44,24 @@ func decodeEntityStrict(data []byte) (*Entity, error) {
 		return nil, schemaMalformedJSON(err)
 	}
 	e := &Entity{}
-	var seen [16]bool
+	var seen [len(entityFields)]bool
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, schemaMalformedJSON(err)
 		}
 		key, _ := tok.(string)
-		if i, known := schemaEntityFields[key]; known {
-			if seen[i] {
-				return nil, fmt.Errorf("%w: duplicate field %q", ErrMalformed, key)
-			}
-			seen[i] = true
-		}
-		var target any
-		switch key {
-		case "identifier":
-			target = &e.Identifier
-		case "title":
-			target = &e.Title
-		case "icon":
-			target = &e.Icon
-		case "blueprint":
-			target = &e.Blueprint
-		case "team":
-			target = &e.Team
-		case "properties":
-			target = &e.Properties
-		case "relations":
-			target = &e.Relations
-		case "createdAt", "updatedAt", "createdBy", "updatedBy", "datasource":
-			target = &schemaJsonIgnored{}
-		default:
+		i, known := fieldPositions[key]
+		if !known {
 			return nil, fmt.Errorf("%w: unknown field %q", ErrMalformed, key)
+		}
+		if seen[i] {
+			return nil, fmt.Errorf("%w: duplicate field %q", ErrMalformed, key)
+		}
+		seen[i] = true
+		var target any = &schemaJsonIgnored{}
+		if f := &entityFields[i]; f.fromClient {
+			target = f.pointer(e)
 		}
 		if err := dec.Decode(target); err != nil {
 			return nil, schemaMalformedField(key, err)

@@ -80,20 +80,9 @@ func indexEntries(out []indexEntry, bp *catalog.Blueprint, e *catalog.Entity) []
 		}
 		out = appendValueEntries(out, name, e.Identifier, v, high)
 	}
-	// An untitled entity has $title "" (catalog.Lookup): index it too, or
-	// `$title = ""` and ranges reaching "" would miss it. Titles are
-	// nearly unique.
-	out = appendValueEntries(out, "$title", e.Identifier, e.Title, true)
-	for _, t := range e.Team {
-		out = appendValueEntries(out, "$team", e.Identifier, t, false)
+	for m := range catalog.MetaProperties() {
+		out = appendMetaEntries(out, m, e)
 	}
-	if e.Datasource != "" {
-		out = appendValueEntries(out, "$datasource", e.Identifier, e.Datasource, false)
-	}
-	out = append(out,
-		indexEntry{kind: numIndex, prop: "$createdAt", member: e.Identifier, score: float64(e.CreatedAt.UnixMilli())},
-		indexEntry{kind: numIndex, prop: "$updatedAt", member: e.Identifier, score: float64(e.UpdatedAt.UnixMilli())},
-	)
 	return out
 }
 
@@ -113,13 +102,32 @@ func sameLayout(a, b *catalog.Blueprint) bool {
 	return true
 }
 
+// appendMetaEntries appends the index members of one meta-property of e,
+// as its catalog.MetaIndex says.
+func appendMetaEntries(out []indexEntry, m catalog.MetaProperty, e *catalog.Entity) []indexEntry {
+	switch m.Index() {
+	case catalog.IndexedAsText:
+		// An untitled entity has $title "" (catalog.Lookup): index it
+		// too, or `$title = ""` and ranges reaching "" would miss it.
+		return appendValueEntries(out, m.Name(), e.Identifier, m.Text(e), true)
+	case catalog.IndexedAsLabel:
+		if m.IsList() {
+			for _, v := range m.Labels(e) {
+				out = appendValueEntries(out, m.Name(), e.Identifier, v, false)
+			}
+		} else if v := m.Text(e); v != "" {
+			out = appendValueEntries(out, m.Name(), e.Identifier, v, false)
+		}
+	case catalog.IndexedAsTime:
+		out = append(out, indexEntry{kind: numIndex, prop: m.Name(), member: e.Identifier, score: float64(m.Time(e).UnixMilli())})
+	}
+	return out
+}
+
 // highCardinality tells which layout a string property of bp uses.
 func highCardinality(bp *catalog.Blueprint, prop string) bool {
-	switch prop {
-	case "$title":
-		return true
-	case "$team", "$datasource":
-		return false
+	if m, ok := catalog.LookupMeta(prop); ok {
+		return m.Index() == catalog.IndexedAsText
 	}
 	def, ok := bp.Schema.Properties[prop]
 	return ok && def.HighCardinality()

@@ -140,7 +140,7 @@ func (p *planner) and(ctx context.Context, rules []catalog.Rule, single *catalog
 				}
 			}
 			out = out.intersect(candidates{ids: ids, exact: true})
-		case r.Property == "$blueprint":
+		case metaIndex(r.Property) == catalog.IndexedByBlueprint:
 			out = out.intersect(p.blueprintRule(r))
 		case p.absent(r):
 			out = out.intersect(candidates{ids: map[string]struct{}{}, exact: true})
@@ -287,6 +287,16 @@ func (p *planner) edgeKey(r *catalog.Rule) string {
 	return key
 }
 
+// metaIndex is how the meta-property prop is indexed (NotIndexed for any
+// other name).
+func metaIndex(prop string) catalog.MetaIndex {
+	m, ok := catalog.LookupMeta(prop)
+	if !ok {
+		return catalog.NotIndexed
+	}
+	return m.Index()
+}
+
 // blueprintRule answers $blueprint rules without touching Redis.
 func (p *planner) blueprintRule(r *catalog.Rule) candidates {
 	var in bool
@@ -316,15 +326,19 @@ func (p *planner) blueprintRule(r *catalog.Rule) candidates {
 // meta-property, or a stored property declared in the schema (a relation
 // or computed property of the same name is not in the property indexes).
 func (p *planner) indexedType(prop string) (string, bool) {
-	switch prop {
-	case "$identifier":
-		return "$identifier", true
-	case "$title", "$datasource":
-		return "string", true
-	case "$team":
-		return "array", true
-	case "$createdAt", "$updatedAt":
-		return "time", true
+	if m, ok := catalog.LookupMeta(prop); ok {
+		switch m.Index() {
+		case catalog.IndexedAsIdentifier:
+			return "$identifier", true
+		case catalog.IndexedAsText, catalog.IndexedAsLabel:
+			if m.IsList() {
+				return "array", true
+			}
+			return "string", true
+		case catalog.IndexedAsTime:
+			return "time", true
+		}
+		return "", false
 	}
 	if p.computed[prop] {
 		return "", false

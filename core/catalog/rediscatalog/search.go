@@ -66,9 +66,9 @@ func (s *Store) pageWithoutDocuments(ctx context.Context, refs []catalog.Ref, re
 	case 0:
 	case 1:
 		desc = req.Sort[0].Order == "desc"
-		switch req.Sort[0].Property {
-		case "$identifier":
-		case "$createdAt", "$updatedAt":
+		switch metaIndex(req.Sort[0].Property) {
+		case catalog.IndexedAsIdentifier:
+		case catalog.IndexedAsTime:
 			scoreProp = req.Sort[0].Property
 		default:
 			return nil, false, nil
