@@ -39,12 +39,7 @@ func decodeValidEntity(data []byte) (*Entity, bool) {
 			return nil, false
 		}
 	}
-	if e.Properties == nil {
-		e.Properties = map[string]any{}
-	}
-	if e.Relations == nil {
-		e.Relations = map[string]any{}
-	}
+	initObjects(e)
 	return e, true
 }
 

@@ -128,6 +128,16 @@ func (f *entityField) lookup(e *Entity) (any, bool) {
 	return nil, false
 }
 
+// initObjects gives e's nil object fields (properties, relations) an
+// empty map: a decoded entity's are never nil.
+func initObjects(e *Entity) {
+	for i := range entityFields {
+		if f := &entityFields[i]; f.kind == objectField && *f.object(e) == nil {
+			*f.object(e) = map[string]any{}
+		}
+	}
+}
+
 // pointer returns a pointer to the field in e (*string, *[]string,
 // *map[string]any or *time.Time), for a generic decoder.
 func (f *entityField) pointer(e *Entity) any {

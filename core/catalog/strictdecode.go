@@ -73,12 +73,7 @@ func decodeEntityStrict(data []byte) (*Entity, error) {
 	if err := schemaExpectEOF(dec); err != nil {
 		return nil, err
 	}
-	if e.Properties == nil {
-		e.Properties = map[string]any{}
-	}
-	if e.Relations == nil {
-		e.Relations = map[string]any{}
-	}
+	initObjects(e)
 	return e, nil
 }
 
