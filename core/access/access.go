@@ -31,6 +31,8 @@ import (
 
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/internal/ratelimit"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // Scopes a token may carry.
@@ -56,7 +58,7 @@ const BootstrapAdmin = "admin"
 
 // ErrUnauthenticated: the token is unknown, revoked or expired, or its
 // user no longer exists (HTTP 401).
-var ErrUnauthenticated = errors.New("invalid or expired token")
+var ErrUnauthenticated = errkind.New(errkind.Unauthenticated, "invalid or expired token")
 
 // Principal is an authenticated caller: ID (the user's email, or "admin"
 // for the bootstrap token), Role, Teams, Scopes and TokenID.

@@ -12,20 +12,23 @@ import (
 
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/catalog"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // Errors callers branch on.
 var (
 	// ErrNotFound: no such action, workflow or run.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errkind.New(errkind.NotFound, "not found")
 	// ErrUnavailable: runs need Temporal and none is configured or
 	// reachable.
-	ErrUnavailable = errors.New("workflow engine unavailable")
+	ErrUnavailable = errkind.New(errkind.Unavailable, "workflow engine unavailable",
+		errkind.Code("temporal_unavailable"), errkind.Lead("runs need the Temporal workflow engine"))
 	// ErrNotWaiting: the run does not wait for an approval (or was
 	// already decided by this approver).
-	ErrNotWaiting = errors.New("run is not waiting for this approval")
+	ErrNotWaiting = errkind.New(errkind.Conflict, "run is not waiting for this approval", errkind.Code("not_waiting"))
 	// ErrFinished: the run already ended.
-	ErrFinished = errors.New("run already finished")
+	ErrFinished = errkind.New(errkind.Conflict, "run already finished", errkind.Code("run_finished"))
 	// ErrInvalidCursor: a run listing cursor the Store did not issue.
 	ErrInvalidCursor = errors.New("invalid run cursor")
 )

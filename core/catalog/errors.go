@@ -1,25 +1,26 @@
 package catalog
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // Sentinel errors callers branch on. Wrap them with context:
 // fmt.Errorf("%w: blueprint %q", ErrNotFound, id).
 var (
 	// ErrNotFound: the blueprint or entity does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errkind.New(errkind.NotFound, "not found")
 	// ErrAlreadyExists: a create met an existing blueprint or entity.
-	ErrAlreadyExists = errors.New("already exists")
+	ErrAlreadyExists = errkind.New(errkind.Conflict, "already exists", errkind.Code("already_exists"))
 	// ErrInUse: a delete would break something that points here.
-	ErrInUse = errors.New("in use")
+	ErrInUse = errkind.New(errkind.Conflict, "in use", errkind.Code("in_use"))
 	// ErrConflict: a concurrent write changed what this write read; retry.
-	ErrConflict = errors.New("concurrent modification")
+	ErrConflict = errkind.New(errkind.Conflict, "concurrent modification")
 	// ErrForbidden: the actor lacks a permission; the wrapping message
 	// names it ("missing permission: update service (roles member)").
-	ErrForbidden = errors.New("forbidden")
+	ErrForbidden = errkind.New(errkind.Forbidden, "forbidden")
 )
 
 // Violation is one reason an input was rejected; Path is a JSON pointer into
@@ -35,6 +36,9 @@ type ValidationError struct {
 	Message    string
 	Violations []Violation
 }
+
+// Kind is errkind.Invalid.
+func (e *ValidationError) Kind() errkind.Kind { return errkind.Invalid }
 
 func (e *ValidationError) Error() string {
 	if len(e.Violations) == 0 {

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // ErrMalformed marks input that is not a well-formed JSON object of the
 // expected shape: syntax errors, unknown, duplicate or mistyped fields,
 // trailing data. The HTTP layer answers it with 400.
-var ErrMalformed = errors.New("malformed")
+var ErrMalformed = errkind.New(errkind.Malformed, "malformed")
 
 // schemaJsonIgnored accepts and discards any JSON value.
 type schemaJsonIgnored struct{}

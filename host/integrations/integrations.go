@@ -18,7 +18,6 @@ package integrations
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -26,6 +25,8 @@ import (
 
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/pdk"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // Spec is an installation as a client writes it (PUT /api/v1/integrations/{id}).
@@ -182,13 +183,13 @@ var (
 	// ErrNotFound: no such installation or sync.
 	ErrNotFound = fmt.Errorf("integration %w", catalog.ErrNotFound)
 	// ErrWebhookRejected: the plugin did not verify a webhook delivery.
-	ErrWebhookRejected = errors.New("webhook rejected")
+	ErrWebhookRejected = errkind.New(errkind.Unauthenticated, "webhook rejected", errkind.Code("webhook_rejected"))
 	// ErrNoWebhook: the plugin does not take webhooks.
-	ErrNoWebhook = errors.New("integration does not accept webhooks")
+	ErrNoWebhook = errkind.New(errkind.NotFound, "integration does not accept webhooks", errkind.Code("webhook_not_supported"))
 	// ErrActionFailed: the plugin's act export returned an error.
-	ErrActionFailed = errors.New("action failed")
+	ErrActionFailed = errkind.New(errkind.Invalid, "action failed", errkind.Code("action_failed"))
 	// ErrPluginFailed: a plugin call failed on the host side (crash, timeout).
-	ErrPluginFailed = errors.New("plugin call failed")
+	ErrPluginFailed = errkind.New(errkind.Upstream, "plugin call failed", errkind.Code("plugin_failed"))
 	// ErrOutsideLane: a plugin's write, delete or read names a blueprint
 	// outside its installation's lane or an entity another installation
 	// owns.
@@ -201,6 +202,9 @@ var (
 type RateLimitError struct {
 	RetryAfter time.Duration
 }
+
+// Kind is errkind.RateLimited.
+func (e *RateLimitError) Kind() errkind.Kind { return errkind.RateLimited }
 
 func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("webhook rate limit exceeded, retry after %s", e.RetryAfter)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/portico-dev/portico/core/catalog"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // Scheduler keeps durable resync schedules: one per installation with a
@@ -44,10 +46,11 @@ type ScheduleState struct {
 // Schedule errors callers branch on.
 var (
 	// ErrNoSchedule: the installation has no resync schedule.
-	ErrNoSchedule = errors.New("integration has no resync schedule")
+	ErrNoSchedule = errkind.New(errkind.Conflict, "integration has no resync schedule", errkind.Code("no_schedule"))
 	// ErrSchedulesUnavailable: durable schedules need the Temporal workflow
 	// engine, and none is configured or reachable.
-	ErrSchedulesUnavailable = errors.New("resync schedules need the Temporal workflow engine")
+	ErrSchedulesUnavailable = errkind.New(errkind.Unavailable, "resync schedules need the Temporal workflow engine",
+		errkind.Code("temporal_unavailable"))
 )
 
 // SetScheduler makes s keep this Manager's resync schedules: Put and

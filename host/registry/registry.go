@@ -25,6 +25,8 @@ import (
 	"github.com/portico-dev/portico/host/mapping"
 	"github.com/portico-dev/portico/host/schema"
 	"github.com/portico-dev/portico/pdk"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // Plugin types.
@@ -53,7 +55,7 @@ var (
 	// ErrNotFound: no such plugin or version.
 	ErrNotFound = fmt.Errorf("plugin %w", catalog.ErrNotFound)
 	// ErrVersionConflict: name@version is already published with other bytes.
-	ErrVersionConflict = errors.New("plugin version already published with different content")
+	ErrVersionConflict = errkind.New(errkind.Conflict, "plugin version already published with different content", errkind.Code("version_conflict"))
 )
 
 // Store persists plugin records and Wasm modules.
