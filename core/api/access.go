@@ -13,10 +13,12 @@ import (
 
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/catalog"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // errRateLimited is a request over its token's rate limit (429).
-var errRateLimited = errors.New("rate limit exceeded, retry later")
+var errRateLimited = errkind.New(errkind.RateLimited, "rate limit exceeded, retry later")
 
 // actorKey is where authenticate leaves the actor on the gin context.
 const actorKey = "portico.actor"

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portico-dev/portico/internal/ratelimit"
+
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // Per-address budget of unauthenticated requests (see limitClients).
@@ -24,7 +26,7 @@ const (
 
 // errAddressLimited is a request from an address that spent its budget of
 // unauthenticated requests (429).
-var errAddressLimited = errors.New("too many unauthenticated requests from this address, retry later")
+var errAddressLimited = errkind.New(errkind.RateLimited, "too many unauthenticated requests from this address, retry later")
 
 // authFailureKey is where authenticate says why it refused a request.
 const authFailureKey = "portico.authFailure"
@@ -151,7 +153,7 @@ func clientKey(ip string) string {
 const DefaultBodyTimeout = time.Minute
 
 // errBodyTimeout is a body that did not arrive in time (408).
-var errBodyTimeout = errors.New("request body not received in time")
+var errBodyTimeout = errkind.New(errkind.Timeout, "request body not received in time")
 
 // bodyDeadline gives a request's body d to arrive (a read deadline on the
 // connection, cleared once the body is read): a client trickling its body

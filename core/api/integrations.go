@@ -45,7 +45,7 @@ func (h *integrationHandlers) put(c *gin.Context) {
 	}
 	st, created, err := h.integrations.Put(c.Request.Context(), c.Param("id"), spec)
 	if err != nil {
-		failSchedule(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(createdStatus(created), st)
@@ -104,28 +104,10 @@ func (h *integrationHandlers) setPaused(c *gin.Context, paused bool) {
 	}
 	st, err := set(ctx, id, req.Note)
 	if err != nil {
-		failSchedule(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, st)
-}
-
-// failSchedule is fail with the resync schedule errors mapped: 503 when
-// Temporal is not configured or reachable, 409 when the integration has
-// no schedule.
-func failSchedule(c *gin.Context, err error) {
-	status, code := 0, ""
-	switch {
-	case errors.Is(err, integrations.ErrSchedulesUnavailable):
-		status, code = http.StatusServiceUnavailable, "temporal_unavailable"
-	case errors.Is(err, integrations.ErrNoSchedule):
-		status, code = http.StatusConflict, "no_schedule"
-	default:
 		fail(c, err)
 		return
 	}
-	_ = c.Error(err)
-	c.AbortWithStatusJSON(status, body(code, err.Error(), nil))
+	c.JSON(http.StatusOK, st)
 }
 
 func (h *integrationHandlers) list(c *gin.Context) {
@@ -145,7 +127,7 @@ func (h *integrationHandlers) delete(c *gin.Context) {
 	}
 	n, err := h.integrations.Delete(c.Request.Context(), c.Param("id"), purge)
 	if err != nil {
-		failSchedule(c, err)
+		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"id": c.Param("id"), "deleted": true, "purgedEntities": n})

@@ -18,6 +18,7 @@ import (
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/internal/errkind"
 )
 
 // Config is what the HTTP layer needs.
@@ -90,10 +91,10 @@ func New(cfg Config) http.Handler {
 	r.Use(gin.Recovery(), unescapePath, observe(cfg.Registry), securityHeaders(cfg.CORSOrigins), audit(cfg.Access), renderErrors(cfg.Logger),
 		clients.handle, bodyDeadline(cfg.BodyTimeout))
 	r.NoRoute(func(c *gin.Context) {
-		c.JSON(http.StatusNotFound, body("not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path, nil))
+		fail(c, &routeError{kind: errkind.NotFound, msg: "no route " + c.Request.Method + " " + c.Request.URL.Path})
 	})
 	r.NoMethod(func(c *gin.Context) {
-		c.JSON(http.StatusMethodNotAllowed, body("method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path, nil))
+		fail(c, &routeError{kind: errkind.NotAllowed, msg: c.Request.Method + " is not allowed on " + c.Request.URL.Path})
 	})
 
 	h := &handlers{cat: cfg.Catalog, ready: cfg.Ready, hub: newEventHub(cfg.Catalog), bulkSlots: make(chan struct{}, MaxConcurrentBulk)}
