@@ -37,8 +37,10 @@ type answer struct {
 }
 
 // answers maps each kind of error to its answer. The order is precedence:
-// when one error carries several kinds (an errors.Join of failures), the
-// first kind listed here that it carries decides.
+// when one error carries several kinds (a purge's errors.Join of failures),
+// the first kind listed here that it carries decides. It follows the list
+// of cases it replaced, so those errors keep their answers (see
+// TestErrorResponseSeveralKinds).
 var answers = []answer{
 	{errkind.TooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
 	{errkind.Invalid, http.StatusUnprocessableEntity, "validation_failed"},
