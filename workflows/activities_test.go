@@ -263,7 +263,7 @@ func envCatalog(t *testing.T, properties string, entities map[string]string) *ca
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{})
 	ctx := context.Background()
 	bp, err := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":` + properties + `}}`))
 	if err != nil {

@@ -151,7 +151,7 @@ func redisFixture(t *testing.T) (*fixture, *redisactions.Store) {
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	store := redisactions.New(rdb, "")
+	store := redisactions.New(rdb, redisactions.Options{})
 	ctx := context.Background()
 	for _, a := range []string{"deploy", "deleted"} {
 		if _, err := store.InitSecret(ctx, a, "whsec_"+a); err != nil {

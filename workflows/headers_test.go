@@ -58,7 +58,7 @@ func TestWebhookHeadersStaySecret(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 	ctx := catalog.WithActor(context.Background(), catalog.Actor{ID: "admin@example.com", Role: catalog.RoleAdmin})
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{})
 	bp, _ := catalog.DecodeBlueprint([]byte(`{"identifier":"service","schema":{"properties":{}}}`))
 	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {
 		t.Fatal(err)
@@ -68,9 +68,9 @@ func TestWebhookHeadersStaySecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := redisactions.New(rdb, "").UseKeyring(ring)
+	store := redisactions.New(rdb, redisactions.Options{Keyring: ring})
 	runner := &startCapture{}
-	svc := actions.NewService(store, cat, runner)
+	svc := actions.NewService(store, cat, actions.Options{Runner: runner})
 
 	wf := &actions.Workflow{Identifier: "ship", Steps: []actions.Step{
 		{ID: "announce", Type: actions.StepWebhook, URL: hook.URL + "/announce", Headers: map[string]string{"Authorization": stepToken}},

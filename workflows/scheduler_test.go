@@ -22,7 +22,7 @@ func TestSchedulerRecoversATrimmedStream(t *testing.T) {
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer rdb.Close()
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{EventRetention: 5}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{EventRetention: 5}), catalog.Options{})
 	ctx := context.Background()
 	bp, _ := catalog.DecodeBlueprint([]byte(`{"identifier":"env","schema":{"properties":{"expiresAt":{"type":"string","format":"timer"}}}}`))
 	if _, _, err := cat.PutBlueprint(ctx, bp, true); err != nil {

@@ -32,7 +32,7 @@ type pluginHost struct {
 // newPluginHost wires the plugin host over rdb. cacheDir holds the Wasm
 // compilation cache; empty means a directory under the system temp dir.
 // keys seal the installations' secrets (nil: plain text).
-func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Service, cacheDir string, keys *secretbox.Keyring) (*pluginHost, error) {
+func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Service, cacheDir string, keys *secretbox.Keyring, sched integrations.Scheduler) (*pluginHost, error) {
 	if cacheDir == "" {
 		cacheDir = filepath.Join(os.TempDir(), "portico-wasm-cache")
 	}
@@ -43,10 +43,10 @@ func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Ser
 	if err != nil {
 		return nil, err
 	}
-	store := redishost.New(rdb, "").UseKeyring(keys)
+	store := redishost.New(rdb, redishost.Options{Keyring: keys})
 	reg := registry.New(store, ld)
 	mgr := integrations.New(integrations.Options{
-		Catalog: cat, Registry: reg, Store: store, KV: store, Logger: log,
+		Catalog: cat, Registry: reg, Store: store, KV: store, Logger: log, Scheduler: sched,
 	})
 	return &pluginHost{loader: ld, registry: reg, integrations: mgr}, nil
 }

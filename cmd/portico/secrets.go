@@ -92,7 +92,7 @@ func devKeyring(path string) (*secretbox.Keyring, error) {
 
 // secretStores are the stores that keep secrets, over rdb.
 func secretStores(rdb redis.UniversalClient, keys *secretbox.Keyring) []secretStore {
-	return []secretStore{redishost.New(rdb, "").UseKeyring(keys), redisactions.New(rdb, "").UseKeyring(keys)}
+	return []secretStore{redishost.New(rdb, redishost.Options{Keyring: keys}), redisactions.New(rdb, redisactions.Options{Keyring: keys})}
 }
 
 // secretStore is a store that keeps secrets.

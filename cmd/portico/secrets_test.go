@@ -27,7 +27,7 @@ func TestServeRefusesSecretsItCannotOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := redisactions.New(rdb, "").UseKeyring(keys).InitSecret(context.Background(), "deploy", "whsec_x"); err != nil {
+	if _, err := redisactions.New(rdb, redisactions.Options{Keyring: keys}).InitSecret(context.Background(), "deploy", "whsec_x"); err != nil {
 		t.Fatal(err)
 	}
 	wrong, _ := secretbox.GenerateKey()

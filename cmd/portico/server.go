@@ -17,11 +17,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/internal/secretbox"
 	"github.com/portico-dev/portico/workflows"
 )
@@ -78,27 +80,32 @@ func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, e
 	if n > 0 {
 		log.Info("rebuilt the catalog's secondary indexes for the current layout", "entities", n, "took", time.Since(start).Round(time.Millisecond))
 	}
-	cat := catalog.NewService(store)
+	cat := catalog.NewService(store, catalog.Options{Authorizer: access.Authorizer{}})
 	acc, err := newAccess(log, rdb, cat, ac)
 	if err != nil {
 		return nil, err
 	}
-	ph, err := newPluginHost(log, rdb, cat, cacheDir, o.keys)
+	var sched integrations.Scheduler
+	if eng != nil {
+		// Resync schedules are Temporal Schedules, kept through the client
+		// (API included); without Temporal, run() ticks them itself.
+		sched = workflows.NewSchedules(eng.client, eng.taskQueue)
+	}
+	ph, err := newPluginHost(log, rdb, cat, cacheDir, o.keys, sched)
 	if err != nil {
 		return nil, fmt.Errorf("plugin host: %w", err)
 	}
 	if err := registerPluginDir(log, ph.registry, o.pluginDir); err != nil {
 		return nil, errors.Join(err, ph.close(context.Background()))
 	}
-	svc := actions.NewService(redisactions.New(rdb, "").UseKeyring(o.keys), cat, nil)
-	svc.LinkBase = linkBase(o.publicURL, addr)
+	actOpts := actions.Options{LinkBase: linkBase(o.publicURL, addr)}
 	ready := map[string]func(context.Context) error{}
 	if eng != nil {
-		svc.SetRunner(eng.runner)
+		actOpts.Runner = eng.runner
 		ready["temporal"] = eng.ready
-		// Resync schedules are Temporal Schedules, kept through the client
-		// (API included); without Temporal, run() ticks them itself.
-		ph.integrations.SetScheduler(workflows.NewSchedules(eng.client, eng.taskQueue))
+	}
+	svc := actions.NewService(redisactions.New(rdb, redisactions.Options{Keyring: o.keys}), cat, actOpts)
+	if eng != nil {
 		if o.runWorker {
 			if err := eng.startWorker(rdb, cat, svc, ph.integrations, o.keys); err != nil {
 				return nil, err

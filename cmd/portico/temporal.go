@@ -91,7 +91,7 @@ func connect(log *slog.Logger, cfg temporalConfig) (*engine, error) {
 // scheduler until stop.
 // keys open the signing secrets and webhook headers the worker sends.
 func (e *engine) startWorker(rdb redis.UniversalClient, cat *catalog.Service, svc *actions.Service, plugins workflows.PluginHost, keys *secretbox.Keyring) error {
-	store := redisactions.New(rdb, "").UseKeyring(keys)
+	store := redisactions.New(rdb, redisactions.Options{Keyring: keys})
 	acts := &workflows.Activities{
 		Store: store, Catalog: cat, Plugins: plugins, Resyncs: plugins, Actions: svc,
 	}

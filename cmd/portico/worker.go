@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
@@ -52,21 +53,21 @@ func workerCmd() *cobra.Command {
 			if err := prepareSecrets(context.Background(), log, keys, secretStores(rdb, keys)...); err != nil {
 				return err
 			}
-			cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
-			ph, err := newPluginHost(log, rdb, cat, cacheDir, keys)
+			cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{Authorizer: access.Authorizer{}})
+			eng, err := connect(log, tc)
+			if err != nil {
+				return err
+			}
+			ph, err := newPluginHost(log, rdb, cat, cacheDir, keys, workflows.NewSchedules(eng.client, eng.taskQueue))
 			if err != nil {
 				return fmt.Errorf("plugin host: %w", err)
 			}
 			if err := registerPluginDir(log, ph.registry, pluginDir); err != nil {
 				return errors.Join(err, ph.close(context.Background()))
 			}
-			eng, err := connect(log, tc)
-			if err != nil {
-				return err
-			}
-			svc := actions.NewService(redisactions.New(rdb, "").UseKeyring(keys), cat, eng.runner)
-			svc.LinkBase = strings.TrimSuffix(publicURL, "/") // runs the worker starts (timer expiry actions)
-			ph.integrations.SetScheduler(workflows.NewSchedules(eng.client, eng.taskQueue))
+			svc := actions.NewService(redisactions.New(rdb, redisactions.Options{Keyring: keys}), cat, actions.Options{
+				Runner: eng.runner, LinkBase: strings.TrimSuffix(publicURL, "/"), // runs the worker starts (timer expiry actions)
+			})
 			if err := eng.startWorker(rdb, cat, svc, ph.integrations, keys); err != nil {
 				return errors.Join(err, eng.stop())
 			}

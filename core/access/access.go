@@ -1,7 +1,7 @@
 // Package access is Portico's identity and access layer: users and teams
 // (entities of the built-in _user and _team blueprints), API tokens, roles
-// and scopes, blueprint permissions and ownership (it is the catalog's
-// Authorizer), reusable action policies, per-token rate limits and the
+// and scopes, blueprint permissions and ownership (Authorizer, the
+// catalog's access policy), reusable action policies, per-token rate limits and the
 // audit log. It defines the Store it needs; redisaccess implements it.
 //
 // Decisions, in order: the system actor (catalog.SystemActor: bootstrap,
@@ -93,10 +93,8 @@ type Service struct {
 	limiter *ratelimit.Limiter
 }
 
-var _ catalog.Authorizer = (*Service)(nil)
-
-// NewService returns the access layer over cat and store and installs it
-// as cat's Authorizer.
+// NewService returns the access layer over cat and store. cat enforces
+// the policy when it was built with Authorizer (catalog.Options).
 func NewService(cat *catalog.Service, store Store, opts Options) *Service {
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = 30 * time.Second
@@ -111,7 +109,6 @@ func NewService(cat *catalog.Service, store Store, opts Options) *Service {
 	if opts.RateLimit > 0 {
 		s.limiter = ratelimit.New(opts.RateLimit, opts.RateBurst)
 	}
-	cat.SetAuthorizer(s)
 	return s
 }
 

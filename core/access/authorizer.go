@@ -10,11 +10,19 @@ import (
 	"github.com/portico-dev/portico/core/catalog"
 )
 
+// Authorizer is the access policy the catalog asks inside every read and
+// write path (catalog.Options.Authorizer). It decides from the actor of
+// the context and the blueprint alone, so it holds no state: the catalog
+// is built with it before the Service, which needs the catalog.
+type Authorizer struct{}
+
+var _ catalog.Authorizer = Authorizer{}
+
 // CanChangeBlueprint implements catalog.Authorizer: blueprint definitions
 // (and with them permissions) are changed by admins holding the write
 // scope, protected ones only with the admin scope; the built-in blueprints
 // are never deleted and keep their core.
-func (s *Service) CanChangeBlueprint(ctx context.Context, op string, bp *catalog.Blueprint) error {
+func (Authorizer) CanChangeBlueprint(ctx context.Context, op string, bp *catalog.Blueprint) error {
 	if op == catalog.OpDelete && isBuiltin(bp.Identifier) {
 		return fmt.Errorf("%w: missing permission: delete blueprint %s (built-in blueprints are never deleted)", catalog.ErrForbidden, bp.Identifier)
 	}
@@ -58,7 +66,7 @@ func nobody(a Principal) string {
 }
 
 // CanWrite implements catalog.Authorizer.
-func (s *Service) CanWrite(ctx context.Context, w catalog.WriteCheck) error {
+func (Authorizer) CanWrite(ctx context.Context, w catalog.WriteCheck) error {
 	a := catalog.ActorFrom(ctx)
 	switch a.Role {
 	case catalog.RoleSystem:
@@ -133,7 +141,7 @@ func lane(a Principal) []string {
 // see everything; an actor without a role sees nothing; an integration is
 // confined to its lane; otherwise only blueprints with read.ownedOnly hide
 // entities.
-func (s *Service) ReadFiltered(ctx context.Context, bp *catalog.Blueprint) bool {
+func (Authorizer) ReadFiltered(ctx context.Context, bp *catalog.Blueprint) bool {
 	switch a := catalog.ActorFrom(ctx); a.Role {
 	case catalog.RoleAdmin, catalog.RoleSystem:
 		return false
@@ -152,8 +160,8 @@ func ownedOnly(bp *catalog.Blueprint) bool {
 // CanRead implements catalog.Authorizer: the actor's teams must own e; an
 // integration reads entities of its lane, read.ownedOnly ones only when it
 // wrote them.
-func (s *Service) CanRead(ctx context.Context, bp *catalog.Blueprint, e *catalog.Entity, owners []string) bool {
-	if !s.ReadFiltered(ctx, bp) {
+func (auth Authorizer) CanRead(ctx context.Context, bp *catalog.Blueprint, e *catalog.Entity, owners []string) bool {
+	if !auth.ReadFiltered(ctx, bp) {
 		return true
 	}
 	a := catalog.ActorFrom(ctx)

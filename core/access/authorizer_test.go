@@ -22,7 +22,7 @@ func newCatalog(t *testing.T) *catalog.Service {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{Authorizer: access.Authorizer{}})
 	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), access.Options{})
 	ctx := context.Background()
 	if err := acc.Bootstrap(ctx); err != nil {

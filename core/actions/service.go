@@ -75,22 +75,27 @@ type Runner interface {
 
 // Service is the actions API: definitions, triggering, approvals.
 type Service struct {
-	store  Store
-	cat    *catalog.Service
-	runner Runner
-	now    func() time.Time
-	// LinkBase prefixes run links ("http://127.0.0.1:7070").
+	store    Store
+	cat      *catalog.Service
+	runner   Runner
+	now      func() time.Time
+	linkBase string
+}
+
+// Options configure a Service.
+type Options struct {
+	// Runner executes runs; nil: runs fail with ErrUnavailable while
+	// definitions still work.
+	Runner Runner
+	// LinkBase prefixes run links ("http://127.0.0.1:7070"; empty:
+	// relative links).
 	LinkBase string
 }
 
-// NewService returns a service; runner may be nil (runs then fail with
-// ErrUnavailable while definitions still work).
-func NewService(store Store, cat *catalog.Service, runner Runner) *Service {
-	return &Service{store: store, cat: cat, runner: runner, now: time.Now}
+// NewService returns a service over store and cat.
+func NewService(store Store, cat *catalog.Service, opts Options) *Service {
+	return &Service{store: store, cat: cat, runner: opts.Runner, now: time.Now, linkBase: opts.LinkBase}
 }
-
-// SetRunner replaces the runner.
-func (s *Service) SetRunner(r Runner) { s.runner = r }
 
 // Runner returns the configured runner (nil: none).
 func (s *Service) Runner() Runner { return s.runner }
@@ -293,7 +298,7 @@ func (s *Service) Trigger(ctx context.Context, actionID string, req TriggerReque
 	if wf != nil {
 		run.Workflow, run.WorkflowVer = wf.Identifier, wf.Version
 	}
-	run.Link = s.LinkBase + "/api/v1/runs/" + run.ID
+	run.Link = s.linkBase + "/api/v1/runs/" + run.ID
 	run.Steps = PlannedSteps(plan)
 	if len(plan.Steps) > 0 && plan.Steps[0].Type == StepApproval {
 		run.Status = StatusWaitingForApproval

@@ -55,7 +55,7 @@ func newAccessEnvWith(t *testing.T, opts access.Options, cfg api.Config) *access
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{Authorizer: access.Authorizer{}})
 	clk := &clock{t: time.Now()}
 	opts.AdminToken, opts.Now = token, clk.Now
 	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), opts)

@@ -108,12 +108,12 @@ func actionsConfig(t *testing.T, runner actions.Runner) (api.Config, *redis.Clie
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{Authorizer: access.Authorizer{}})
 	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{}), access.Options{AdminToken: token})
 	if err := acc.Bootstrap(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	svc := actions.NewService(redisactions.New(rdb, ""), cat, runner)
+	svc := actions.NewService(redisactions.New(rdb, redisactions.Options{}), cat, actions.Options{Runner: runner})
 	return api.Config{Catalog: cat, Access: acc, Actions: svc}, rdb
 }
 

@@ -49,7 +49,7 @@ func newEnvWith(t *testing.T, opts *redis.Options, tweaks ...func(*api.Config)) 
 	opts.Addr = mr.Addr()
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	svc := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
+	svc := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{})
 	cfg := api.Config{Catalog: svc, Auth: api.AdminToken(token)}
 	for _, tweak := range tweaks {
 		tweak(&cfg)

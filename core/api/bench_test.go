@@ -34,7 +34,11 @@ func benchBulkIngest(b *testing.B, withAccess bool) {
 	rdb := redis.NewClient(&redis.Options{Addr: redistest.Start(b), PoolSize: 16})
 	defer rdb.Close()
 	prefix := fmt.Sprintf("bench%d", b.N)
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{Prefix: prefix}))
+	var catOpts catalog.Options
+	if withAccess {
+		catOpts.Authorizer = access.Authorizer{}
+	}
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{Prefix: prefix}), catOpts)
 	cfg := api.Config{Catalog: cat, Auth: api.AdminToken("T")}
 	if withAccess {
 		acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{Prefix: prefix}), access.Options{AdminToken: "T"})

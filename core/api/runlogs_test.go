@@ -194,7 +194,7 @@ func endFrame(r *actions.Run) frame {
 // the worker that mirrors run records.
 func newRunLogsEnv(t *testing.T) (*accessEnv, *redisactions.Store) {
 	e := newActionsEnv(t, &fakeRunner{runs: map[string]*actions.Run{}})
-	return e, redisactions.New(e.rdb, "")
+	return e, redisactions.New(e.rdb, redisactions.Options{})
 }
 
 func save(t *testing.T, worker *redisactions.Store, r *actions.Run) {

@@ -87,7 +87,7 @@ func TestRunsArePrivate(t *testing.T) {
 	t.Parallel()
 	runner := &fakeRunner{runs: map[string]*actions.Run{}}
 	e := newActionsEnv(t, runner)
-	worker := redisactions.New(e.rdb, "")
+	worker := redisactions.New(e.rdb, redisactions.Options{})
 	for _, team := range []string{"payments", "platform", "sre"} {
 		e.must(201, "PUT", "/api/v1/blueprints/_team/entities/"+team, M{})
 	}

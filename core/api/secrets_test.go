@@ -28,7 +28,7 @@ func TestWebhookHeadersAreWriteOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Actions = actions.NewService(redisactions.New(rdb, "").UseKeyring(ring), cfg.Catalog, runner)
+	cfg.Actions = actions.NewService(redisactions.New(rdb, redisactions.Options{Keyring: ring}), cfg.Catalog, actions.Options{Runner: runner})
 	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(srv.Close)
 	e := &accessEnv{env: &env{t: t, srv: srv}, rdb: rdb}

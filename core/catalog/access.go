@@ -114,10 +114,6 @@ type Authorizer interface {
 	CanRead(ctx context.Context, bp *Blueprint, e *Entity, owners []string) bool
 }
 
-// SetAuthorizer installs the access policy (nil: allow everything). Call it
-// before serving.
-func (s *Service) SetAuthorizer(a Authorizer) { s.authz = a }
-
 // blueprintIdentifierProblem is schemaIdentifierProblem allowing one
 // leading ProtectedPrefix.
 func blueprintIdentifierProblem(s string) string {

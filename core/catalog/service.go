@@ -107,13 +107,21 @@ type compiledEntry struct {
 	c         *CompiledBlueprint
 }
 
-// NewService returns a catalog service over store.
-func NewService(store Store) *Service {
-	return &Service{store: store, now: time.Now, compiled: map[string]compiledEntry{}}
+// Options configure a Service; zero fields take the defaults noted.
+type Options struct {
+	// Authorizer is the access policy (nil: allow everything).
+	Authorizer Authorizer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
-// SetClock replaces the clock (tests).
-func (s *Service) SetClock(now func() time.Time) { s.now = now }
+// NewService returns a catalog service over store.
+func NewService(store Store, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{store: store, now: opts.Now, authz: opts.Authorizer, compiled: map[string]compiledEntry{}}
+}
 
 // Ping reports whether the store is reachable.
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }

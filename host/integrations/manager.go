@@ -29,6 +29,10 @@ type Options struct {
 	// KV holds plugins' small per-installation state.
 	KV     host.KVStore
 	Logger *slog.Logger
+	// Scheduler keeps the resync schedules durably: installs and deletes
+	// update it, Run reconciles it instead of running its ticker loop
+	// (nil: the ticker loop).
+	Scheduler Scheduler
 	// ScheduleTick is how often schedules are checked (default 5s).
 	ScheduleTick time.Duration
 	// WebhookRate and WebhookBurst size each installation's webhook token
@@ -97,7 +101,7 @@ func New(opts Options) *Manager {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		opts: opts, cat: opts.Catalog, reg: opts.Registry, store: opts.Store, log: opts.Logger,
+		opts: opts, cat: opts.Catalog, reg: opts.Registry, store: opts.Store, log: opts.Logger, scheduler: opts.Scheduler,
 		limiter: ratelimit.New(opts.WebhookRate, opts.WebhookBurst),
 		ctx:     ctx, cancel: cancel, live: map[string]*live{}, watchWake: make(chan struct{}, 1),
 	}

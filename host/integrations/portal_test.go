@@ -102,12 +102,16 @@ func buildPortal(t testing.TB, rdb redis.UniversalClient, opts integrations.Opti
 	}
 	logs := &logbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
+	var catOpts catalog.Options
+	if withAccess {
+		catOpts.Authorizer = access.Authorizer{}
+	}
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catOpts)
 	ld, err := loader.New(plugintest.CacheDir(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := redishost.New(rdb, "").UseKeyring(testKeys)
+	store := redishost.New(rdb, redishost.Options{Keyring: testKeys})
 	opts.Catalog, opts.Registry, opts.Store, opts.KV, opts.Logger = cat, registry.New(store, ld), store, store, logger
 	if opts.ScheduleTick == 0 {
 		opts.ScheduleTick = 50 * time.Millisecond

@@ -53,11 +53,6 @@ var (
 		errkind.Code("temporal_unavailable"))
 )
 
-// SetScheduler makes s keep this Manager's resync schedules: Put and
-// Delete update them, Run reconciles them instead of running the ticker
-// loop. Call it before the Manager is used.
-func (m *Manager) SetScheduler(s Scheduler) { m.scheduler = s }
-
 // Run keeps scheduled resyncs and the watches of plugins that push changes
 // (pdk.Info.Watch) going until ctx ends; every replica may run it, a lease
 // per installation lets one of them watch it. With a Scheduler it

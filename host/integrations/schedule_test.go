@@ -118,9 +118,8 @@ func (s *memScheduler) setDown(down bool) {
 // TestScheduleHooks checks that installing, changing and deleting
 // integrations keeps the Scheduler in line, and the schedule routes.
 func TestScheduleHooks(t *testing.T) {
-	p := newPortal(t, nil, integrations.Options{})
 	sched := newMemScheduler()
-	p.mgr.SetScheduler(sched)
+	p := newPortal(t, nil, integrations.Options{Scheduler: sched})
 	api := newStandIn(t, 2)
 	p.publish(examplePkg)
 
@@ -219,12 +218,13 @@ func TestReconcile(t *testing.T) {
 	p.install("items", "example", api, map[string]any{"schedule": "1s"}) // before any scheduler
 	p.install("plain", "example", api, nil)
 
+	// A restart with a scheduler, over the same store.
 	sched := newMemScheduler()
 	sched.every["gone"] = time.Minute // its integration was deleted meanwhile
 	sched.every["plain"] = time.Minute
-	p.mgr.SetScheduler(sched)
+	restarted := newPortal(t, p.rdb, integrations.Options{ScheduleTick: 10 * time.Millisecond, Scheduler: sched})
 	done := make(chan struct{})
-	go func() { p.mgr.Run(t.Context()); close(done) }()
+	go func() { restarted.mgr.Run(t.Context()); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

@@ -2,7 +2,7 @@
 // real Redis or miniredis): the plugin registry with its Wasm modules,
 // installations with their secrets, sync progress and locks, and plugins'
 // per-installation key/value state. It is the only writer of these keys.
-// Secret values are sealed with the Keyring given to UseKeyring (see
+// Secret values are sealed with Options.Keyring (see
 // internal/secretbox); values stored in plain text before stay readable.
 //
 // Key layout (prefix "portico|plugins" by default; "|" never appears in
@@ -65,19 +65,21 @@ var (
 	_ host.KVStore       = (*Store)(nil)
 )
 
-// New returns a Store over rdb; prefix "" means DefaultPrefix.
-func New(rdb redis.UniversalClient, prefix string) *Store {
-	if prefix == "" {
-		prefix = DefaultPrefix
-	}
-	return &Store{rdb: rdb, prefix: prefix}
+// Options configure a Store.
+type Options struct {
+	// Prefix namespaces every key (default DefaultPrefix).
+	Prefix string
+	// Keyring seals the secrets written and opens those read (nil: plain
+	// text).
+	Keyring *secretbox.Keyring
 }
 
-// UseKeyring seals secrets written from now on with keys (nil: plain
-// text) and opens those read with it; it returns s.
-func (s *Store) UseKeyring(keys *secretbox.Keyring) *Store {
-	s.keys = keys
-	return s
+// New returns a Store over rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	return &Store{rdb: rdb, prefix: opts.Prefix, keys: opts.Keyring}
 }
 
 func (s *Store) key(parts ...string) string {

@@ -50,7 +50,7 @@ func TestStore(t *testing.T) {
 			t.Cleanup(func() { rdb.Close() })
 			devredistest.Check(t, rdb)
 			// A prefix of its own: the real server is shared.
-			s := redishost.New(rdb, fmt.Sprintf("test|%s|%d", t.Name(), time.Now().UnixNano()))
+			s := redishost.New(rdb, redishost.Options{Prefix: fmt.Sprintf("test|%s|%d", t.Name(), time.Now().UnixNano())})
 			t.Run("plugins", func(t *testing.T) { testPlugins(t, s) })
 			t.Run("locks", func(t *testing.T) { testLocks(t, s) })
 			t.Run("kv", func(t *testing.T) { testKV(t, s) })

@@ -55,7 +55,7 @@ func TestSecretsAtRest(t *testing.T) {
 	}
 
 	// Before encryption: plain text, readable by a store with a key.
-	plain := redishost.New(rdb, "")
+	plain := redishost.New(rdb, redishost.Options{})
 	inst := &integrations.Installation{ID: "gh", Spec: integrations.Spec{Plugin: "github", Secrets: integrations.Secrets{"apiToken": token}}}
 	if err := plain.PutInstallation(ctx, inst); err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestSecretsAtRest(t *testing.T) {
 		t.Fatal("without a key the secret is stored as written")
 	}
 	oldKey, newKey := genKey(t), genKey(t)
-	first := redishost.New(rdb, "").UseKeyring(keyring(t, oldKey))
+	first := redishost.New(rdb, redishost.Options{Keyring: keyring(t, oldKey)})
 	if got, err := read(first); err != nil || got != token {
 		t.Fatalf("legacy plain text: %q %v", got, err)
 	}
@@ -91,7 +91,7 @@ func TestSecretsAtRest(t *testing.T) {
 
 	// Rotation: the new key first, the old one still read; writes and
 	// the pass use the new key.
-	rotated := redishost.New(rdb, "").UseKeyring(keyring(t, newKey, oldKey))
+	rotated := redishost.New(rdb, redishost.Options{Keyring: keyring(t, newKey, oldKey)})
 	if got, err := read(rotated); err != nil || got != token {
 		t.Fatalf("old ciphertext after rotation: %q %v", got, err)
 	}
@@ -105,13 +105,13 @@ func TestSecretsAtRest(t *testing.T) {
 
 	// Once resealed, the new key alone reads it; the old key, or none,
 	// fails naming the key.
-	if got, err := read(redishost.New(rdb, "").UseKeyring(keyring(t, newKey))); err != nil || got != token {
+	if got, err := read(redishost.New(rdb, redishost.Options{Keyring: keyring(t, newKey)})); err != nil || got != token {
 		t.Fatalf("new key alone: %q %v", got, err)
 	}
-	if _, err := read(redishost.New(rdb, "").UseKeyring(keyring(t, oldKey))); !errors.Is(err, secretbox.ErrUnknownKey) || !strings.Contains(err.Error(), newID) {
+	if _, err := read(redishost.New(rdb, redishost.Options{Keyring: keyring(t, oldKey)})); !errors.Is(err, secretbox.ErrUnknownKey) || !strings.Contains(err.Error(), newID) {
 		t.Fatalf("old key: %v", err)
 	}
-	if _, err := read(redishost.New(rdb, "")); !errors.Is(err, secretbox.ErrNoKey) {
+	if _, err := read(redishost.New(rdb, redishost.Options{})); !errors.Is(err, secretbox.ErrNoKey) {
 		t.Fatalf("no key: %v", err)
 	}
 

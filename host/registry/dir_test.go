@@ -49,7 +49,7 @@ func newRegistry(t *testing.T) (*registry.Registry, *inspections) {
 	rdb := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	rt := &inspections{Loader: ld}
-	return registry.New(redishost.New(rdb, ""), rt), rt
+	return registry.New(redishost.New(rdb, redishost.Options{}), rt), rt
 }
 
 // pluginDir returns a directory holding files: name → contents, copied

@@ -54,7 +54,7 @@ func TestRecordHistories(t *testing.T) {
 
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}))
+	cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{})
 	if _, _, err := cat.PutBlueprint(ctx, &catalog.Blueprint{Identifier: "env", Schema: catalog.Schema{Properties: map[string]catalog.Property{
 		"expiresAt": {Type: "string", Format: "timer"}}}}, false); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestRecordHistories(t *testing.T) {
 	defer hooks.Close()
 
 	w := worker.New(c, "record", worker.Options{})
-	workflows.Register(w, &workflows.Activities{Store: redisactions.New(rdb, ""), Catalog: cat, Resyncs: &stubResyncer{}, Plugins: fakePlugins{}})
+	workflows.Register(w, &workflows.Activities{Store: redisactions.New(rdb, redisactions.Options{}), Catalog: cat, Resyncs: &stubResyncer{}, Plugins: fakePlugins{}})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,7 @@
 // Package redisactions implements actions.Store on Redis with go-redis v9:
 // versioned action and workflow definitions, signing secrets and run
 // records with the indexes that list them. Signing secrets and webhook
-// header values are sealed with the Keyring given to UseKeyring (see
+// header values are sealed with Options.Keyring (see
 // internal/secretbox); values stored in plain text before stay readable.
 //
 // Under `portico dev` it runs on devredis, so it keeps devredis's rules for
@@ -59,20 +59,23 @@ type Store struct {
 
 var _ actions.Store = (*Store)(nil)
 
-// New returns a Store over an open client; prefix defaults to "portico".
-func New(rdb redis.UniversalClient, prefix string) *Store {
-	if prefix == "" {
-		prefix = "portico"
-	}
-	p := prefix + "|actions|"
-	return &Store{rdb: rdb, p: p, now: time.Now, watches: newRunWatches(rdb, p+"runs|changed")}
+// Options configure a Store.
+type Options struct {
+	// Prefix namespaces every key (default "portico"); keys live under
+	// "<prefix>|actions|".
+	Prefix string
+	// Keyring seals the secrets written and opens those read (nil: plain
+	// text).
+	Keyring *secretbox.Keyring
 }
 
-// UseKeyring seals secrets written from now on with keys (nil: plain
-// text) and opens those read with it; it returns s.
-func (s *Store) UseKeyring(keys *secretbox.Keyring) *Store {
-	s.keys = keys
-	return s
+// New returns a Store over an open client.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "portico"
+	}
+	p := opts.Prefix + "|actions|"
+	return &Store{rdb: rdb, p: p, now: time.Now, watches: newRunWatches(rdb, p+"runs|changed"), keys: opts.Keyring}
 }
 
 // PutAction stores a new version of a unless it equals the latest.

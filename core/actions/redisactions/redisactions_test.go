@@ -19,7 +19,7 @@ func newStore(t *testing.T) *redisactions.Store {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 	devredistest.Check(t, rdb)
-	return redisactions.New(rdb, "")
+	return redisactions.New(rdb, redisactions.Options{})
 }
 
 func TestDefinitionsAreVersioned(t *testing.T) {

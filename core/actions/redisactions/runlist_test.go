@@ -85,7 +85,7 @@ func newCountedStore(t *testing.T) (*redisactions.Store, *readCounter) {
 	devredistest.Check(t, rdb)
 	c := &readCounter{}
 	rdb.AddHook(c)
-	return redisactions.New(rdb, ""), c
+	return redisactions.New(rdb, redisactions.Options{}), c
 }
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)

@@ -67,7 +67,7 @@ func TestSecretsAtRest(t *testing.T) {
 		return nil
 	}
 
-	legacy := redisactions.New(rdb, "")
+	legacy := redisactions.New(rdb, redisactions.Options{})
 	if _, err := legacy.InitSecret(ctx, "deploy", sign); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestSecretsAtRest(t *testing.T) {
 
 	oldKey, _ := secretbox.GenerateKey()
 	newKey, _ := secretbox.GenerateKey()
-	first := redisactions.New(rdb, "").UseKeyring(ring(t, oldKey))
+	first := redisactions.New(rdb, redisactions.Options{Keyring: ring(t, oldKey)})
 	if err := check(first); err != nil {
 		t.Fatalf("plain text under a key: %v", err)
 	}
@@ -112,7 +112,7 @@ func TestSecretsAtRest(t *testing.T) {
 		t.Fatalf("re-put of the same headers made version %d", got.Version)
 	}
 
-	rotated := redisactions.New(rdb, "").UseKeyring(ring(t, newKey, oldKey))
+	rotated := redisactions.New(rdb, redisactions.Options{Keyring: ring(t, newKey, oldKey)})
 	if err := check(rotated); err != nil {
 		t.Fatalf("old ciphertext after rotation: %v", err)
 	}
@@ -122,13 +122,13 @@ func TestSecretsAtRest(t *testing.T) {
 	if c, _ := rotated.SecretCensus(ctx); c[ring(t, newKey).Primary()] != 4 || len(c) != 1 {
 		t.Fatalf("census after rotation %v", c)
 	}
-	if err := check(redisactions.New(rdb, "").UseKeyring(ring(t, newKey))); err != nil {
+	if err := check(redisactions.New(rdb, redisactions.Options{Keyring: ring(t, newKey)})); err != nil {
 		t.Fatalf("new key alone: %v", err)
 	}
-	if _, err := redisactions.New(rdb, "").Secret(ctx, "deploy"); !errors.Is(err, secretbox.ErrNoKey) {
+	if _, err := redisactions.New(rdb, redisactions.Options{}).Secret(ctx, "deploy"); !errors.Is(err, secretbox.ErrNoKey) {
 		t.Fatalf("no key: %v", err)
 	}
-	if _, err := redisactions.New(rdb, "").UseKeyring(ring(t, oldKey)).GetAction(ctx, "deploy", 0); !errors.Is(err, secretbox.ErrUnknownKey) {
+	if _, err := redisactions.New(rdb, redisactions.Options{Keyring: ring(t, oldKey)}).GetAction(ctx, "deploy", 0); !errors.Is(err, secretbox.ErrUnknownKey) {
 		t.Fatalf("old key: %v", err)
 	}
 }

@@ -115,9 +115,9 @@ func TestSaveRunNotifiesWatchers(t *testing.T) {
 			ctx := context.Background()
 			open := b.start(t)
 			prefix := uniquePrefix(t)
-			api := redisactions.New(open(), prefix)    // watches
-			worker := redisactions.New(open(), prefix) // writes
-			other := redisactions.New(open(), prefix+"-other")
+			api := redisactions.New(open(), redisactions.Options{Prefix: prefix})    // watches
+			worker := redisactions.New(open(), redisactions.Options{Prefix: prefix}) // writes
+			other := redisactions.New(open(), redisactions.Options{Prefix: prefix + "-other"})
 
 			w1, stop1, err := api.WatchRun(ctx, "run_1")
 			if err != nil {
@@ -212,7 +212,7 @@ func TestWatchesShareOneSubscription(t *testing.T) {
 			open := b.start(t)
 			prefix := uniquePrefix(t)
 			admin := open()
-			s := redisactions.New(open(), prefix)
+			s := redisactions.New(open(), redisactions.Options{Prefix: prefix})
 			ctx, cancel := context.WithCancel(context.Background())
 			var stops []func()
 			for i := range 5 {
@@ -255,7 +255,7 @@ func TestWatchSurvivesReconnect(t *testing.T) {
 	open := backends[2].start(t) // redis-server: CLIENT KILL
 	prefix := uniquePrefix(t)
 	admin := open()
-	s := redisactions.New(open(), prefix)
+	s := redisactions.New(open(), redisactions.Options{Prefix: prefix})
 	ctx := context.Background()
 	ch, stop, err := s.WatchRun(ctx, "run_1")
 	if err != nil {
@@ -275,7 +275,7 @@ func TestWatchSurvivesReconnect(t *testing.T) {
 
 func TestWatchRunFailsWithoutRedis(t *testing.T) {
 	mr := miniredis.RunT(t)
-	s := redisactions.New(client(t, mr.Addr(), nil), "")
+	s := redisactions.New(client(t, mr.Addr(), nil), redisactions.Options{})
 	mr.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

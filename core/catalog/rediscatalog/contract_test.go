@@ -126,9 +126,8 @@ func newEnv(t *testing.T, rdb redis.UniversalClient, opts rediscatalog.Options) 
 	opts.Prefix = fmt.Sprintf("ct%d", prefixSeq.Add(1))
 	prefix := opts.Prefix
 	store := rediscatalog.New(rdb, opts)
-	svc := catalog.NewService(store)
 	clk := &clock{now: t0}
-	svc.SetClock(clk.Now)
+	svc := catalog.NewService(store, catalog.Options{Now: clk.Now})
 	return &env{
 		t:      t,
 		ctx:    catalog.WithActor(context.Background(), catalog.Actor{ID: "alice"}),
@@ -983,8 +982,7 @@ func testBulkWrite(t *testing.T, e *env) {
 		if _, err := a.DeleteEntity(ctx, catalog.Ref{Blueprint: "link", Identifier: "l0"}, false); err != nil {
 			t.Fatal(err)
 		}
-		b := catalog.NewService(e.store)
-		b.SetClock(func() time.Time { return e.clock.Now().Add(time.Hour) })
+		b := catalog.NewService(e.store, catalog.Options{Now: func() time.Time { return e.clock.Now().Add(time.Hour) }})
 		if _, _, err := b.PutBlueprint(ctx, decodeBlueprint(t, `{"identifier": "link", "relations": {"thing": {"target": "group"}}}`), false); err != nil {
 			t.Fatal(err)
 		}
