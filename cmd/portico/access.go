@@ -1,19 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
-	"github.com/portico-dev/portico/core/access"
-	"github.com/portico-dev/portico/core/access/redisaccess"
 	"github.com/portico-dev/portico/core/api"
-	"github.com/portico-dev/portico/core/catalog"
 )
 
 // accessConfig is the identity-and-access configuration of dev and serve.
@@ -50,17 +44,4 @@ func (a *accessConfig) checkTrustedProxies() error {
 		}
 	}
 	return nil
-}
-
-// newAccess builds the access layer, installs it as the catalog's
-// Authorizer and creates the built-in _user and _team blueprints.
-func newAccess(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Service, cfg accessConfig) (*access.Service, error) {
-	store := redisaccess.New(rdb, redisaccess.Options{AuditRetention: cfg.auditRetention})
-	acc := access.NewService(cat, store, access.Options{AdminToken: cfg.adminToken, RateLimit: cfg.rateLimit, Logger: log})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := acc.Bootstrap(ctx); err != nil {
-		return nil, fmt.Errorf("access: %w", err)
-	}
-	return acc, nil
 }

@@ -59,14 +59,18 @@ func devCmd() *cobra.Command {
 				_ = rdb.Close()
 				return errors.Join(err, db.Close())
 			}
-			p, err := newPortal(log, rdb, portalOptions{store: devStore, access: ac, addr: addr, publicURL: publicURL,
-				cacheDir: filepath.Join(dataDir, "wasm-cache"), engine: eng, runWorker: true, keys: keys, pluginDir: pluginDir})
+			p, err := newPortal(log, rdb, portalConfig{store: devStore, access: ac, addr: addr, publicURL: publicURL,
+				cacheDir: filepath.Join(dataDir, "wasm-cache"), keys: keys, engine: eng})
 			if err != nil {
 				_ = eng.stop()
 				_ = rdb.Close()
 				return errors.Join(err, db.Close())
 			}
-			runErr := p.run()
+			if err := p.start(startOptions{api: true, worker: true, pluginDir: pluginDir}); err != nil {
+				_ = rdb.Close()
+				return errors.Join(err, db.Close())
+			}
+			runErr := p.serve()
 			_ = rdb.Close()
 			if err := db.Close(); err != nil {
 				return errors.Join(runErr, fmt.Errorf("persist embedded redis: %w", err))

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -18,7 +17,6 @@ import (
 	"github.com/portico-dev/portico/host/loader"
 	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/host/registry"
-	"github.com/portico-dev/portico/internal/secretbox"
 )
 
 // pluginHost is the plugin registry, the installed integrations and what
@@ -29,10 +27,11 @@ type pluginHost struct {
 	integrations *integrations.Manager
 }
 
-// newPluginHost wires the plugin host over rdb. cacheDir holds the Wasm
-// compilation cache; empty means a directory under the system temp dir.
-// keys seal the installations' secrets (nil: plain text).
-func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Service, cacheDir string, keys *secretbox.Keyring, sched integrations.Scheduler) (*pluginHost, error) {
+// newPluginHost builds the plugin host over store. cacheDir holds the
+// Wasm compilation cache; empty means a directory under the system temp
+// dir. sched keeps the resync schedules (nil: integrations.Manager.Run
+// ticks them).
+func newPluginHost(log *slog.Logger, store *redishost.Store, cat *catalog.Service, cacheDir string, sched integrations.Scheduler) (*pluginHost, error) {
 	if cacheDir == "" {
 		cacheDir = filepath.Join(os.TempDir(), "portico-wasm-cache")
 	}
@@ -43,7 +42,6 @@ func newPluginHost(log *slog.Logger, rdb redis.UniversalClient, cat *catalog.Ser
 	if err != nil {
 		return nil, err
 	}
-	store := redishost.New(rdb, redishost.Options{Keyring: keys})
 	reg := registry.New(store, ld)
 	mgr := integrations.New(integrations.Options{
 		Catalog: cat, Registry: reg, Store: store, KV: store, Logger: log, Scheduler: sched,

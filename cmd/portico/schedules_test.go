@@ -48,18 +48,18 @@ func TestResyncSchedules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPortal(log, rdb, portalOptions{access: accessConfig{adminToken: "admin-token"}, addr: "127.0.0.1:0", cacheDir: t.TempDir(), engine: eng, runWorker: true})
+	p, err := newPortal(log, rdb, portalConfig{access: accessConfig{adminToken: "admin-token"}, addr: "127.0.0.1:0", cacheDir: t.TempDir(), engine: eng})
 	if err != nil {
 		_ = eng.stop()
+		t.Fatal(err)
+	}
+	if err := p.start(startOptions{api: true, worker: true}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(p.srv.Handler)
 	defer func() {
 		srv.Close()
-		if err := eng.stop(); err != nil {
-			t.Error(err)
-		}
-		if err := p.plugins.close(context.Background()); err != nil {
+		if err := p.close(context.Background()); err != nil {
 			t.Error(err)
 		}
 	}()

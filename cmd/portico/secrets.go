@@ -9,11 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
-	"github.com/portico-dev/portico/core/actions/redisactions"
-	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/internal/secretbox"
 )
 
@@ -88,11 +85,6 @@ func devKeyring(path string) (*secretbox.Keyring, error) {
 		return nil, fmt.Errorf("secrets key %s: %w", path, err)
 	}
 	return keys, nil
-}
-
-// secretStores are the stores that keep secrets, over rdb.
-func secretStores(rdb redis.UniversalClient, keys *secretbox.Keyring) []secretStore {
-	return []secretStore{redishost.New(rdb, redishost.Options{Keyring: keys}), redisactions.New(rdb, redisactions.Options{Keyring: keys})}
 }
 
 // secretStore is a store that keeps secrets.

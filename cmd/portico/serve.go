@@ -45,11 +45,14 @@ func serveCmd() *cobra.Command {
 			if eng == nil {
 				log.Warn("no --temporal-address: action runs answer 503")
 			}
-			p, err := newPortal(log, rdb, portalOptions{access: ac, addr: addr, publicURL: publicURL, cacheDir: cacheDir, engine: eng, keys: keys, pluginDir: pluginDir})
+			p, err := newPortal(log, rdb, portalConfig{access: ac, addr: addr, publicURL: publicURL, cacheDir: cacheDir, keys: keys, engine: eng})
 			if err != nil {
 				return errors.Join(err, eng.stop())
 			}
-			return p.run()
+			if err := p.start(startOptions{api: true, pluginDir: pluginDir}); err != nil {
+				return err
+			}
+			return p.serve()
 		},
 	}
 	cmd.Flags().StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler on this address (off when empty)")

@@ -14,125 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/portico-dev/portico/core/access"
-	"github.com/portico-dev/portico/core/actions"
-	"github.com/portico-dev/portico/core/actions/redisactions"
-	"github.com/portico-dev/portico/core/api"
-	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/rediscatalog"
-	"github.com/portico-dev/portico/host/integrations"
-	"github.com/portico-dev/portico/internal/secretbox"
-	"github.com/portico-dev/portico/workflows"
 )
-
-// portal is the assembled process: one HTTP server over the catalog and
-// the plugin host.
-type portal struct {
-	log     *slog.Logger
-	rdb     *redis.Client
-	catalog *catalog.Service
-	plugins *pluginHost
-	engine  *engine // nil: no Temporal (runs answer 503)
-	srv     *http.Server
-}
-
-// portalOptions configure newPortal.
-type portalOptions struct {
-	store  rediscatalog.Options
-	access accessConfig
-	// addr is the listen address; publicURL the portal's URL in run
-	// links (empty: http://<addr>).
-	addr, publicURL string
-	// cacheDir holds the Wasm compilation cache (empty: a temp dir).
-	cacheDir string
-	// engine (nil: none) runs action runs; with runWorker the process
-	// also runs the Temporal worker.
-	engine    *engine
-	runWorker bool
-	// keys seal secrets at rest (nil: plain text).
-	keys *secretbox.Keyring
-	// pluginDir holds plugins registered at start (empty: plugins/
-	// beside the binary, if any).
-	pluginDir string
-}
-
-// newPortal assembles the process.
-func newPortal(log *slog.Logger, rdb *redis.Client, o portalOptions) (*portal, error) {
-	if err := checkPublicURL(o.publicURL); err != nil {
-		return nil, err
-	}
-	if err := o.access.checkTrustedProxies(); err != nil {
-		return nil, err
-	}
-	ac, addr, cacheDir, eng := o.access, o.addr, o.cacheDir, o.engine
-	if err := prepareSecrets(context.Background(), log, o.keys, secretStores(rdb, o.keys)...); err != nil {
-		return nil, err
-	}
-	store := rediscatalog.New(rdb, o.store)
-	start := time.Now()
-	n, err := store.UpgradeIndexes(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("upgrade catalog indexes: %w", err)
-	}
-	if n > 0 {
-		log.Info("rebuilt the catalog's secondary indexes for the current layout", "entities", n, "took", time.Since(start).Round(time.Millisecond))
-	}
-	cat := catalog.NewService(store, catalog.Options{Authorizer: access.Authorizer{}})
-	acc, err := newAccess(log, rdb, cat, ac)
-	if err != nil {
-		return nil, err
-	}
-	var sched integrations.Scheduler
-	if eng != nil {
-		// Resync schedules are Temporal Schedules, kept through the client
-		// (API included); without Temporal, run() ticks them itself.
-		sched = workflows.NewSchedules(eng.client, eng.taskQueue)
-	}
-	ph, err := newPluginHost(log, rdb, cat, cacheDir, o.keys, sched)
-	if err != nil {
-		return nil, fmt.Errorf("plugin host: %w", err)
-	}
-	if err := registerPluginDir(log, ph.registry, o.pluginDir); err != nil {
-		return nil, errors.Join(err, ph.close(context.Background()))
-	}
-	actOpts := actions.Options{LinkBase: linkBase(o.publicURL, addr)}
-	ready := map[string]func(context.Context) error{}
-	if eng != nil {
-		actOpts.Runner = eng.runner
-		ready["temporal"] = eng.ready
-	}
-	svc := actions.NewService(redisactions.New(rdb, redisactions.Options{Keyring: o.keys}), cat, actOpts)
-	if eng != nil {
-		if o.runWorker {
-			if err := eng.startWorker(rdb, cat, svc, ph.integrations, o.keys); err != nil {
-				return nil, err
-			}
-		}
-	}
-	handler := api.New(api.Config{
-		Catalog: cat, Access: acc, CORSOrigins: ac.corsOrigins, Logger: log,
-		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Ready: ready,
-		TrustedProxies: ac.trustedProxies, ClientRate: ac.clientRateLimit, BodyTimeout: ac.bodyTimeout,
-	})
-	return &portal{
-		log:     log,
-		rdb:     rdb,
-		catalog: cat,
-		plugins: ph,
-		engine:  eng,
-		srv: &http.Server{
-			Addr:              addr,
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			// Bodies are bounded by --body-timeout; no ReadTimeout or
-			// WriteTimeout, which would end event and log streams.
-			IdleTimeout: 2 * time.Minute,
-		},
-	}, nil
-}
 
 // checkPublicURL refuses a --public-url that is not an absolute http(s) URL.
 func checkPublicURL(s string) error {
@@ -184,8 +66,9 @@ func servePprof(log *slog.Logger, addr string) {
 // the streams still open.
 const streamDrain = 2 * time.Second
 
-// run serves until SIGINT/SIGTERM, then drains in-flight requests.
-func (p *portal) run() error {
+// serve serves the API until SIGINT/SIGTERM, then drains in-flight
+// requests and closes the portal.
+func (p *portal) serve() error {
 	ln, err := net.Listen("tcp", p.srv.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", p.srv.Addr, err)

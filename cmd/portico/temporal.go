@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -17,7 +16,6 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/internal/secretbox"
 	"github.com/portico-dev/portico/workflows"
 	"github.com/portico-dev/portico/workflows/devserver"
 )
@@ -88,10 +86,9 @@ func connect(log *slog.Logger, cfg temporalConfig) (*engine, error) {
 }
 
 // startWorker runs the workflows and activities and the TTL timer
-// scheduler until stop.
-// keys open the signing secrets and webhook headers the worker sends.
-func (e *engine) startWorker(rdb redis.UniversalClient, cat *catalog.Service, svc *actions.Service, plugins workflows.PluginHost, keys *secretbox.Keyring) error {
-	store := redisactions.New(rdb, redisactions.Options{Keyring: keys})
+// scheduler until stop. store opens the signing secrets and webhook
+// headers the worker sends.
+func (e *engine) startWorker(store *redisactions.Store, cat *catalog.Service, svc *actions.Service, plugins workflows.PluginHost) error {
 	acts := &workflows.Activities{
 		Store: store, Catalog: cat, Plugins: plugins, Resyncs: plugins, Actions: svc,
 	}

@@ -6,19 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
-
-	"github.com/portico-dev/portico/core/access"
-	"github.com/portico-dev/portico/core/actions"
-	"github.com/portico-dev/portico/core/actions/redisactions"
-	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/core/catalog/rediscatalog"
-	"github.com/portico-dev/portico/workflows"
 )
 
 func workerCmd() *cobra.Command {
@@ -50,36 +42,21 @@ func workerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := prepareSecrets(context.Background(), log, keys, secretStores(rdb, keys)...); err != nil {
-				return err
-			}
-			cat := catalog.NewService(rediscatalog.New(rdb, rediscatalog.Options{}), catalog.Options{Authorizer: access.Authorizer{}})
 			eng, err := connect(log, tc)
 			if err != nil {
 				return err
 			}
-			ph, err := newPluginHost(log, rdb, cat, cacheDir, keys, workflows.NewSchedules(eng.client, eng.taskQueue))
+			// No listen address: links of the runs it starts (timer
+			// expiry actions) are relative unless --public-url is set.
+			p, err := newPortal(log, rdb, portalConfig{publicURL: publicURL, cacheDir: cacheDir, keys: keys, engine: eng})
 			if err != nil {
-				return fmt.Errorf("plugin host: %w", err)
-			}
-			if err := registerPluginDir(log, ph.registry, pluginDir); err != nil {
-				return errors.Join(err, ph.close(context.Background()))
-			}
-			svc := actions.NewService(redisactions.New(rdb, redisactions.Options{Keyring: keys}), cat, actions.Options{
-				Runner: eng.runner, LinkBase: strings.TrimSuffix(publicURL, "/"), // runs the worker starts (timer expiry actions)
-			})
-			if err := eng.startWorker(rdb, cat, svc, ph.integrations, keys); err != nil {
 				return errors.Join(err, eng.stop())
 			}
+			if err := p.start(startOptions{worker: true, pluginDir: pluginDir}); err != nil {
+				return err
+			}
 			log.Info("portico worker running", "temporal", tc.address, "namespace", tc.namespace, "taskQueue", tc.taskQueue)
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			go ph.integrations.Run(ctx) // reconcile the resync schedules
-			<-ctx.Done()
-			log.Info("shutting down")
-			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return errors.Join(eng.stop(), ph.close(shutdown))
+			return p.work()
 		},
 	}
 	cmd.Flags().StringVar(&redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis 7 URL")
@@ -89,4 +66,17 @@ func workerCmd() *cobra.Command {
 	tc.register(cmd.Flags(), "Temporal frontend host:port")
 	sc.register(cmd.Flags(), "")
 	return cmd
+}
+
+// work runs the worker's side until SIGINT/SIGTERM, then closes the
+// portal.
+func (p *portal) work() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go p.plugins.integrations.Run(ctx) // reconcile the resync schedules
+	<-ctx.Done()
+	p.log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.close(shutdown)
 }
