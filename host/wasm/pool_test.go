@@ -2,6 +2,7 @@ package wasm_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -105,14 +106,15 @@ func TestLoadErrors(t *testing.T) {
 
 // TestUninterruptible: without termination checks a late call still fails at
 // its timeout, and the still-running guest keeps its slot until it returns.
-// The guest spins for 3 s; the timeout (1 s) leaves a no-op call ample
-// room on a loaded machine.
+// The timeout also bounds the no-op call that follows (and the start of its
+// new instance), so it is generous for a loaded machine; the guest outlasts
+// it by 8 s, ample time to look at the slot it holds.
 func TestUninterruptible(t *testing.T) {
-	sb := host.Sandbox{Concurrency: 1, Timeout: time.Second}
+	sb := host.Sandbox{Concurrency: 1, Timeout: 4 * time.Second}
 	p := load(t, hostilePkg, sb, host.NewServices("u", sb, host.Deps{}), wasm.Uninterruptible())
 	ctx := context.Background()
 
-	_, err := p.Act(ctx, pdk.ActRequest{Action: "spin"})
+	_, err := p.Act(ctx, pdk.ActRequest{Action: "spin", Inputs: json.RawMessage(`{"for":"12s"}`)})
 	if !errors.Is(err, host.ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}

@@ -132,7 +132,7 @@ func TestHostile(t *testing.T) {
 		want   error  // errors.Is target, or nil for a *host.PluginError
 		text   string // substring of the error
 	}{
-		{action: "loop", sb: host.Sandbox{Timeout: 300 * time.Millisecond}, want: host.ErrTimeout, text: "timed out"},
+		{action: "loop", sb: host.Sandbox{Timeout: time.Second}, want: host.ErrTimeout, text: "timed out"},
 		{action: "alloc", sb: host.Sandbox{MemoryMiB: 64}, want: host.ErrCrashed, text: "out of memory"},
 		{action: "panic", want: host.ErrCrashed, text: "panic: hostile panic"},
 		{action: "exit", want: host.ErrCrashed, text: "exit code 3"},

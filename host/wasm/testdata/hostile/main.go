@@ -50,6 +50,7 @@ func act() int32 {
 func run(req pdk.ActRequest) (*pdk.ActResult, error) {
 	var in struct {
 		URL string `json:"url"`
+		For string `json:"for"` // how long "spin" lasts
 	}
 	_ = json.Unmarshal(req.Inputs, &in)
 	switch req.Action {
@@ -59,14 +60,19 @@ func run(req pdk.ActRequest) (*pdk.ActResult, error) {
 		for i := 0; ; i++ {
 			sink = i
 		}
-	case "spin": // busy for three seconds, without calling anything
-		deadline := time.Now().Add(3 * time.Second)
-		for i := 0; ; i++ {
-			sink = i
-			if i%1_000_000 == 0 && time.Now().After(deadline) {
-				return &pdk.ActResult{Message: "done"}, nil
+	case "spin": // runs for in.For without any termination check: short busy
+		// loops between 10 ms naps (WASI sleeps, which nothing interrupts
+		// either), so that it outlasts its timeout without taking a core
+		d, err := time.ParseDuration(in.For)
+		if err != nil {
+			return nil, err
+		}
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			for i := range 100_000 {
+				sink = i
 			}
 		}
+		return &pdk.ActResult{Message: "done"}, nil
 	case "alloc":
 		b := make([]byte, 1<<30) // 1 GiB
 		for i := 0; i < len(b); i += 4096 {
