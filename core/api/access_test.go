@@ -539,7 +539,7 @@ func TestEventStreamIsFiltered(t *testing.T) {
 	_, member := e.mint("m@example.com", "read")
 	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/events?after=0", nil)
 	req.Header.Set("Authorization", "Bearer "+member)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := e.srv.Client().Do(req.WithContext(ctx))
 	if err != nil {

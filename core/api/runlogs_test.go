@@ -94,7 +94,7 @@ func openRunLogs(t *testing.T, e *accessEnv, path string, headers ...string) *lo
 	return s
 }
 
-// next returns the next frame, failing after 5s or at the end.
+// next returns the next frame, failing after 30s or at the end.
 func (s *logStream) next(t *testing.T) frame {
 	t.Helper()
 	select {
@@ -103,8 +103,8 @@ func (s *logStream) next(t *testing.T) frame {
 			t.Fatal("stream ended")
 		}
 		return f
-	case <-time.After(5 * time.Second):
-		t.Fatal("no frame within 5s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no frame within 30s")
 	}
 	return frame{}
 }
@@ -120,8 +120,8 @@ func (s *logStream) expect(t *testing.T, want ...frame) {
 				t.Fatalf("stream ended after %v, want %v", got, want)
 			}
 			got = append(got, f)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("got %v, then nothing for 5s; want %v", got, want)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("got %v, then nothing for 30s; want %v", got, want)
 		}
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -137,8 +137,8 @@ func (s *logStream) ended(t *testing.T) {
 		if ok {
 			t.Fatalf("unexpected frame %v", f)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("stream still open 5s after the end")
+	case <-time.After(30 * time.Second):
+		t.Fatal("stream still open 30s after the end")
 	}
 }
 
