@@ -62,8 +62,8 @@ func signalled(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: no signal within 5s", what)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: no signal within 30s", what)
 	}
 }
 
@@ -100,7 +100,7 @@ func numSub(t *testing.T, rdb *redis.Client, prefix string) int64 {
 
 func waitNumSub(t *testing.T, rdb *redis.Client, prefix string, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for numSub(t, rdb, prefix) != want {
 		if time.Now().After(deadline) {
 			t.Fatalf("subscribers: %d, want %d", numSub(t, rdb, prefix), want)
@@ -169,7 +169,7 @@ func TestSaveRunNotifiesWatchers(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			deadline := time.After(5 * time.Second)
+			deadline := time.After(30 * time.Second)
 			for rev := 0; rev != 4; {
 				select {
 				case <-w1:
