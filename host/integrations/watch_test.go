@@ -137,9 +137,14 @@ func TestWatchGapResyncs(t *testing.T) {
 
 // TestWatchOneProcess: of two processes sharing a store, one watches an
 // installation; when it stops, the other takes over once the lease ends.
+//
+// The lease is refreshed between watch calls: it is long enough that a
+// loaded machine does not let it lapse while a runs (b would start a
+// second watch), and a's stop releases it, so b takes over within a third
+// of it.
 func TestWatchOneProcess(t *testing.T) {
-	a := newPortal(t, nil, integrations.Options{WatchLease: 2 * time.Second})
-	b := newPortal(t, a.rdb, integrations.Options{WatchLease: 2 * time.Second})
+	a := newPortal(t, nil, integrations.Options{WatchLease: 10 * time.Second})
+	b := newPortal(t, a.rdb, integrations.Options{WatchLease: 10 * time.Second})
 	a.publish(examplePkg)
 	api := plugintest.NewAPI(t, 1)
 	a.installWatched("shared", "example@0.1.0", api)
