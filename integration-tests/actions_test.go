@@ -28,6 +28,23 @@ type receiver struct {
 	unsigned   int
 	epoch      int // bumped by the test before each restart
 	slow       map[string]time.Duration
+
+	lastArrival time.Time
+}
+
+// settle waits until no delivery has arrived for quiet: after a kill,
+// requests the process sent before it died may still be on their way, and
+// must count in the epoch before the restart.
+func (r *receiver) settle(quiet time.Duration) {
+	for {
+		r.mu.Lock()
+		idle := time.Since(r.lastArrival)
+		r.mu.Unlock()
+		if idle >= quiet {
+			return
+		}
+		time.Sleep(quiet - idle)
+	}
 }
 
 func newReceiver() *receiver {
@@ -48,6 +65,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.unsigned++
 	}
 	delay := r.slow[req.URL.Path]
+	r.lastArrival = time.Now()
 	r.mu.Unlock()
 	time.Sleep(delay)
 	w.Header().Set("Content-Type", "application/json")
@@ -294,7 +312,7 @@ func restartScenario(t *testing.T, deploy func(*testing.T) *deployment) {
 	// each for 1.5 s).
 	waitFor(t, "a deploy webhook in flight", 60*time.Second, func() bool { return rcv.count(":deploy") > 0 })
 	d.kill()
-	time.Sleep(300 * time.Millisecond) // requests already sent still arrive
+	rcv.settle(time.Second) // requests already sent still arrive
 	rcv.nextEpoch()
 	d.restart()
 	p = d.api()
@@ -376,7 +394,7 @@ func restartScenario(t *testing.T, deploy func(*testing.T) *deployment) {
 }
 
 // TestTimersExtendAndCancel: in `portico dev`, three environments expire
-// in 6 s. One is extended by a day through a DAY-2 "update" action, one is
+// in 20 s. One is extended by a day through a DAY-2 "update" action, one is
 // deleted, one is left alone: only the last expires, exactly once, and
 // its expiry action runs once.
 func TestTimersExtendAndCancel(t *testing.T) {
@@ -393,7 +411,9 @@ func TestTimersExtendAndCancel(t *testing.T) {
 		"userInputs": map[string]any{"properties": map[string]any{"days": map[string]any{"type": "integer", "minimum": 1, "maximum": 30}}, "required": []string{"days"}},
 		"invocation": map[string]any{"type": "update",
 			"patch": "{properties: {expiresAt: ((.entity.properties.expiresAt | fromdate) + .inputs.days * 86400 | todate)}}"}}, 201)
-	due := time.Now().Add(6 * time.Second).UTC().Truncate(time.Second)
+	// Due late enough that the extension and the deletion below are done
+	// before it on a loaded machine.
+	due := time.Now().Add(20 * time.Second).UTC().Truncate(time.Second)
 	for _, id := range []string{"pr-1", "pr-2", "pr-3"} {
 		p.must("PUT", "/api/v1/blueprints/env/entities/"+id, map[string]any{"properties": map[string]any{"expiresAt": due.Format(time.RFC3339)}}, 201)
 	}
@@ -421,7 +441,10 @@ func TestTimersExtendAndCancel(t *testing.T) {
 	}
 	p.must("DELETE", "/api/v1/blueprints/env/entities/pr-2", nil, 200)
 
-	waitFor(t, "pr-3's expiry action", 30*time.Second, func() bool { return rcv.count(":webhook") > 0 })
+	if time.Now().After(due) {
+		t.Fatalf("the extension and the deletion ended after the timers were due (%s)", due)
+	}
+	waitFor(t, "pr-3's expiry action", 60*time.Second, func() bool { return rcv.count(":webhook") > 0 })
 	time.Sleep(3 * time.Second) // anything else due would have fired by now
 	expired := func(id string) int {
 		_, raw := p.call("GET", "/api/v1/blueprints/env/entities/"+id+"/history", nil)

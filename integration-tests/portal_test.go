@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -220,6 +221,7 @@ func TestDevSurvivesGracefulStopAndKill9(t *testing.T) {
 	// Write continuously from a goroutine, remember what was acknowledged,
 	// and kill -9 the process in the middle.
 	acked := make(chan int, 100000)
+	var nAcked atomic.Int64
 	stopWriting := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -237,9 +239,16 @@ func TestDevSurvivesGracefulStopAndKill9(t *testing.T) {
 				return
 			}
 			acked <- i
+			nAcked.Add(1)
 		}
 	}()
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once enough writes were acknowledged (a fixed wait may see too
+	// few on a loaded machine), and keep writing until the kill.
+	for deadline := time.Now().Add(60 * time.Second); nAcked.Load() < 100; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d writes acknowledged in 60 s", nAcked.Load())
+		}
+	}
 	p.stop(syscall.SIGKILL)
 	close(stopWriting)
 	wg.Wait()
@@ -265,7 +274,7 @@ func TestDevSurvivesGracefulStopAndKill9(t *testing.T) {
 	// The change stream survived too: its first event is the first blueprint.
 	req, _ := http.NewRequest("GET", p.base+"/api/v1/events?after=0", nil)
 	req.Header.Set("Authorization", "Bearer T")
-	client := &http.Client{Timeout: 3 * time.Second}
+	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -316,11 +325,13 @@ func TestGracefulStopEndsStreams(t *testing.T) {
 	defer res.Body.Close()
 	ended := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, res.Body); close(ended) }()
+	// A stream that held the shutdown would make it time out (10 s), and
+	// the process exit non-zero: the exit status proves the drain, where a
+	// bound on wall time would also measure the machine's load.
 	t0 := time.Now()
 	p.stop(syscall.SIGTERM)
-	took := time.Since(t0)
-	if !p.cmd.ProcessState.Success() || took > 8*time.Second {
-		t.Fatalf("exit %v after %s, want a clean exit within 8 s:\n%s", p.cmd.ProcessState, took, p.output())
+	if !p.cmd.ProcessState.Success() {
+		t.Fatalf("exit %v after %s, want a clean exit:\n%s", p.cmd.ProcessState, time.Since(t0), p.output())
 	}
 	select {
 	case <-ended:
