@@ -88,7 +88,7 @@ func TestHostile(t *testing.T) {
 	// Only the loop must reach its timeout: it runs on an integration of
 	// its own with a short one, every other call (and each noop after a
 	// hostile call) has the default, which no call reaches on a loaded machine.
-	const short = 2 * time.Second
+	const short = 5 * time.Second
 	looping := start(t, "./host/goplugin/testdata/hostile", host.Sandbox{Timeout: short, Concurrency: 2})
 	others := start(t, "./host/goplugin/testdata/hostile", host.Sandbox{Concurrency: 2})
 	ctx := context.Background()

@@ -108,13 +108,13 @@ func TestLoadErrors(t *testing.T) {
 // its timeout, and the still-running guest keeps its slot until it returns.
 // The timeout also bounds the no-op call that follows (and the start of its
 // new instance), so it is generous for a loaded machine; the guest outlasts
-// it by 8 s, ample time to look at the slot it holds.
+// it by 10 s, ample time to look at the slot it holds.
 func TestUninterruptible(t *testing.T) {
-	sb := host.Sandbox{Concurrency: 1, Timeout: 4 * time.Second}
+	sb := host.Sandbox{Concurrency: 1, Timeout: 5 * time.Second}
 	p := load(t, hostilePkg, sb, host.NewServices("u", sb, host.Deps{}), wasm.Uninterruptible())
 	ctx := context.Background()
 
-	_, err := p.Act(ctx, pdk.ActRequest{Action: "spin", Inputs: json.RawMessage(`{"for":"12s"}`)})
+	_, err := p.Act(ctx, pdk.ActRequest{Action: "spin", Inputs: json.RawMessage(`{"for":"15s"}`)})
 	if !errors.Is(err, host.ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}

@@ -132,7 +132,10 @@ func TestHostile(t *testing.T) {
 		want   error  // errors.Is target, or nil for a *host.PluginError
 		text   string // substring of the error
 	}{
-		{action: "loop", sb: host.Sandbox{Timeout: time.Second}, want: host.ErrTimeout, text: "timed out"},
+		// The timeout also bounds each new instance's start (Load's, and the
+		// noop's after the loop): short enough to be reached soon, long
+		// enough for a start on a loaded machine (1 s was not).
+		{action: "loop", sb: host.Sandbox{Timeout: 5 * time.Second}, want: host.ErrTimeout, text: "timed out"},
 		{action: "alloc", sb: host.Sandbox{MemoryMiB: 64}, want: host.ErrCrashed, text: "out of memory"},
 		{action: "panic", want: host.ErrCrashed, text: "panic: hostile panic"},
 		{action: "exit", want: host.ErrCrashed, text: "exit code 3"},
