@@ -44,6 +44,38 @@ func NewEngine(cacheDir string) (*Engine, error) {
 // Close releases the compilation cache; close every Plugin first.
 func (e *Engine) Close(ctx context.Context) error { return e.cache.Close(ctx) }
 
+// pluginConfig is how every module runs: WASI, the engine's cache, calls
+// interrupted by their context unless uninterruptible, memory capped at
+// pages.
+func (e *Engine) pluginConfig(pages uint32, uninterruptible bool) extism.PluginConfig {
+	return extism.PluginConfig{
+		EnableWasi: true,
+		RuntimeConfig: wazero.NewRuntimeConfig().
+			WithCompilationCache(e.cache).
+			WithCloseOnContextDone(!uninterruptible).
+			WithMemoryLimitPages(pages),
+	}
+}
+
+// Precompile compiles module into the engine's compilation cache, in both
+// its interruptible and its uninterruptible form, without instantiating
+// it: a later Load of the same bytes, by this process or another sharing
+// the cache directory, skips the compiler. (The cache is keyed by the
+// module's bytes and that form, not by the memory limit.)
+func (e *Engine) Precompile(ctx context.Context, module []byte) error {
+	manifest := extism.Manifest{Wasm: []extism.Wasm{extism.WasmData{Data: module}}}
+	for _, uninterruptible := range []bool{false, true} {
+		compiled, err := extism.NewCompiledPlugin(ctx, manifest, e.pluginConfig(minMemoryMiB*16, uninterruptible), hostFunctions(nil))
+		if err != nil {
+			return fmt.Errorf("wasm: compile: %w", err)
+		}
+		if err := compiled.Close(ctx); err != nil {
+			return fmt.Errorf("wasm: compile: %w", err)
+		}
+	}
+	return nil
+}
+
 // minMemoryMiB is what a standard Go guest needs to start (94 pages).
 const minMemoryMiB = 7
 
@@ -105,14 +137,7 @@ func (e *Engine) Load(ctx context.Context, module []byte, sb host.Sandbox, h pdk
 		Wasm:   []extism.Wasm{extism.WasmData{Data: module}},
 		Memory: &extism.ManifestMemory{MaxPages: pages, MaxVarBytes: maxVarBytes},
 	}
-	cfg := extism.PluginConfig{
-		EnableWasi: true,
-		RuntimeConfig: wazero.NewRuntimeConfig().
-			WithCompilationCache(e.cache).
-			WithCloseOnContextDone(!o.uninterruptible).
-			WithMemoryLimitPages(pages),
-	}
-	compiled, err := extism.NewCompiledPlugin(ctx, manifest, cfg, hostFunctions(h))
+	compiled, err := extism.NewCompiledPlugin(ctx, manifest, e.pluginConfig(pages, o.uninterruptible), hostFunctions(h))
 	if err != nil {
 		return nil, fmt.Errorf("wasm: compile: %w", err)
 	}

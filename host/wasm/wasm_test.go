@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,4 +222,52 @@ func input(s string) json.RawMessage {
 	}
 	b, _ := json.Marshal(map[string]string{"url": s})
 	return b
+}
+
+// TestPrecompileFillsTheCache proves what the race-detector tests rely on
+// (plugintest precompiles in a process without the race detector): after
+// Precompile, loading the module in either form, with any memory limit,
+// from an engine over the same directory compiles nothing new.
+func TestPrecompileFillsTheCache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := plugintest.WasmPath(t, noopPkg)
+	entries := func() int {
+		var n int
+		err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	plugintest.Precompile(t, dir, path)
+	precompiled := entries()
+	if precompiled < 2 {
+		t.Fatalf("precompile left %d cache entries, want the module in both forms", precompiled)
+	}
+	e, err := wasm.NewEngine(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	module, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range [][]wasm.LoadOption{nil, {wasm.Uninterruptible()}} {
+		p, err := e.Load(ctx, module, host.Sandbox{MemoryMiB: 48}, nil, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = p.Close(ctx)
+	}
+	if n := entries(); n != precompiled {
+		t.Errorf("loading compiled again: %d cache entries, %d after precompiling", n, precompiled)
+	}
 }

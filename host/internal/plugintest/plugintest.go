@@ -107,13 +107,60 @@ func build(tb testing.TB, pkg string, wasm bool) string {
 		tb.Fatal(err)
 	}
 	b, err := cmd.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("build %s: %v\n%s", key, err, b)
+	} else if wasm && raceDetector {
+		err = precompile(root, CacheDir(), out)
+	}
 	unlock()
 	if err != nil {
-		failed[key] = fmt.Errorf("build %s: %v\n%s", key, err, b)
-		tb.Fatal(failed[key])
+		failed[key] = err
+		tb.Fatal(err)
 	}
 	built[key] = out
 	return out
+}
+
+// Precompile compiles the Wasm module at path into the compilation cache
+// in cacheDir with host/internal/plugintest/precompile, built without the
+// race detector. WasmPath does it for CacheDir in race-detector test
+// binaries, where wazero's instrumented compiler takes several times as
+// long (on a cold cache the plugins' compilation dominated the host
+// packages' tests).
+func Precompile(tb testing.TB, cacheDir, path string) {
+	tb.Helper()
+	root, err := moduleRoot()
+	if err == nil {
+		var unlock func()
+		if unlock, err = lockBuilds(); err == nil {
+			err = precompile(root, cacheDir, path)
+			unlock()
+		}
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// precompile is Precompile with the build lock held.
+func precompile(root, cacheDir, module string) error {
+	if dir == "" {
+		return errors.New("plugintest: call plugintest.Main from TestMain")
+	}
+	tool := filepath.Join(dir, "precompile")
+	if _, err := os.Stat(tool); err != nil {
+		cmd := exec.Command("go", "test", "-c", "-o", tool, "./host/internal/plugintest/precompile")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build precompile: %v\n%s", err, b)
+		}
+	}
+	cmd := exec.Command(tool)
+	cmd.Env = append(os.Environ(), "PORTICO_PRECOMPILE="+cacheDir+"\n"+module)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("precompile %s: %v\n%s", module, err, b)
+	}
+	return nil
 }
 
 func moduleRoot() (string, error) {
