@@ -82,16 +82,18 @@ test vet: GOFLAGS += $(foreach p,$(UNOPTIMIZED),'-gcflags=$(p)=-dwarf=false -N -
 # Two streams share the two cores. First (plain) the packages linking the
 # Temporal server: they compile most of a cold build, ~1,900 packages
 # without -race, and their end-to-end tests mostly wait on timers and
-# restarts. Beside them, at a lower CPU priority so the plain stream's
-# compile is never held up, the race-tested packages build and run, and
-# take the cores whenever the plain stream waits. Every test holds on a
+# restarts. Beside them, at a lower CPU priority (nice 5: a quarter of
+# the CPU while both want it; at nice 15 the race tests starved beside two
+# spinning processes) so the plain stream's compile comes first, the
+# race-tested packages build and run, and take the cores whenever the
+# plain stream waits. Every test holds on a
 # loaded machine (README: "Tests that hold on a busy machine").
 # `go vet` is not part of `make test` (it type-checks every dependency
 # again: ~90 s of CPU cold); `make vet` runs it and .ci/run runs both.
 RACE = $$($(GO) list ./... | grep -vxF "$$($(GO) list $(NORACE))")
 test:
 	@$(GO) test -vet=off -count=1 -timeout 30m $(NORACE) & plain=$$!; \
-	nice -n 15 $(GO) test -vet=off -race -count=1 -timeout 30m $(RACE); race=$$?; \
+	nice -n 5 $(GO) test -vet=off -race -count=1 -timeout 30m $(RACE); race=$$?; \
 	wait $$plain; plain=$$?; \
 	if [ $$plain -ne 0 ]; then echo "FAIL: the tests without -race"; fi; \
 	if [ $$race -ne 0 ]; then echo "FAIL: the tests with -race"; fi; \
