@@ -86,7 +86,7 @@ func (p *portal) serve() error {
 	p.srv.RegisterOnShutdown(func() { time.AfterFunc(streamDrain, cancelBase) })
 	errc := make(chan error, 1)
 	go func() { errc <- p.srv.Serve(ln) }()
-	go p.plugins.integrations.Run(ctx) // reconcile resync schedules (no Temporal: run them)
+	p.runBackground(ctx)
 	var serveErr error
 	select {
 	case serveErr = <-errc:

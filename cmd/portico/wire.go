@@ -137,6 +137,19 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 	}, nil
 }
 
+// changesPoll is how often a process looks for blueprint changes in
+// progress that another process started (or left behind when it died).
+const changesPoll = 2 * time.Second
+
+// runBackground starts, until ctx ends, what every serving process runs
+// beside its requests: the integrations' resync schedules (run by the
+// integrations themselves when there is no Temporal) and the blueprint
+// changes in progress (index backfills).
+func (p *portal) runBackground(ctx context.Context) {
+	go p.plugins.integrations.Run(ctx)
+	go p.catalog.RunChanges(ctx, changesPoll, p.log)
+}
+
 // startOptions say what a process starts on the portal.
 type startOptions struct {
 	// api: the stores are readied for the HTTP API (see startAPI); the

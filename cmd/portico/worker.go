@@ -73,7 +73,7 @@ func workerCmd() *cobra.Command {
 func (p *portal) work() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go p.plugins.integrations.Run(ctx) // reconcile the resync schedules
+	p.runBackground(ctx)
 	<-ctx.Done()
 	p.log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

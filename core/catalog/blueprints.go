@@ -6,27 +6,53 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
-// maxOffenders bounds how many invalidated entities a rejected blueprint
-// change lists.
-const maxOffenders = 100
-
-// GetBlueprint returns one blueprint.
+// GetBlueprint returns one blueprint, with its change in progress.
 func (s *Service) GetBlueprint(ctx context.Context, id string) (*Blueprint, error) {
-	return s.store.Blueprint(ctx, id)
+	bp, err := s.store.Blueprint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if bp.Change, err = s.changeStatus(ctx, id); err != nil {
+		return nil, err
+	}
+	return bp, nil
 }
 
-// ListBlueprints returns every blueprint ordered by identifier.
+// ListBlueprints returns every blueprint ordered by identifier, with their
+// changes in progress.
 func (s *Service) ListBlueprints(ctx context.Context) ([]*Blueprint, error) {
-	return s.store.Blueprints(ctx)
+	bps, err := s.store.Blueprints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	changing, err := s.store.Changes(ctx)
+	if err != nil || len(changing) == 0 {
+		return bps, err
+	}
+	for _, bp := range bps {
+		if slices.Contains(changing, bp.Identifier) {
+			if bp.Change, err = s.changeStatus(ctx, bp.Identifier); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return bps, nil
 }
 
 // PutBlueprint creates or replaces a blueprint. With create set, an existing
-// blueprint is ErrAlreadyExists. A replacement that would invalidate existing
-// entities is rejected with the offending entities listed; nothing changes.
-// It reports whether the blueprint was created.
+// blueprint is ErrAlreadyExists. It reports whether the blueprint was
+// created.
+//
+// A replacement touches stored entities only as far as it must (see
+// changes.go): one that no stored entity can fail is applied at once; one
+// that some could fail is first checked against every stored entity,
+// streaming, and refused with the offenders listed (nothing changes) or
+// applied; one that moves an index layout is applied at once and the
+// indexes are backfilled in the background (RunChanges).
 func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) (*Blueprint, bool, error) {
 	if err := s.authorizeBlueprint(ctx, OpPut, in); err != nil {
 		return nil, false, err
@@ -38,10 +64,15 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 	if err := compiled.checkCalculations(); err != nil {
 		return nil, false, err
 	}
-	var out *Blueprint
+	in.Change = nil
+	if err := s.abandonStale(ctx, in.Identifier); err != nil {
+		return nil, false, err
+	}
+	var out, old *Blueprint
 	var created bool
+	var pending *BlueprintChange
 	err = s.store.Update(ctx, func(tx Tx) error {
-		out, created = nil, false
+		out, old, created, pending = nil, nil, false, nil
 		existing, err := tx.Blueprint(ctx, in.Identifier)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
@@ -55,33 +86,34 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 		bp := *in
 		now := s.timestamp()
 		bp.CreatedAt, bp.UpdatedAt = now, now
-		if existing != nil {
-			if sameBlueprint(existing, &bp) {
-				out = existing
-				return nil
-			}
-			bp.CreatedAt = existing.CreatedAt
-			// UpdatedAt versions the compiled-blueprint cache (compile):
-			// every change must move it, even within one clock tick or
-			// when this replica's clock lags the last writer's.
-			if !bp.UpdatedAt.After(existing.UpdatedAt) {
-				bp.UpdatedAt = existing.UpdatedAt.Add(time.Microsecond)
-			}
-			ents, err := s.checkExistingEntities(ctx, tx, existing, compiled)
-			if err != nil {
-				return err
-			}
-			tx.ReindexEntities(existing, &bp, ents)
+		if existing == nil {
+			tx.PutBlueprint(&bp, s.event(ctx, EventBlueprintCreated, bp.Identifier, "", nil, &bp))
+			out, created = &bp, true
+			return nil
 		}
-		typ := EventBlueprintCreated
-		if existing != nil {
-			typ = EventBlueprintUpdated
+		if sameBlueprint(existing, &bp) {
+			out = existing
+			return nil
 		}
-		tx.PutBlueprint(&bp, s.event(ctx, typ, bp.Identifier, "", existing, &bp))
-		out, created = &bp, existing == nil
-		return nil
+		bp.CreatedAt = existing.CreatedAt
+		// UpdatedAt versions the compiled-blueprint cache (compile):
+		// every change must move it, even within one clock tick or
+		// when this replica's clock lags the last writer's.
+		if !bp.UpdatedAt.After(existing.UpdatedAt) {
+			bp.UpdatedAt = existing.UpdatedAt.Add(time.Microsecond)
+		}
+		if pending, err = s.beginChange(ctx, tx, existing, &bp); err != nil || pending != nil {
+			old = existing
+			return err
+		}
+		out = &bp
+		return s.applyChange(ctx, tx, existing, &bp)
 	})
-	return out, created, err
+	if err != nil || pending == nil {
+		return out, created, err
+	}
+	out, err = s.validateChange(ctx, old, pending, compiled)
+	return out, false, err
 }
 
 func (s *Service) checkRelationTargets(ctx context.Context, tx Tx, bp *Blueprint) error {
@@ -100,64 +132,11 @@ func (s *Service) checkRelationTargets(ctx context.Context, tx Tx, bp *Blueprint
 	return vs.err("invalid blueprint")
 }
 
-// checkExistingEntities validates every stored entity against the new
-// definition: a change that would make any of them invalid is refused.
-// It returns the entities it read.
-func (s *Service) checkExistingEntities(ctx context.Context, tx Tx, old *Blueprint, next *CompiledBlueprint) ([]*Entity, error) {
-	ids, err := tx.EntityIDs(ctx, old.Identifier)
-	if err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	refs := make([]Ref, len(ids))
-	for i, id := range ids {
-		refs[i] = Ref{Blueprint: old.Identifier, Identifier: id}
-	}
-	ents, err := tx.Entities(ctx, refs)
-	if err != nil {
-		return nil, err
-	}
-	var vs violations
-	offenders := 0
-	for _, e := range ents {
-		if e == nil {
-			continue
-		}
-		var problems []Violation
-		var verr *ValidationError
-		if err := next.ValidateEntity(e.copy()); errors.As(err, &verr) {
-			problems = verr.Violations
-		}
-		for name, rel := range old.Relations {
-			newRel, ok := next.Blueprint.Relations[name]
-			if ok && newRel.Target != rel.Target && len(e.RelationTargets(name)) > 0 {
-				problems = append(problems, Violation{Path: pointer("relations", name), Message: fmt.Sprintf("points at %s entities; the new target is %s", rel.Target, newRel.Target)})
-			}
-		}
-		if len(problems) == 0 {
-			continue
-		}
-		offenders++
-		if offenders > maxOffenders {
-			continue
-		}
-		for _, p := range problems {
-			vs.add(pointer("entities", e.Identifier)+p.Path, "%s", p.Message)
-		}
-	}
-	if offenders == 0 {
-		return ents, nil
-	}
-	msg := fmt.Sprintf("the change would invalidate %d existing %s entities", offenders, old.Identifier)
-	if offenders > maxOffenders {
-		msg += fmt.Sprintf(" (first %d listed)", maxOffenders)
-	}
-	return nil, vs.err(msg)
-}
-
 // sameBlueprint compares definitions, ignoring timestamps.
 func sameBlueprint(a, b *Blueprint) bool {
 	x, y := *a, *b
 	x.CreatedAt, x.UpdatedAt = y.CreatedAt, y.UpdatedAt
+	x.Change, y.Change = nil, nil
 	ra, _ := json.Marshal(x)
 	rb, _ := json.Marshal(y)
 	return bytes.Equal(ra, rb)
@@ -188,13 +167,14 @@ func (s *Service) DeleteBlueprint(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		ids, err := tx.EntityIDs(ctx, id)
+		n, err := tx.EntityCount(ctx, id)
 		if err != nil {
 			return err
 		}
-		if len(ids) > 0 {
-			return fmt.Errorf("%w: blueprint %s still has %d entities", ErrInUse, id, len(ids))
+		if n > 0 {
+			return fmt.Errorf("%w: blueprint %s still has %d entities", ErrInUse, id, n)
 		}
+		tx.DeleteChange(id)
 		tx.DeleteBlueprint(id, s.event(ctx, EventBlueprintDeleted, id, "", existing, nil))
 		return nil
 	})

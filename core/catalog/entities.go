@@ -337,7 +337,9 @@ func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
 			w.fail(i, fmt.Errorf("entity %s/%s: %w", refs[i].Blueprint, refs[i].Identifier, ErrNotFound))
 			continue
 		}
-		w.prepare(i, it)
+		if err := w.prepare(ctx, i, it); err != nil {
+			return nil, err
+		}
 	}
 	if err := w.authorize(ctx); err != nil {
 		return nil, err
@@ -385,12 +387,13 @@ func (w *batch) loadBlueprints(ctx context.Context) error {
 	return nil
 }
 
-// prepare computes and validates the candidate new state of item i.
-func (w *batch) prepare(i int, it WriteItem) {
+// prepare computes and validates the candidate new state of item i (an
+// invalid item fails; the error is the transaction's).
+func (w *batch) prepare(ctx context.Context, i int, it WriteItem) error {
 	c := w.bps[it.Entity.Blueprint]
 	if c == nil {
 		w.fail(i, fmt.Errorf("blueprint %q: %w", it.Entity.Blueprint, ErrNotFound))
-		return
+		return nil
 	}
 	before := w.befores[i]
 	var after *Entity
@@ -398,18 +401,18 @@ func (w *batch) prepare(i int, it WriteItem) {
 	case Create:
 		if before != nil {
 			w.fail(i, fmt.Errorf("entity %s/%s: %w", it.Entity.Blueprint, it.Entity.Identifier, ErrAlreadyExists))
-			return
+			return nil
 		}
 		after = it.Entity
 	case Patch:
 		if before == nil {
 			w.fail(i, fmt.Errorf("entity %s/%s: %w", it.Entity.Blueprint, it.Entity.Identifier, ErrNotFound))
-			return
+			return nil
 		}
 		var err error
 		if after, err = mergePatch(before, it.Patch); err != nil {
 			w.fail(i, err)
-			return
+			return nil
 		}
 	default:
 		after = it.Entity
@@ -417,9 +420,10 @@ func (w *batch) prepare(i int, it WriteItem) {
 	after.Blueprint = it.Entity.Blueprint
 	if err := c.ValidateEntity(after); err != nil {
 		w.fail(i, err)
-		return
+		return nil
 	}
 	w.afters[i] = after
+	return w.s.checkPending(ctx, w.tx, c.Blueprint, after)
 }
 
 // checkRelations fails every item whose relation points at an entity that

@@ -98,6 +98,11 @@ type Service struct {
 
 	mu       sync.Mutex
 	compiled map[string]compiledEntry
+	// compiledNext caches, per blueprint, the proposed definition of its
+	// validation in progress.
+	compiledNext map[string]compiledChange
+	// wake nudges RunChanges when this process starts a backfill.
+	wake chan struct{}
 
 	authz Authorizer // nil: everything allowed
 }
@@ -120,7 +125,11 @@ func NewService(store Store, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{store: store, now: opts.Now, authz: opts.Authorizer, compiled: map[string]compiledEntry{}}
+	return &Service{
+		store: store, now: opts.Now, authz: opts.Authorizer,
+		compiled: map[string]compiledEntry{}, compiledNext: map[string]compiledChange{},
+		wake: make(chan struct{}, 1),
+	}
 }
 
 // Ping reports whether the store is reachable.

@@ -38,6 +38,25 @@ type Store interface {
 	History(ctx context.Context, ref Ref) ([]Event, error)
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
+
+	// Changes lists the blueprints with a change in progress.
+	Changes(ctx context.Context) ([]string, error)
+	// Change returns a blueprint's change in progress and how far it has
+	// come (nil, nil when there is none).
+	Change(ctx context.Context, bp string) (*BlueprintChange, *ChangeProgress, error)
+	// ChangeProgressed records a validation's progress (and that its
+	// validator is alive) unless change id is no longer in progress,
+	// which is ErrConflict.
+	ChangeProgressed(ctx context.Context, bp, id string, p ChangeProgress) error
+	// ScanEntities calls fn with a blueprint's stored entities in chunks,
+	// in identifier order, outside any transaction: an entity written
+	// during the scan is seen in one of its states.
+	ScanEntities(ctx context.Context, bp string, chunk int, fn func([]*Entity) error) error
+	// Backfill re-indexes the next chunk of up to limit entities of a
+	// blueprint being backfilled by change id, in one transaction with
+	// its progress. When that was the last chunk it ends the change and
+	// appends finished to the stream; done reports it.
+	Backfill(ctx context.Context, bp, id string, limit int, finished Event) (p ChangeProgress, done bool, err error)
 }
 
 // Tx is the read-then-write view inside Store.Update. Reads are watched:
@@ -49,15 +68,12 @@ type Tx interface {
 	// others exist (read, and watched, without being decoded).
 	Read(ctx context.Context, refs, others []Ref) ([]*Entity, []bool, error)
 	Referrers(ctx context.Context, ref Ref) ([]Reference, error)
-	// EntityIDs returns every identifier of a blueprint (watched as a whole).
-	EntityIDs(ctx context.Context, blueprint string) ([]string, error)
+	// EntityCount returns how many entities a blueprint has (watched: an
+	// entity created or deleted meanwhile retries the transaction).
+	EntityCount(ctx context.Context, blueprint string) (int, error)
 
 	PutBlueprint(bp *Blueprint, ev Event)
 	DeleteBlueprint(id string, ev Event)
-	// ReindexEntities re-indexes a blueprint's stored entities when its
-	// definition changes from old to next (the store decides whether the
-	// change touches its index layout).
-	ReindexEntities(old, next *Blueprint, ents []*Entity)
 	// PutEntity writes after (before is the stored version or nil), keeping
 	// indexes in step; ev, with Before and After filled in from the
 	// entities, is appended to the stream and the entity history.
@@ -66,6 +82,21 @@ type Tx interface {
 	// relations' target blueprints and the index layout.
 	PutEntity(bp *Blueprint, before, after *Entity, ev Event)
 	DeleteEntity(bp *Blueprint, before *Entity, ev Event)
+
+	// Change returns the blueprint's change in progress (nil if none),
+	// watched: a change starting or ending retries the transaction.
+	Change(ctx context.Context, bp string) (*BlueprintChange, error)
+	// PutChange starts (or replaces) a blueprint's change, with its
+	// progress reset; DeleteChange ends it.
+	PutChange(c *BlueprintChange)
+	DeleteChange(bp string)
+	// Offenders returns (watched) the entities written during a
+	// validation that the proposed definition would refuse.
+	Offenders(ctx context.Context, bp string) ([]string, error)
+	// AddOffender records one such entity.
+	AddOffender(bp, id string)
+	// Emit appends an event to the stream only (no entity history).
+	Emit(ev Event)
 }
 
 // Reference is one relation edge pointing at an entity.

@@ -89,12 +89,13 @@ type schemaBlueprintWire struct {
 	schemaBlueprintFields
 	CreatedAt schemaJsonIgnored `json:"createdAt"`
 	UpdatedAt schemaJsonIgnored `json:"updatedAt"`
+	Change    schemaJsonIgnored `json:"change"`
 }
 
 // DecodeBlueprint strictly decodes one blueprint JSON object: unknown fields
 // (at any depth), mistyped fields, non-objects and trailing data are
 // rejected with an error wrapping ErrMalformed; the server-managed
-// createdAt/updatedAt are accepted and dropped. The result still needs
+// createdAt/updatedAt and the read-only change are accepted and dropped. The result still needs
 // CompileBlueprint.
 func DecodeBlueprint(data []byte) (*Blueprint, error) {
 	if err := schemaExpectJSONObject(data); err != nil {

@@ -31,6 +31,9 @@ type Blueprint struct {
 	Ownership *Ownership `json:"ownership,omitempty"`
 	CreatedAt time.Time  `json:"createdAt"`
 	UpdatedAt time.Time  `json:"updatedAt"`
+	// Change is the change in progress, if any (read-only: never stored,
+	// ignored on writes).
+	Change *ChangeStatus `json:"change,omitempty"`
 }
 
 // Schema is the JSON-Schema subset an entity's properties are validated with.

@@ -86,22 +86,6 @@ func indexEntries(out []indexEntry, bp *catalog.Blueprint, e *catalog.Entity) []
 	return out
 }
 
-// sameLayout reports whether two versions of a blueprint index every
-// property the same way.
-func sameLayout(a, b *catalog.Blueprint) bool {
-	for name := range a.Schema.Properties {
-		if highCardinality(a, name) != highCardinality(b, name) {
-			return false
-		}
-	}
-	for name := range b.Schema.Properties {
-		if highCardinality(a, name) != highCardinality(b, name) {
-			return false
-		}
-	}
-	return true
-}
-
 // appendMetaEntries appends the index members of one meta-property of e,
 // as its catalog.MetaIndex says.
 func appendMetaEntries(out []indexEntry, m catalog.MetaProperty, e *catalog.Entity) []indexEntry {

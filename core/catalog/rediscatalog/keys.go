@@ -19,6 +19,10 @@ import (
 //	<p>|ix|<bp>|<prop>|l         set: ids whose string value is too long to index
 //	<p>|in|<bp>|<id>|<src>|<rel> set of the <src> identifiers whose relation <rel> points at <bp>/<id>
 //	<p>|indexlayout              version of the index layout (UpgradeIndexes)
+//	<p>|chgs                     set of the blueprints with a change in progress
+//	<p>|chg|<bp>                 the blueprint's change in progress (catalog.BlueprintChange JSON)
+//	<p>|chgp|<bp>                its progress (changeProgress JSON)
+//	<p>|chgoff|<bp>              set: ids written during a validation that the proposed definition refuses
 //	<p>|events                   stream of change events
 //	<p>|hist|<bp>|<id>           list of the entity's events (JSON), newest last
 type keys struct{ prefix string }
@@ -30,6 +34,12 @@ func (k keys) ids(bp string) string         { return k.prefix + "|ids|" + bp }
 func (k keys) events() string               { return k.prefix + "|events" }
 func (k keys) indexLayout() string          { return k.prefix + "|indexlayout" }
 func (k keys) history(bp, id string) string { return k.prefix + "|hist|" + bp + "|" + id }
+func (k keys) changes() string              { return k.prefix + "|chgs" }
+func (k keys) change(bp string) string      { return k.prefix + "|chg|" + bp }
+func (k keys) changeProgress(bp string) string {
+	return k.prefix + "|chgp|" + bp
+}
+func (k keys) offenders(bp string) string { return k.prefix + "|chgoff|" + bp }
 func (k keys) referrers(bp, id, srcBP, relation string) string {
 	return k.prefix + "|in|" + bp + "|" + id + "|" + srcBP + "|" + relation
 }

@@ -81,7 +81,10 @@ type planner struct {
 	s        *Store
 	bp       *catalog.Blueprint
 	computed map[string]bool
-	related  catalog.Related
+	// unsettled are this blueprint's properties being re-indexed (a
+	// backfill in progress): their indexes are not used.
+	unsettled map[string]bool
+	related   catalog.Related
 }
 
 func (p *planner) run(ctx context.Context, q *catalog.Rule) (candidates, error) {
@@ -340,7 +343,7 @@ func (p *planner) indexedType(prop string) (string, bool) {
 		}
 		return "", false
 	}
-	if p.computed[prop] {
+	if p.computed[prop] || p.unsettled[prop] {
 		return "", false
 	}
 	def, ok := p.bp.Schema.Properties[prop]

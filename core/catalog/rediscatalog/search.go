@@ -30,10 +30,14 @@ func (s *Store) Search(ctx context.Context, req catalog.SearchRequest) (*catalog
 	if err != nil {
 		return nil, err
 	}
+	unsettled, err := s.unsettled(ctx)
+	if err != nil {
+		return nil, err
+	}
 	exact := true
 	var refs []catalog.Ref
 	for _, bp := range all {
-		p := &planner{s: s, bp: bp, computed: req.Computed, related: related}
+		p := &planner{s: s, bp: bp, computed: req.Computed, unsettled: unsettled[bp.Identifier], related: related}
 		c, err := p.run(ctx, req.Query)
 		if err != nil {
 			return nil, err

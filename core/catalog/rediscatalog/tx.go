@@ -22,6 +22,9 @@ type tx struct {
 	// bps are the blueprints Entities read along (and watched), nil for
 	// a missing one: Blueprint answers them without another round trip.
 	bps map[string]*catalog.Blueprint
+	// changes are the changes in progress read along with bps (watched),
+	// nil for none.
+	changes map[string]*catalog.BlueprintChange
 	// indexes maps the index keys written so far to their queued writes:
 	// a batch's entities share most of them, so each key string is built
 	// once per transaction. oldIx and curIx are reused for every entity.
@@ -66,12 +69,52 @@ func (t *tx) Blueprint(ctx context.Context, id string) (*catalog.Blueprint, erro
 		}
 		return bp, nil
 	}
-	key := t.s.keys.blueprint(id)
-	var get *redis.StringCmd
-	if err := t.watchAndRun(ctx, []string{key}, func(p redis.Pipeliner) { get = p.Get(ctx, key) }); err != nil {
-		return nil, fmt.Errorf("get blueprint %s: %w", id, err)
+	if err := t.readBlueprints(ctx, []string{id}, nil); err != nil {
+		return nil, err
 	}
-	return blueprintRead(id, get)
+	return t.Blueprint(ctx, id)
+}
+
+// readBlueprints reads (and watches) blueprints ids and their changes in
+// progress into the transaction's cache, in one round trip with whatever
+// more queues.
+func (t *tx) readBlueprints(ctx context.Context, ids, more []string, queue ...func(p redis.Pipeliner)) error {
+	watch := slices.Clone(more)
+	for _, id := range ids {
+		watch = append(watch, t.s.keys.blueprint(id), t.s.keys.change(id))
+	}
+	if len(watch) == 0 {
+		return nil
+	}
+	bpGets := make([]*redis.StringCmd, len(ids))
+	chGets := make([]*redis.StringCmd, len(ids))
+	if err := t.watchAndRun(ctx, watch, func(p redis.Pipeliner) {
+		for i, id := range ids {
+			bpGets[i] = p.Get(ctx, t.s.keys.blueprint(id))
+			chGets[i] = p.Get(ctx, t.s.keys.change(id))
+		}
+		for _, q := range queue {
+			q(p)
+		}
+	}); err != nil {
+		return fmt.Errorf("get blueprints: %w", err)
+	}
+	if t.bps == nil {
+		t.bps = map[string]*catalog.Blueprint{}
+		t.changes = map[string]*catalog.BlueprintChange{}
+	}
+	for i, id := range ids {
+		bp, err := blueprintRead(id, bpGets[i])
+		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return err
+		}
+		c, err := changeRead(id, chGets[i])
+		if err != nil {
+			return err
+		}
+		t.bps[id], t.changes[id] = bp, c
+	}
+	return nil
 }
 
 // blueprintRead decodes a blueprint GET.
@@ -116,34 +159,12 @@ func (t *tx) Read(ctx context.Context, refs, others []catalog.Ref) ([]*catalog.E
 			}
 		}
 	}
-	watch := make([]string, 0, len(entKeys)+len(otherKeys)+len(bpIDs))
-	watch = append(append(watch, entKeys...), otherKeys...)
-	for _, id := range bpIDs {
-		watch = append(watch, t.s.keys.blueprint(id))
-	}
-	if len(watch) == 0 {
-		return nil, nil, nil
-	}
 	var cmds, otherCmds []*redis.SliceCmd
-	bpGets := make([]*redis.StringCmd, len(bpIDs))
-	if err := t.watchAndRun(ctx, watch, func(p redis.Pipeliner) {
-		for i, id := range bpIDs {
-			bpGets[i] = p.Get(ctx, t.s.keys.blueprint(id))
-		}
+	if err := t.readBlueprints(ctx, bpIDs, append(slices.Clone(entKeys), otherKeys...), func(p redis.Pipeliner) {
 		cmds = queueEntityReads(ctx, p, entKeys)
 		otherCmds = queueEntityReads(ctx, p, otherKeys)
 	}); err != nil {
 		return nil, nil, fmt.Errorf("get entities: %w", err)
-	}
-	if t.bps == nil {
-		t.bps = map[string]*catalog.Blueprint{}
-	}
-	for i, id := range bpIDs {
-		bp, err := blueprintRead(id, bpGets[i])
-		if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-			return nil, nil, err
-		}
-		t.bps[id] = bp
 	}
 	ents, err := entitiesRead(refs, cmds)
 	return ents, existRead(otherCmds), err
@@ -254,17 +275,19 @@ func (t *tx) blueprints(ctx context.Context) ([]*catalog.Blueprint, error) {
 	return out, nil
 }
 
-func (t *tx) EntityIDs(ctx context.Context, bp string) ([]string, error) {
+func (t *tx) EntityCount(ctx context.Context, bp string) (int, error) {
 	key := t.s.keys.ids(bp)
-	var ids *redis.StringSliceCmd
-	if err := t.watchAndRun(ctx, []string{key}, func(p redis.Pipeliner) { ids = p.ZRange(ctx, key, 0, -1) }); err != nil {
-		return nil, fmt.Errorf("identifiers of %s: %w", bp, err)
+	var n *redis.IntCmd
+	if err := t.watchAndRun(ctx, []string{key}, func(p redis.Pipeliner) { n = p.ZCard(ctx, key) }); err != nil {
+		return 0, fmt.Errorf("count %s entities: %w", bp, err)
 	}
-	return ids.Val(), nil
+	return int(n.Val()), nil
 }
 
 func (t *tx) PutBlueprint(bp *catalog.Blueprint, ev catalog.Event) {
-	raw, _ := json.Marshal(bp)
+	stored := *bp
+	stored.Change = nil
+	raw, _ := json.Marshal(&stored)
 	t.w.set(t.s.keys.blueprint(bp.Identifier), raw)
 	t.w.sadd(t.s.keys.blueprints(), bp.Identifier)
 	t.w.event(encodeEvent(ev), "", nil)
@@ -313,12 +336,22 @@ func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev cata
 }
 
 // queueIndexDiff queues the index changes from before (indexed under
-// oldBP) to after (under newBP).
+// oldBP) to after (under newBP). While the blueprint's indexes are being
+// backfilled, before may still be indexed under the earlier layout:
+// those entries go too.
 func (t *tx) queueIndexDiff(oldBP *catalog.Blueprint, before *catalog.Entity, newBP *catalog.Blueprint, after *catalog.Entity) {
 	t.oldIx = indexEntries(t.oldIx[:0], oldBP, before)
+	if c := t.changes[oldBP.Identifier]; c != nil && c.Phase == catalog.PhaseBackfilling && before != nil {
+		t.oldIx = indexEntries(t.oldIx, c.From, before)
+	}
 	t.curIx = indexEntries(t.curIx[:0], newBP, after)
-	remove, add := indexDiff(t.oldIx, t.curIx)
-	bp := newBP.Identifier
+	t.queueEntries(newBP.Identifier, t.oldIx, t.curIx)
+}
+
+// queueEntries queues the index changes from entries old to cur of one
+// entity of blueprint bp.
+func (t *tx) queueEntries(bp string, old, cur []indexEntry) {
+	remove, add := indexDiff(old, cur)
 	for _, e := range remove {
 		kw := t.indexWrites(bp, e)
 		switch e.kind {
@@ -355,20 +388,6 @@ func (t *tx) indexWrites(bp string, e indexEntry) *keyWrites {
 	kw := t.w.key(t.s.keys.indexKey(bp, e))
 	t.indexes[id] = kw
 	return kw
-}
-
-// ReindexEntities moves the entities' index entries from blueprint old's
-// layout to next's, when a blueprint change altered it (a cardinality
-// hint or format changed).
-func (t *tx) ReindexEntities(old, next *catalog.Blueprint, ents []*catalog.Entity) {
-	if sameLayout(old, next) {
-		return
-	}
-	for _, e := range ents {
-		if e != nil {
-			t.queueIndexDiff(old, e, next, e)
-		}
-	}
 }
 
 // edges lists an entity's outgoing relation edges as (referrers key, member).

@@ -1,0 +1,89 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// RunChanges carries blueprint changes in progress until ctx ends: it
+// backfills the indexes of every blueprint whose layout changed, chunk by
+// chunk (each chunk and its progress commit together, so a backfill
+// resumes where it stopped after a crash or restart, in this process or
+// another), and abandons validations whose process died. Every process
+// that serves the catalog runs it; several may work on one backfill at
+// once without harm. It checks for work every poll and whenever this
+// process starts a backfill.
+func (s *Service) RunChanges(ctx context.Context, poll time.Duration, log *slog.Logger) {
+	ctx = WithActor(ctx, SystemActor("system:changes"))
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if err := s.runChangesOnce(ctx); err != nil && ctx.Err() == nil {
+			log.Error("blueprint changes", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Service) wakeRunner() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runChangesOnce carries every change in progress as far as it can.
+func (s *Service) runChangesOnce(ctx context.Context) error {
+	bps, err := s.store.Changes(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, bp := range bps {
+		c, _, err := s.store.Change(ctx, bp)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case c == nil:
+		case c.Phase == PhaseBackfilling:
+			errs = append(errs, s.backfill(ctx, c))
+		default:
+			errs = append(errs, s.abandonStale(ctx, bp))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// backfill re-indexes c's blueprint to the end, reporting progress as
+// events every tenth of the way.
+func (s *Service) backfill(ctx context.Context, c *BlueprintChange) error {
+	finished := s.event(ctx, EventBackfillFinished, c.Blueprint, "", nil, c.status(ChangeProgress{}))
+	reported := -1
+	for {
+		p, done, err := s.store.Backfill(ctx, c.Blueprint, c.ID, backfillChunk, finished)
+		if errors.Is(err, ErrNotFound) {
+			return nil // finished elsewhere, or replaced
+		}
+		if err != nil {
+			return fmt.Errorf("backfill %s: %w", c.Blueprint, err)
+		}
+		if done {
+			return nil
+		}
+		if tenth := 10 * p.Done / max(p.Total, 1); tenth > reported {
+			reported = tenth
+			ev := s.event(ctx, EventBackfillProgress, c.Blueprint, "", nil, c.status(p))
+			if err := s.store.Update(ctx, func(tx Tx) error { tx.Emit(ev); return nil }); err != nil {
+				return fmt.Errorf("backfill %s: %w", c.Blueprint, err)
+			}
+		}
+	}
+}
