@@ -249,8 +249,9 @@ func (s *Store) Backfill(ctx context.Context, bp, id string, limit int, finished
 	for attempt := 0; attempt < s.opts.MaxRetries; attempt++ {
 		var out changeProgress
 		var done bool
-		err := s.rdb.Watch(ctx, func(rtx *redis.Tx) error {
+		err := s.rdb.Watch(ctx, func(rtx *redis.Tx) (err error) {
 			t := &tx{s: s, rtx: rtx, w: newWrites()}
+			defer func() { t.release(ctx, err) }()
 			var pGet *redis.StringCmd
 			if err := t.readBlueprints(ctx, []string{bp}, []string{k.changeProgress(bp)}, func(p redis.Pipeliner) {
 				pGet = p.Get(ctx, k.changeProgress(bp))

@@ -78,15 +78,17 @@ func (s *Store) Ping(ctx context.Context) error {
 // key changed underneath it.
 func (s *Store) Update(ctx context.Context, fn func(catalog.Tx) error) error {
 	for attempt := 0; attempt < s.opts.MaxRetries; attempt++ {
-		err := s.rdb.Watch(ctx, func(rtx *redis.Tx) error {
+		err := s.rdb.Watch(ctx, func(rtx *redis.Tx) (err error) {
 			t := &tx{s: s, rtx: rtx, w: newWrites()}
+			defer func() { t.release(ctx, err) }()
 			if err := fn(t); err != nil {
 				return err
 			}
 			if t.w.empty() {
 				return nil
 			}
-			_, err := rtx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			t.execed = true
+			_, err = rtx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				t.w.apply(ctx, p, s)
 				return nil
 			})

@@ -31,6 +31,20 @@ type tx struct {
 	indexes      map[indexKeyID]*keyWrites
 	oldIx, curIx []indexEntry
 	scratch      []byte // PutEntity's event encoding
+	// watching says a WATCH went out in a pipeline (which go-redis does
+	// not track); execed that EXEC went out, which ends it.
+	watching, execed bool
+}
+
+// release ends the transaction's WATCH when no EXEC did. go-redis sends
+// UNWATCH on its own only for Tx.Watch; a connection returned to the pool
+// still watching would fail the next transaction that borrows it as soon
+// as any key it once watched changes.
+func (t *tx) release(ctx context.Context, err error) {
+	if !t.watching || (t.execed && err == nil) {
+		return
+	}
+	_ = t.rtx.Unwatch(context.WithoutCancel(ctx)).Err()
 }
 
 // indexKeyID names an index key without building its string.
@@ -46,6 +60,7 @@ var _ catalog.Tx = (*tx)(nil)
 // watchAndRun sends WATCH keys and then the read in one pipeline on the
 // transaction's connection, so the read sees exactly what is watched.
 func (t *tx) watchAndRun(ctx context.Context, watch []string, read func(p redis.Pipeliner)) error {
+	t.watching = true
 	_, err := t.rtx.Pipelined(ctx, func(p redis.Pipeliner) error {
 		args := make([]any, 0, len(watch)+1)
 		args = append(args, "WATCH")
