@@ -163,9 +163,9 @@ func runChange(c *client, w *otherWriter, def obj, ch change) (result, obj) {
 		case ch.refused:
 			r.put, r.notes, r.broken = refuse(c, next)
 		case ch.search:
-			s = alongside(func() { r.put, r.backfill = apply(c, next) }, searcher{c}.loop)
+			s = alongside(func() { r.put, r.backfill, r.notes = apply(c, next) }, searcher{c}.loop)
 		default:
-			r.put, r.backfill = apply(c, next)
+			r.put, r.backfill, r.notes = apply(c, next)
 		}
 	}, w.loop)
 	if ch.search {
@@ -193,27 +193,33 @@ func (r *result) checkSearches(c *client, s searchStats) {
 
 // apply PUTs the definition (an accepted change may answer 202 while it
 // backfills) and waits for its backfill, if any.
-func apply(c *client, def obj) (put, backfill time.Duration) {
+func apply(c *client, def obj) (put, backfill time.Duration, notes []string) {
 	t := time.Now()
-	c.must("PUT", "/api/v1/blueprints/service", def, 200, 202)
+	out := c.must("PUT", "/api/v1/blueprints/service", def, 200, 202)
 	put = time.Since(t)
-	return put, settle(c)
+	onPut := changeOf(out) != nil
+	backfill = settle(c, onPut)
+	if backfill > 0 {
+		notes = append(notes, fmt.Sprintf("backfilled in the background (progress on the PUT's answer: %v)", onPut))
+	}
+	return put, backfill, notes
 }
 
 // settle polls the service blueprint every 100 ms until it carries no
-// change in progress and returns how long that took: 0 when there was
-// none.
-func settle(c *client) time.Duration {
+// change in progress and returns how long that took: 0 when no change
+// was seen, on the PUT's answer (seen) or on a GET.
+func settle(c *client, seen bool) time.Duration {
 	start := time.Now()
 	lastLog := start
-	for i := 0; ; i++ {
+	for {
 		ch := changeOf(c.must("GET", "/api/v1/blueprints/service", nil, 200))
-		if ch == nil && i == 0 {
+		if ch == nil && !seen {
 			return 0
 		}
 		if ch == nil {
 			return time.Since(start)
 		}
+		seen = true
 		if time.Since(start) > *settleMax {
 			log.Fatalf("the change still runs after %v: %+v", *settleMax, *ch)
 		}
@@ -418,7 +424,7 @@ func printChanges(idle []float64, rows []result) {
 // rate is entities/s over the PUT and its backfill, for changes that read
 // or rewrite every entity.
 func (r result) rate() float64 {
-	if r.minRate == 0 {
+	if r.minRate == 0 && r.backfill == 0 {
 		return 0
 	}
 	return float64(*entities) / (r.put + r.backfill).Seconds()
