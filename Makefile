@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # packages to compile) is never used: leave it out of every build.
 export GOFLAGS ?= -tags=nomsgpack
 
-.PHONY: build plugins run test vet bench fuzz clean FORCE
+.PHONY: build plugins run test vet bench bench-blueprints fuzz clean FORCE
 
 # The plugins bundled with the portal, built the way a third-party author
 # builds them. Each is built once its directory under plugins/ exists.
@@ -112,6 +112,12 @@ bench: build
 	$(GO) test ./integration-tests -run '^$$' -bench BenchmarkPending -benchtime 1x -timeout 40m
 	$(GO) test ./integration-tests -run '^$$' -bench 'PagerDuty|GitHub|KubernetesInitialSync' -benchtime 1x -timeout 40m
 	$(GO) test ./integration-tests -run '^$$' -bench KubernetesWatch -timeout 10m
+
+## bench-blueprints: blueprint changes on 100,000 then 1,000,000 entities, real
+## redis-server and portico serve (issue 16; ~3 GiB of Redis at the larger size)
+bench-blueprints: $(BIN)
+	$(GO) run ./bench/catalog -portico $(BIN) -scenario blueprint-change -entities 100000
+	$(GO) run ./bench/catalog -portico $(BIN) -scenario blueprint-change -entities 1000000
 
 ## fuzz: a short run of each decoder fuzzer (seeds live in testdata/fuzz)
 fuzz:

@@ -3,6 +3,9 @@
 // API bulk ingest of 100,000 entities, indexed search latency, single
 // upsert latency and the server's RSS, and compares ingest with
 // `redis-benchmark -P 64` HSET of the same payload size.
+//
+// With -scenario blueprint-change it measures blueprint changes instead
+// (blueprints.go).
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +39,7 @@ var (
 	upserts     = flag.Int("upserts", 2000, "single-entity upserts")
 	stats       = flag.Bool("redis-stats", false, "print Redis command statistics of the last ingest round")
 	binary      = flag.String("portico", "bin/portico", "portico binary")
+	scenario    = flag.String("scenario", "ingest", "ingest (bulk ingest, search, upsert, RSS) or blueprint-change")
 	teamsCount  = 100
 	languages   = []string{"go", "python", "java", "rust", "typescript"}
 	environment = []string{"prod", "staging", "dev"}
@@ -45,25 +50,30 @@ const token = "bench-token"
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run() error {
+	if *scenario != "ingest" && *scenario != "blueprint-change" {
+		return fmt.Errorf("unknown -scenario %q", *scenario)
+	}
 	dir, err := os.MkdirTemp("", "portico-bench-")
 	check(err)
 	defer os.RemoveAll(dir)
 
-	redisPort := freePort()
-	redis := start(dir, "redis-server", "--port", strconv.Itoa(redisPort), "--save", "", "--appendonly", "no", "--dir", dir)
+	redis, redisPort := startRedis(dir)
 	defer stop(redis)
-	waitTCP(fmt.Sprintf("127.0.0.1:%d", redisPort))
-
-	apiPort := freePort()
-	base := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	startServer := func() *exec.Cmd {
-		srv := start(dir, *binary, "serve", "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
-			"--redis-url", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--admin-token", token, "--pprof-addr", os.Getenv("BENCH_PPROF"))
-		waitTCP(fmt.Sprintf("127.0.0.1:%d", apiPort))
-		return srv
+	if *scenario == "blueprint-change" {
+		return blueprintScenario(dir, redisPort)
 	}
+	ingestScenario(dir, redis, redisPort)
+	return nil
+}
 
-	c := &client{base: base, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+func ingestScenario(dir string, redis *exec.Cmd, redisPort int) {
+	c := newClient()
 	var rates []float64
 	var server *exec.Cmd
 	for r := 0; r < *rounds; r++ {
@@ -74,10 +84,10 @@ func main() {
 		}
 		redisCLI(redisPort, "FLUSHALL")
 		redisCLI(redisPort, "CONFIG", "RESETSTAT")
-		server = startServer()
+		server, c.base = startServer(dir, redisPort)
 		setup(c)
 		redisCPU, serverCPU := cpuTime(redis.Process.Pid), cpuTime(server.Process.Pid)
-		rate := ingest(c)
+		rate := ingest(c, service)
 		rates = append(rates, rate)
 		perEntity := func(before, after time.Duration) float64 {
 			return float64((after - before).Microseconds()) / float64(*entities)
@@ -108,10 +118,33 @@ func main() {
 	fmt.Printf("server RSS loaded:  %8.1f MiB  (target ≤ 300 MiB; anonymous %.1f MiB, file-backed binary pages %.1f MiB)\n", mem.total, mem.anon, mem.file)
 }
 
+// startRedis starts an empty, non-persistent redis-server on a free port.
+func startRedis(dir string) (*exec.Cmd, int) {
+	port := freePort()
+	redis := start(dir, "redis-server", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", dir)
+	waitTCP(fmt.Sprintf("127.0.0.1:%d", port))
+	return redis, port
+}
+
+// startServer starts `portico serve` on a free port against the Redis on
+// redisPort and returns it with its base URL.
+func startServer(dir string, redisPort int) (*exec.Cmd, string) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	srv := start(dir, *binary, "serve", "--addr", addr,
+		"--redis-url", fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort), "--admin-token", token, "--pprof-addr", os.Getenv("BENCH_PPROF"))
+	waitTCP(addr)
+	return srv, "http://" + addr
+}
+
 type client struct {
 	base  string
 	http  *http.Client
 	token string
+}
+
+// newClient is an admin client; its base is set once the server is up.
+func newClient() *client {
+	return &client{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
 
 func (c *client) do(method, path string, body any) (int, []byte) {
@@ -174,8 +207,7 @@ func (c *client) must(method, path string, body any, want ...int) []byte {
 }
 
 func setup(c *client) {
-	c.must("PUT", "/api/v1/blueprints/team", map[string]any{"title": "Team", "schema": map[string]any{
-		"properties": map[string]any{"slack": map[string]any{"type": "string"}}}}, 200, 201)
+	setupTeams(c)
 	props := map[string]any{
 		"language":    map[string]any{"type": "string", "enum": languages},
 		"environment": map[string]any{"type": "string"},
@@ -195,6 +227,12 @@ func setup(c *client) {
 			"owner":     map[string]any{"target": "team"},
 			"dependsOn": map[string]any{"target": "service", "many": true},
 		}}, 200, 201)
+}
+
+// setupTeams creates blueprint team and its teamsCount entities.
+func setupTeams(c *client) {
+	c.must("PUT", "/api/v1/blueprints/team", map[string]any{"title": "Team", "schema": map[string]any{
+		"properties": map[string]any{"slack": map[string]any{"type": "string"}}}}, 200, 201)
 	var teams []any
 	for i := 0; i < teamsCount; i++ {
 		teams = append(teams, map[string]any{"blueprint": "team", "identifier": fmt.Sprintf("team-%d", i), "properties": map[string]any{"slack": "#t"}})
@@ -229,9 +267,9 @@ func service(i, batchStart int) map[string]any {
 	}
 }
 
-// ingest posts the entities in batches from several workers and returns
-// entities per second, end to end.
-func ingest(c *client) float64 {
+// ingest posts -entities entities, entity(i, first index of its batch), in
+// batches from several workers and returns entities per second, end to end.
+func ingest(c *client, entity func(i, batchStart int) map[string]any) float64 {
 	type job struct{ start, end int }
 	jobs := make(chan job)
 	var wg sync.WaitGroup
@@ -242,7 +280,7 @@ func ingest(c *client) float64 {
 		e := min(s+*batch, *entities)
 		var items []any
 		for i := s; i < e; i++ {
-			items = append(items, service(i, s))
+			items = append(items, entity(i, s))
 		}
 		raw, err := json.Marshal(map[string]any{"entities": items})
 		check(err)
@@ -363,11 +401,12 @@ func rssMiB(pid int) rss {
 	return out
 }
 
-func redisCLI(port int, args ...string) {
+func redisCLI(port int, args ...string) string {
 	out, err := exec.Command("redis-cli", append([]string{"-p", strconv.Itoa(port)}, args...)...).CombinedOutput()
 	if err != nil {
 		log.Fatalf("redis-cli %v: %v %s", args, err, out)
 	}
+	return string(out)
 }
 
 func start(dir, name string, args ...string) *exec.Cmd {
@@ -375,6 +414,9 @@ func start(dir, name string, args ...string) *exec.Cmd {
 	logf, err := os.Create(filepath.Join(dir, filepath.Base(name)+".log"))
 	check(err)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// A fatal error exits without running the deferred stops: the kernel
+	// then kills the children, a loaded redis-server included.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		log.Fatalf("start %s: %v (is it installed / built? run `make build`, `apt-get install -y redis-server`)", name, err)
 	}
