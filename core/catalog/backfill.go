@@ -21,7 +21,7 @@ func (s *Service) RunChanges(ctx context.Context, poll time.Duration, log *slog.
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		if err := s.runChangesOnce(ctx); err != nil && ctx.Err() == nil {
+		if err := s.RunChangesOnce(ctx); err != nil && ctx.Err() == nil {
 			log.Error("blueprint changes", "err", err)
 		}
 		select {
@@ -40,8 +40,9 @@ func (s *Service) wakeRunner() {
 	}
 }
 
-// runChangesOnce carries every change in progress as far as it can.
-func (s *Service) runChangesOnce(ctx context.Context) error {
+// RunChangesOnce carries every change in progress as far as it can now:
+// backfills to their end, dead validations abandoned.
+func (s *Service) RunChangesOnce(ctx context.Context) error {
 	bps, err := s.store.Changes(ctx)
 	if err != nil {
 		return err
