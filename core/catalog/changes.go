@@ -97,10 +97,12 @@ func (s *Service) beginChange(ctx context.Context, tx Tx, existing, next *Bluepr
 	if cur != nil && cur.Phase == PhaseValidating {
 		return nil, fmt.Errorf("%w: blueprint %s: another change is being validated (started %s)", ErrConflict, existing.Identifier, cur.StartedAt.Format(time.RFC3339))
 	}
-	if cur != nil && len(layoutChanges(existing, next)) > 0 {
+	needed, _ := entityCheck(existing, next)
+	if cur != nil && (needed || len(layoutChanges(existing, next)) > 0) {
+		// One change at a time touches the entities.
 		return nil, fmt.Errorf("%w: blueprint %s: its entities are still being re-indexed for an earlier change (GET the blueprint for progress)", ErrConflict, existing.Identifier)
 	}
-	if needed, _ := entityCheck(existing, next); !needed {
+	if !needed {
 		return nil, nil
 	}
 	n, err := tx.EntityCount(ctx, existing.Identifier)
@@ -372,7 +374,7 @@ func (s *Service) changeStatus(ctx context.Context, bp string) (*ChangeStatus, e
 
 func (c *BlueprintChange) status(p ChangeProgress) *ChangeStatus {
 	if p.Total == 0 {
-		p.Total = c.Entities
+		p.Total = c.Entities * max(len(c.Properties), 1)
 	}
 	return &ChangeStatus{ID: c.ID, Phase: c.Phase, Properties: c.Properties, Done: p.Done, Total: p.Total, StartedAt: c.StartedAt}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,9 @@ import (
 type changeProgress struct {
 	Done   int    `json:"done"`
 	Total  int    `json:"total"`
+	// Prop is the index in the change's Properties of the one being
+	// backfilled; Cursor the last of its values whose set was moved.
+	Prop   int    `json:"prop,omitempty"`
 	Cursor string `json:"cursor,omitempty"`
 	Beat   int64  `json:"beat,omitempty"` // unix ms
 }
@@ -237,13 +241,16 @@ func (s *Store) entitiesAfter(ctx context.Context, bp, after string, limit int) 
 	return out, last, nil
 }
 
-// Backfill re-indexes the next chunk of a blueprint being backfilled: in
-// one transaction watching the change, its progress, the blueprint and
-// the chunk's documents, each entity's entries move from the change's From
-// layout to the blueprint's, and the progress cursor moves past them.
-// Several workers may run it at once: the cursor is watched, so each chunk
-// is done once. It returns catalog.ErrNotFound when change id is no longer
-// in progress.
+// Backfill moves the next chunk of up to limit index entries of a
+// blueprint whose layout changed, straight from index to index (the
+// documents are not read): the members of a property's per-value sets go
+// to its pair index (low → high cardinality), or the other way round. Each
+// chunk watches the keys it empties, so a write racing it retries it, and
+// commits with the progress; writes meanwhile remove an entity's entries in
+// both layouts and add them in the new one (see tx.queueIndexDiff), so the
+// source keys only shrink and a restarted backfill just carries on.
+// Several workers may run it at once. It returns catalog.ErrNotFound when
+// change id is no longer in progress.
 func (s *Store) Backfill(ctx context.Context, bp, id string, limit int, finished catalog.Event) (catalog.ChangeProgress, bool, error) {
 	k := s.keys
 	for attempt := 0; attempt < s.opts.MaxRetries; attempt++ {
@@ -266,37 +273,38 @@ func (s *Store) Backfill(ctx context.Context, bp, id string, limit int, finished
 			if err != nil {
 				return err
 			}
-			ids, total, err := s.EntityIDs(ctx, bp, p.Cursor, limit)
-			if err != nil {
-				return err
-			}
-			refs := make([]catalog.Ref, len(ids))
-			for i, id := range ids {
-				refs[i] = catalog.Ref{Blueprint: bp, Identifier: id}
-			}
-			ents, err := t.Entities(ctx, refs)
-			if err != nil {
-				return err
-			}
-			for _, e := range ents {
-				if e != nil {
-					t.moveIndexes(c.From, cur, e)
+			if p.Prop < len(c.Properties) {
+				prop := c.Properties[p.Prop]
+				var moved int
+				var propDone bool
+				if highCardinality(cur, prop) {
+					moved, propDone, err = t.toPairs(ctx, bp, prop, &p, limit)
+				} else {
+					moved, propDone, err = t.toSets(ctx, c.From, cur, prop, limit)
+				}
+				if err != nil {
+					return fmt.Errorf("backfill %s.%s: %w", bp, prop, err)
+				}
+				p.Done += moved
+				if propDone {
+					p.Prop, p.Cursor = p.Prop+1, ""
 				}
 			}
-			p.Done += len(ids)
-			p.Total = max(total, p.Done)
-			if len(ids) > 0 {
-				p.Cursor = ids[len(ids)-1]
-			}
+			// Total estimates one entry per entity and property (an array
+			// has one per distinct element).
+			p.Total = max(c.Entities*len(c.Properties), 1)
 			p.Beat = time.Now().UnixMilli()
-			if done = len(ids) < limit; done {
+			if done = p.Prop >= len(c.Properties); done {
+				p.Done = max(p.Done, p.Total)
 				t.DeleteChange(bp)
 				t.Emit(finished)
 			} else {
+				p.Done = min(p.Done, p.Total-1)
 				raw, _ := json.Marshal(p)
 				t.w.set(k.changeProgress(bp), raw)
 			}
 			out = p
+			t.execed = true
 			_, err = rtx.TxPipelined(ctx, func(pl redis.Pipeliner) error {
 				t.w.apply(ctx, pl, s)
 				return nil
@@ -317,12 +325,162 @@ func (s *Store) Backfill(ctx context.Context, bp, id string, limit int, finished
 	return catalog.ChangeProgress{}, false, fmt.Errorf("backfill of %s: %w after %d attempts", bp, catalog.ErrConflict, s.opts.MaxRetries)
 }
 
-// moveIndexes queues the moves of e's index entries from layout from to
-// layout to (entries both share stay).
-func (t *tx) moveIndexes(from, to *catalog.Blueprint, e *catalog.Entity) {
-	t.oldIx = indexEntries(t.oldIx[:0], from, e)
-	t.curIx = indexEntries(t.curIx[:0], to, e)
-	t.queueEntries(to.Identifier, t.oldIx, t.curIx)
+// valuesPerChunk bounds how many of a property's values one backfill
+// chunk looks at.
+const valuesPerChunk = 100
+
+// toPairs queues the move of up to limit members of prop's per-value sets
+// into its pair index, taking the values in order after p.Cursor (the
+// values index lists them): whole sets while they fit, else part of the
+// first. propDone reports that no set is left.
+func (t *tx) toPairs(ctx context.Context, bp, prop string, p *changeProgress, limit int) (moved int, propDone bool, err error) {
+	k := t.s.keys
+	lo := "-"
+	if p.Cursor != "" {
+		lo = "(" + p.Cursor
+	}
+	vals, err := t.rtx.ZRangeByLex(ctx, k.valuesIndex(bp, prop), &redis.ZRangeBy{Min: lo, Max: "+", Count: valuesPerChunk}).Result()
+	if err != nil {
+		return 0, false, err
+	}
+	if len(vals) == 0 {
+		t.w.del(k.valuesIndex(bp, prop)) // the pair layout has none
+		return 0, true, nil
+	}
+	sets := make([]string, len(vals))
+	for i, v := range vals {
+		sets[i] = k.eqIndex(bp, prop, v)
+	}
+	cards := make([]*redis.IntCmd, len(sets))
+	if err := t.watchAndRun(ctx, sets, func(pl redis.Pipeliner) {
+		for i, key := range sets {
+			cards[i] = pl.SCard(ctx, key)
+		}
+	}); err != nil {
+		return 0, false, err
+	}
+	type take struct {
+		value string
+		all   bool
+		cmd   *redis.StringSliceCmd
+	}
+	var takes []take
+	budget := limit
+	pl := t.rtx.Pipeline()
+	for i, v := range vals {
+		n := int(cards[i].Val())
+		if n <= budget {
+			takes = append(takes, take{value: v, all: true, cmd: pl.SMembers(ctx, sets[i])})
+			budget -= n
+			continue
+		}
+		if len(takes) == 0 { // one set larger than a chunk: part of it
+			takes = append(takes, take{value: v, cmd: pl.SRandMemberN(ctx, sets[i], int64(budget))})
+		}
+		break
+	}
+	if _, err := pl.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, false, err
+	}
+	pairs, long := t.w.key(k.pairIndex(bp, prop)), t.w.key(k.longIndex(bp, prop))
+	for _, tk := range takes {
+		value := tk.value[1:] // untagged
+		ids := tk.cmd.Val()
+		for _, id := range ids {
+			if strings.IndexByte(value, 0) >= 0 { // pair members cannot hold a NUL
+				long.sadds = append(long.sadds, id)
+			} else {
+				pairs.zadds = append(pairs.zadds, redis.Z{Member: pairMember(value, id)})
+			}
+		}
+		moved += len(ids)
+		key := k.eqIndex(bp, prop, tk.value)
+		if tk.all {
+			t.w.del(key)
+			p.Cursor = tk.value
+			continue
+		}
+		for _, id := range ids {
+			t.w.srem(key, id)
+		}
+	}
+	return moved, false, nil
+}
+
+// toSets queues the move of up to limit members of prop's pair index into
+// per-value sets (and their values into the values index). When the pair
+// index is empty, the entities in the property's long set are re-indexed
+// from their documents: a short value holding a NUL is "long" only in the
+// pair layout.
+func (t *tx) toSets(ctx context.Context, from, cur *catalog.Blueprint, prop string, limit int) (moved int, propDone bool, err error) {
+	k := t.s.keys
+	bp := cur.Identifier
+	var members *redis.StringSliceCmd
+	if err := t.watchAndRun(ctx, []string{k.pairIndex(bp, prop)}, func(pl redis.Pipeliner) {
+		members = pl.ZRangeByLex(ctx, k.pairIndex(bp, prop), &redis.ZRangeBy{Min: "-", Max: "+", Count: int64(limit)})
+	}); err != nil {
+		return 0, false, err
+	}
+	if len(members.Val()) == 0 {
+		return 0, true, t.reindexLong(ctx, from, cur, prop)
+	}
+	// A write removing a member does ZREM, which miniredis (portico dev)
+	// does not count as a change of a watched key: watch the members'
+	// documents too (every write sets or deletes its document), then keep
+	// the members still there.
+	refs := make([]catalog.Ref, len(members.Val()))
+	for i, m := range members.Val() {
+		refs[i] = catalog.Ref{Blueprint: bp, Identifier: idFromPairMember(m)}
+	}
+	args := []any{"ZMSCORE", k.pairIndex(bp, prop)}
+	for _, m := range members.Val() {
+		args = append(args, m)
+	}
+	var scores *redis.Cmd
+	if err := t.watchAndRun(ctx, entityKeys(k, refs), func(pl redis.Pipeliner) { scores = pl.Do(ctx, args...) }); err != nil {
+		return 0, false, err
+	}
+	there, err := scores.Slice()
+	if err != nil {
+		return 0, false, err
+	}
+	values, pairs := t.w.key(k.valuesIndex(bp, prop)), t.w.key(k.pairIndex(bp, prop))
+	for i, m := range members.Val() {
+		if i >= len(there) || there[i] == nil {
+			continue // removed since it was read
+		}
+		tagged := m[:strings.IndexByte(m, 0)]
+		t.w.sadd(k.eqIndex(bp, prop, tagged), idFromPairMember(m))
+		values.zaddOnce(tagged)
+		pairs.zrems = append(pairs.zrems, m)
+	}
+	return len(members.Val()), false, nil
+}
+
+// reindexLong moves the entities in prop's long set from layout from to
+// cur, reading their documents (watched).
+func (t *tx) reindexLong(ctx context.Context, from, cur *catalog.Blueprint, prop string) error {
+	key := t.s.keys.longIndex(cur.Identifier, prop)
+	var ids *redis.StringSliceCmd
+	if err := t.watchAndRun(ctx, []string{key}, func(pl redis.Pipeliner) { ids = pl.SMembers(ctx, key) }); err != nil {
+		return err
+	}
+	refs := make([]catalog.Ref, len(ids.Val()))
+	for i, id := range ids.Val() {
+		refs[i] = catalog.Ref{Blueprint: cur.Identifier, Identifier: id}
+	}
+	ents, err := t.Entities(ctx, refs)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e != nil {
+			t.oldIx = indexEntries(t.oldIx[:0], from, e)
+			t.curIx = indexEntries(t.curIx[:0], cur, e)
+			t.queueEntries(cur.Identifier, t.oldIx, t.curIx)
+		}
+	}
+	return nil
 }
 
 // unsettled returns, per blueprint being backfilled, the properties whose

@@ -356,10 +356,15 @@ func (t *tx) DeleteEntity(bp *catalog.Blueprint, before *catalog.Entity, ev cata
 // those entries go too.
 func (t *tx) queueIndexDiff(oldBP *catalog.Blueprint, before *catalog.Entity, newBP *catalog.Blueprint, after *catalog.Entity) {
 	t.oldIx = indexEntries(t.oldIx[:0], oldBP, before)
-	if c := t.changes[oldBP.Identifier]; c != nil && c.Phase == catalog.PhaseBackfilling && before != nil {
-		t.oldIx = indexEntries(t.oldIx, c.From, before)
-	}
 	t.curIx = indexEntries(t.curIx[:0], newBP, after)
+	if c := t.changes[oldBP.Identifier]; c != nil && c.Phase == catalog.PhaseBackfilling && before != nil {
+		// Not knowing whether before's entries were moved yet, remove
+		// them in both layouts and add all of after's.
+		t.oldIx = indexEntries(t.oldIx, c.From, before)
+		remove, _ := indexDiff(t.oldIx, t.curIx)
+		t.queueMoves(newBP.Identifier, remove, t.curIx)
+		return
+	}
 	t.queueEntries(newBP.Identifier, t.oldIx, t.curIx)
 }
 
@@ -367,6 +372,12 @@ func (t *tx) queueIndexDiff(oldBP *catalog.Blueprint, before *catalog.Entity, ne
 // entity of blueprint bp.
 func (t *tx) queueEntries(bp string, old, cur []indexEntry) {
 	remove, add := indexDiff(old, cur)
+	t.queueMoves(bp, remove, add)
+}
+
+// queueMoves queues the removal of entries remove and the addition of
+// entries add.
+func (t *tx) queueMoves(bp string, remove, add []indexEntry) {
 	for _, e := range remove {
 		kw := t.indexWrites(bp, e)
 		switch e.kind {
