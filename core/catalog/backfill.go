@@ -68,6 +68,7 @@ func (s *Service) RunChangesOnce(ctx context.Context) error {
 func (s *Service) backfill(ctx context.Context, c *BlueprintChange) error {
 	finished := s.event(ctx, EventBackfillFinished, c.Blueprint, "", nil, c.status(ChangeProgress{}))
 	reported := -1
+	pace := newPacer()
 	for {
 		p, done, err := s.store.Backfill(ctx, c.Blueprint, c.ID, backfillChunk, finished)
 		if errors.Is(err, ErrNotFound) {
@@ -79,6 +80,9 @@ func (s *Service) backfill(ctx context.Context, c *BlueprintChange) error {
 		if done {
 			return nil
 		}
+		if err := pace.rest(ctx); err != nil {
+			return err
+		}
 		if tenth := 10 * p.Done / max(p.Total, 1); tenth > reported {
 			reported = tenth
 			ev := s.event(ctx, EventBackfillProgress, c.Blueprint, "", nil, c.status(p))
@@ -87,4 +91,29 @@ func (s *Service) backfill(ctx context.Context, c *BlueprintChange) error {
 			}
 		}
 	}
+}
+
+// changeShare is the share of time a blueprint change's scan or backfill
+// works: after each chunk it rests as long as the chunk took, so the
+// requests beside it (writes to other blueprints) find the CPU and Redis
+// free half of the time, never queued behind more than one chunk.
+const changeShare = 0.5
+
+// pacer spaces the chunks of a change (see changeShare).
+type pacer struct{ since time.Time }
+
+func newPacer() *pacer { return &pacer{since: time.Now()} }
+
+// rest waits in proportion to the work done since the last rest.
+func (p *pacer) rest(ctx context.Context) error {
+	busy := time.Since(p.since)
+	t := time.NewTimer(time.Duration(float64(busy) * (1 - changeShare) / changeShare))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	p.since = time.Now()
+	return nil
 }

@@ -78,7 +78,7 @@ const (
 	// beyond it the change is refused as scanned.
 	maxRecheck = 1000
 	// scanChunk is how many entities a validation reads at a time.
-	scanChunk = 1000
+	scanChunk = 500
 	// backfillChunk is how many entities one backfill transaction covers.
 	backfillChunk = 500
 	// staleAfter is how long a validation may go without reporting
@@ -153,7 +153,11 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 	}()
 	var scanned offenders
 	done := 0
+	pace := newPacer()
 	err = s.store.ScanEntities(ctx, old.Identifier, scanChunk, func(ents []*Entity) error {
+		if err := pace.rest(ctx); err != nil {
+			return err
+		}
 		for _, e := range ents {
 			// A scanned entity is this scan's own copy: no need to copy it
 			// before ValidateEntity normalises it.

@@ -49,8 +49,9 @@ type Store interface {
 	// which is ErrConflict.
 	ChangeProgressed(ctx context.Context, bp, id string, p ChangeProgress) error
 	// ScanEntities calls fn with a blueprint's stored entities in chunks,
-	// in identifier order, outside any transaction: an entity written
-	// during the scan is seen in one of its states.
+	// in identifier order, outside any transaction (an entity written
+	// during the scan is seen in one of its states), reading a chunk only
+	// once fn returned from the one before.
 	ScanEntities(ctx context.Context, bp string, chunk int, fn func([]*Entity) error) error
 	// Backfill re-indexes the next chunk of up to limit entities of a
 	// blueprint being backfilled by change id, in one transaction with

@@ -171,46 +171,26 @@ func (s *Store) ChangeProgressed(ctx context.Context, bp, id string, p catalog.C
 	return err
 }
 
-// scanned is one chunk a scan read.
-type scanned struct {
-	ents []*catalog.Entity
-	err  error
-}
-
 // ScanEntities reads a blueprint's entities in identifier order, chunk by
-// chunk, reading (and decoding) the next chunk while fn handles the
-// current one.
+// chunk, calling fn with each before it reads the next (fn paces the
+// scan).
 func (s *Store) ScanEntities(ctx context.Context, bp string, chunk int, fn func([]*catalog.Entity) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	chunks := make(chan scanned, 2)
-	go func() {
-		defer close(chunks)
-		after := ""
-		for {
-			ents, last, err := s.entitiesAfter(ctx, bp, after, chunk)
-			if len(ents) > 0 || err != nil {
-				select {
-				case chunks <- scanned{ents, err}:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if err != nil || last == "" {
-				return
-			}
-			after = last
-		}
-	}()
-	for c := range chunks {
-		if c.err != nil {
-			return c.err
-		}
-		if err := fn(c.ents); err != nil {
+	after := ""
+	for {
+		ents, last, err := s.entitiesAfter(ctx, bp, after, chunk)
+		if err != nil {
 			return err
 		}
+		if len(ents) > 0 {
+			if err := fn(ents); err != nil {
+				return err
+			}
+		}
+		if last == "" {
+			return nil
+		}
+		after = last
 	}
-	return ctx.Err()
 }
 
 // entitiesAfter reads up to limit entities of bp whose identifiers follow
