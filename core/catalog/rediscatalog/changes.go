@@ -23,8 +23,8 @@ import (
 
 // changeProgress is the stored form of catalog.ChangeProgress.
 type changeProgress struct {
-	Done   int    `json:"done"`
-	Total  int    `json:"total"`
+	Done  int `json:"done"`
+	Total int `json:"total"`
 	// Prop is the index in the change's Properties of the one being
 	// backfilled; Cursor the last of its values whose set was moved.
 	Prop   int    `json:"prop,omitempty"`
