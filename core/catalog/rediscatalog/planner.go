@@ -82,7 +82,7 @@ type planner struct {
 	bp       *catalog.Blueprint
 	computed map[string]bool
 	// unsettled are this blueprint's properties being re-indexed (a
-	// backfill in progress): their indexes are not used.
+	// backfill in progress): both layouts are read (eitherLayout).
 	unsettled map[string]bool
 	related   catalog.Related
 }
@@ -343,7 +343,7 @@ func (p *planner) indexedType(prop string) (string, bool) {
 		}
 		return "", false
 	}
-	if p.computed[prop] || p.unsettled[prop] {
+	if p.computed[prop] {
 		return "", false
 	}
 	def, ok := p.bp.Schema.Properties[prop]
@@ -403,8 +403,9 @@ func (p *planner) eqKey(r *catalog.Rule) (string, bool) {
 	var tagged string
 	switch t := v.(type) {
 	case string:
-		// High-cardinality values have no set: a range over the pair index.
-		if len(t) > maxIndexedValue || highCardinality(p.bp, r.Property) {
+		// High-cardinality values have no set: a range over the pair
+		// index; while a backfill moves them, both (stringRange).
+		if len(t) > maxIndexedValue || highCardinality(p.bp, r.Property) || p.unsettled[r.Property] {
 			return "", false
 		}
 		tagged = taggedString(t)
@@ -545,12 +546,41 @@ func (p *planner) scoreRange(ctx context.Context, key, op string, lo, hi float64
 // stringRange picks the matching distinct values from the values index and
 // unions their equality sets, plus the over-long values (checked later).
 func (p *planner) stringRange(ctx context.Context, prop, op string, v string, v2 any) ([]string, bool, error) {
-	k := p.s.keys
-	bp := p.bp.Identifier
-	tag := string(rune(tagString))
+	if p.unsettled[prop] {
+		return p.eitherLayout(ctx, prop, op, v, v2)
+	}
 	if highCardinality(p.bp, prop) {
 		return p.pairRange(ctx, prop, op, v, v2)
 	}
+	return p.setRange(ctx, prop, op, v, v2)
+}
+
+// eitherLayout answers a string rule on a property whose entries a
+// backfill is moving between the per-value sets and the pair index: each
+// entry is in exactly one of them, and the layout being emptied is read
+// first, so an entry moved between the two reads is still seen. The
+// documents are checked after.
+func (p *planner) eitherLayout(ctx context.Context, prop, op, v string, v2 any) ([]string, bool, error) {
+	reads := []func(context.Context, string, string, string, any) ([]string, bool, error){p.setRange, p.pairRange}
+	if !highCardinality(p.bp, prop) { // moving to sets: pairs first
+		reads[0], reads[1] = reads[1], reads[0]
+	}
+	var ids []string
+	for _, read := range reads {
+		got, _, err := read(ctx, prop, op, v, v2)
+		if err != nil {
+			return nil, false, err
+		}
+		ids = append(ids, got...)
+	}
+	return ids, false, nil
+}
+
+// setRange answers a string rule from the per-value sets.
+func (p *planner) setRange(ctx context.Context, prop, op, v string, v2 any) ([]string, bool, error) {
+	k := p.s.keys
+	bp := p.bp.Identifier
+	tag := string(rune(tagString))
 	if op == "=" {
 		return p.stringEquals(ctx, prop, v)
 	}
