@@ -558,22 +558,23 @@ func (p *planner) stringRange(ctx context.Context, prop, op string, v string, v2
 // eitherLayout answers a string rule on a property whose entries a
 // backfill is moving between the per-value sets and the pair index: each
 // entry is in exactly one of them, and the layout being emptied is read
-// first, so an entry moved between the two reads is still seen. The
-// documents are checked after.
+// first, so an entry moved between the two reads is still seen: the
+// union is as exact as each read.
 func (p *planner) eitherLayout(ctx context.Context, prop, op, v string, v2 any) ([]string, bool, error) {
 	reads := []func(context.Context, string, string, string, any) ([]string, bool, error){p.setRange, p.pairRange}
 	if !highCardinality(p.bp, prop) { // moving to sets: pairs first
 		reads[0], reads[1] = reads[1], reads[0]
 	}
 	var ids []string
+	exact := true
 	for _, read := range reads {
-		got, _, err := read(ctx, prop, op, v, v2)
+		got, ok, err := read(ctx, prop, op, v, v2)
 		if err != nil {
 			return nil, false, err
 		}
-		ids = append(ids, got...)
+		ids, exact = append(ids, got...), exact && ok
 	}
-	return ids, false, nil
+	return ids, exact, nil
 }
 
 // setRange answers a string rule from the per-value sets.
