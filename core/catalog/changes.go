@@ -78,7 +78,7 @@ const (
 	// beyond it the change is refused as scanned.
 	maxRecheck = 1000
 	// scanChunk is how many entities a validation reads at a time.
-	scanChunk = 500
+	scanChunk = 200
 	// backfillChunk is how many entities one backfill transaction covers.
 	backfillChunk = 500
 	// staleAfter is how long a validation may go without reporting
