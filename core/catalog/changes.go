@@ -48,14 +48,13 @@ type BlueprintChange struct {
 	Actor     string    `json:"actor,omitempty"`
 }
 
-// ChangeProgress is how far a change has come: Done of Total entities
-// (Total is the blueprint's entity count when last measured), up to
-// identifier Cursor. Beat is when its worker last reported.
+// ChangeProgress is how far a change has come: Done of Total (entities
+// for a validation, index entries for a backfill). Beat is when its
+// worker last reported.
 type ChangeProgress struct {
-	Done   int       `json:"done"`
-	Total  int       `json:"total"`
-	Cursor string    `json:"-"`
-	Beat   time.Time `json:"-"`
+	Done  int       `json:"done"`
+	Total int       `json:"total"`
+	Beat  time.Time `json:"-"`
 }
 
 // ChangeStatus is a change in progress as GET /blueprints/{bp} shows it.

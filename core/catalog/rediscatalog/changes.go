@@ -32,8 +32,8 @@ type changeProgress struct {
 	Beat   int64  `json:"beat,omitempty"` // unix ms
 }
 
-func (p changeProgress) public() *catalog.ChangeProgress {
-	out := &catalog.ChangeProgress{Done: p.Done, Total: p.Total, Cursor: p.Cursor}
+func (p changeProgress) public() catalog.ChangeProgress {
+	out := catalog.ChangeProgress{Done: p.Done, Total: p.Total}
 	if p.Beat > 0 {
 		out.Beat = time.UnixMilli(p.Beat)
 	}
@@ -42,31 +42,14 @@ func (p changeProgress) public() *catalog.ChangeProgress {
 
 // changeRead decodes a change record GET (nil when there is none).
 func changeRead(bp string, get *redis.StringCmd) (*catalog.BlueprintChange, error) {
-	if errors.Is(get.Err(), redis.Nil) {
-		return nil, nil
-	}
-	if err := get.Err(); err != nil {
-		return nil, fmt.Errorf("change of %s: %w", bp, err)
-	}
 	var c catalog.BlueprintChange
-	if err := json.Unmarshal([]byte(get.Val()), &c); err != nil {
-		return nil, fmt.Errorf("decode change of %s: %w", bp, err)
+	if found, err := readJSON(get, &c); err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("change of %s: %w", bp, err)
+		}
+		return nil, err
 	}
 	return &c, nil
-}
-
-func progressRead(bp string, get *redis.StringCmd) (changeProgress, error) {
-	var p changeProgress
-	if errors.Is(get.Err(), redis.Nil) {
-		return p, nil
-	}
-	if err := get.Err(); err != nil {
-		return p, fmt.Errorf("progress of %s: %w", bp, err)
-	}
-	if err := json.Unmarshal([]byte(get.Val()), &p); err != nil {
-		return p, fmt.Errorf("decode progress of %s: %w", bp, err)
-	}
-	return p, nil
 }
 
 func (t *tx) Change(ctx context.Context, bp string) (*catalog.BlueprintChange, error) {
@@ -130,7 +113,8 @@ func (s *Store) Change(ctx context.Context, bp string) (*catalog.BlueprintChange
 	if err != nil || c == nil {
 		return nil, nil, err
 	}
-	return c, p.public(), nil
+	pub := p.public()
+	return c, &pub, nil
 }
 
 func (s *Store) readChange(ctx context.Context, c redis.Cmdable, bp string) (*catalog.BlueprintChange, changeProgress, error) {
@@ -144,8 +128,11 @@ func (s *Store) readChange(ctx context.Context, c redis.Cmdable, bp string) (*ca
 	if err != nil || ch == nil {
 		return nil, changeProgress{}, err
 	}
-	p, err := progressRead(bp, pGet)
-	return ch, p, err
+	var p changeProgress
+	if _, err := readJSON(pGet, &p); err != nil {
+		return nil, p, fmt.Errorf("progress of %s: %w", bp, err)
+	}
+	return ch, p, nil
 }
 
 // ChangeProgressed records a validation's progress and heartbeat.
@@ -233,76 +220,64 @@ func (s *Store) entitiesAfter(ctx context.Context, bp, after string, limit int) 
 // change id is no longer in progress.
 func (s *Store) Backfill(ctx context.Context, bp, id string, limit int, finished catalog.Event) (catalog.ChangeProgress, bool, error) {
 	k := s.keys
-	for attempt := 0; attempt < s.opts.MaxRetries; attempt++ {
-		var out changeProgress
-		var done bool
-		err := s.rdb.Watch(ctx, func(rtx *redis.Tx) (err error) {
-			t := &tx{s: s, rtx: rtx, w: newWrites()}
-			defer func() { t.release(ctx, err) }()
-			var pGet *redis.StringCmd
-			if err := t.readBlueprints(ctx, []string{bp}, []string{k.changeProgress(bp)}, func(p redis.Pipeliner) {
-				pGet = p.Get(ctx, k.changeProgress(bp))
-			}); err != nil {
-				return err
-			}
-			c, cur := t.changes[bp], t.bps[bp]
-			if c == nil || c.ID != id || c.Phase != catalog.PhaseBackfilling || cur == nil {
-				return fmt.Errorf("backfill of %s: %w", bp, catalog.ErrNotFound)
-			}
-			p, err := progressRead(bp, pGet)
-			if err != nil {
-				return err
-			}
-			if p.Prop < len(c.Properties) {
-				prop := c.Properties[p.Prop]
-				var moved int
-				var propDone bool
-				if highCardinality(cur, prop) {
-					moved, propDone, err = t.toPairs(ctx, bp, prop, &p, limit)
-				} else {
-					moved, propDone, err = t.toSets(ctx, c.From, cur, prop, limit)
-				}
-				if err != nil {
-					return fmt.Errorf("backfill %s.%s: %w", bp, prop, err)
-				}
-				p.Done += moved
-				if propDone {
-					p.Prop, p.Cursor = p.Prop+1, ""
-				}
-			}
-			// Total estimates one entry per entity and property (an array
-			// has one per distinct element).
-			p.Total = max(c.Entities*len(c.Properties), 1)
-			p.Beat = time.Now().UnixMilli()
-			if done = p.Prop >= len(c.Properties); done {
-				p.Done = max(p.Done, p.Total)
-				t.DeleteChange(bp)
-				t.Emit(finished)
-			} else {
-				p.Done = min(p.Done, p.Total-1)
-				raw, _ := json.Marshal(p)
-				t.w.set(k.changeProgress(bp), raw)
-			}
-			out = p
-			t.execed = true
-			_, err = rtx.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-				t.w.apply(ctx, pl, s)
-				return nil
-			})
+	var out changeProgress
+	var done bool
+	err := s.transact(ctx, func(t *tx) error {
+		var pGet *redis.StringCmd
+		if err := t.readBlueprints(ctx, []string{bp}, []string{k.changeProgress(bp)}, func(p redis.Pipeliner) {
+			pGet = p.Get(ctx, k.changeProgress(bp))
+		}); err != nil {
 			return err
-		})
-		if errors.Is(err, redis.TxFailedErr) {
-			if err := backoff(ctx, attempt); err != nil {
-				return catalog.ChangeProgress{}, false, err
+		}
+		c, cur := t.changes[bp], t.bps[bp]
+		if c == nil || c.ID != id || c.Phase != catalog.PhaseBackfilling || cur == nil {
+			return fmt.Errorf("backfill of %s: %w", bp, catalog.ErrNotFound)
+		}
+		var p changeProgress
+		if _, err := readJSON(pGet, &p); err != nil {
+			return fmt.Errorf("progress of %s: %w", bp, err)
+		}
+		if p.Prop < len(c.Properties) {
+			prop := c.Properties[p.Prop]
+			var moved int
+			var propDone bool
+			var err error
+			if highCardinality(cur, prop) {
+				moved, propDone, err = t.toPairs(ctx, bp, prop, &p, limit)
+			} else {
+				moved, propDone, err = t.toSets(ctx, c.From, cur, prop, limit)
 			}
-			continue
+			if err != nil {
+				return fmt.Errorf("backfill %s.%s: %w", bp, prop, err)
+			}
+			p.Done += moved
+			if propDone {
+				p.Prop, p.Cursor = p.Prop+1, ""
+			}
 		}
-		if err != nil {
-			return catalog.ChangeProgress{}, false, err
+		// Total estimates one entry per entity and property (an array
+		// has one per distinct element).
+		p.Total = max(c.Entities*len(c.Properties), 1)
+		p.Beat = time.Now().UnixMilli()
+		if done = p.Prop >= len(c.Properties); done {
+			p.Done = max(p.Done, p.Total)
+			t.DeleteChange(bp)
+			t.Emit(finished)
+		} else {
+			p.Done = min(p.Done, p.Total-1)
+			raw, _ := json.Marshal(p)
+			t.w.set(k.changeProgress(bp), raw)
 		}
-		return *out.public(), done, nil
+		out = p
+		return nil
+	})
+	if errors.Is(err, errRetriesExhausted) {
+		err = fmt.Errorf("backfill of %s: %w after %d attempts", bp, catalog.ErrConflict, s.opts.MaxRetries)
 	}
-	return catalog.ChangeProgress{}, false, fmt.Errorf("backfill of %s: %w after %d attempts", bp, catalog.ErrConflict, s.opts.MaxRetries)
+	if err != nil {
+		return catalog.ChangeProgress{}, false, err
+	}
+	return out.public(), done, nil
 }
 
 // valuesPerChunk bounds how many of a property's values one backfill

@@ -77,6 +77,19 @@ func (s *Store) Ping(ctx context.Context) error {
 // Update runs fn in a WATCH/MULTI/EXEC transaction, retrying when a watched
 // key changed underneath it.
 func (s *Store) Update(ctx context.Context, fn func(catalog.Tx) error) error {
+	err := s.transact(ctx, func(t *tx) error { return fn(t) })
+	if errors.Is(err, errRetriesExhausted) {
+		return fmt.Errorf("update: %w after %d attempts", catalog.ErrConflict, s.opts.MaxRetries)
+	}
+	return err
+}
+
+var errRetriesExhausted = errors.New("retries exhausted")
+
+// transact runs fn on a fresh tx and applies its writes in one EXEC,
+// again (after a backoff) whenever a watched key changed, up to
+// MaxRetries times (then errRetriesExhausted).
+func (s *Store) transact(ctx context.Context, fn func(*tx) error) error {
 	for attempt := 0; attempt < s.opts.MaxRetries; attempt++ {
 		err := s.rdb.Watch(ctx, func(rtx *redis.Tx) (err error) {
 			t := &tx{s: s, rtx: rtx, w: newWrites()}
@@ -94,15 +107,14 @@ func (s *Store) Update(ctx context.Context, fn func(catalog.Tx) error) error {
 			})
 			return err
 		})
-		if errors.Is(err, redis.TxFailedErr) {
-			if err := backoff(ctx, attempt); err != nil {
-				return err
-			}
-			continue
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
 		}
-		return err
+		if err := backoff(ctx, attempt); err != nil {
+			return err
+		}
 	}
-	return fmt.Errorf("update: %w after %d attempts", catalog.ErrConflict, s.opts.MaxRetries)
+	return errRetriesExhausted
 }
 
 func backoff(ctx context.Context, attempt int) error {

@@ -134,17 +134,30 @@ func (t *tx) readBlueprints(ctx context.Context, ids, more []string, queue ...fu
 
 // blueprintRead decodes a blueprint GET.
 func blueprintRead(id string, get *redis.StringCmd) (*catalog.Blueprint, error) {
-	if errors.Is(get.Err(), redis.Nil) {
+	var bp catalog.Blueprint
+	found, err := readJSON(get, &bp)
+	if err != nil {
+		return nil, fmt.Errorf("blueprint %s: %w", id, err)
+	}
+	if !found {
 		return nil, fmt.Errorf("blueprint %q: %w", id, catalog.ErrNotFound)
 	}
-	if err := get.Err(); err != nil {
-		return nil, fmt.Errorf("get blueprint %s: %w", id, err)
-	}
-	var bp catalog.Blueprint
-	if err := json.Unmarshal([]byte(get.Val()), &bp); err != nil {
-		return nil, fmt.Errorf("decode blueprint %s: %w", id, err)
-	}
 	return &bp, nil
+}
+
+// readJSON decodes the JSON value a GET read into v; found is false when
+// the key does not exist.
+func readJSON(get *redis.StringCmd, v any) (found bool, err error) {
+	if errors.Is(get.Err(), redis.Nil) {
+		return false, nil
+	}
+	if err := get.Err(); err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal([]byte(get.Val()), v); err != nil {
+		return false, fmt.Errorf("decode: %w", err)
+	}
+	return true, nil
 }
 
 func (t *tx) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.Entity, error) {
