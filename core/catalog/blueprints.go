@@ -109,11 +109,13 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 		out = &bp
 		return s.applyChange(ctx, tx, existing, &bp)
 	})
-	if err != nil || pending == nil {
-		return out, created, err
+	if err == nil && pending != nil {
+		out, err = s.validateChange(ctx, old, pending, compiled)
 	}
-	out, err = s.validateChange(ctx, old, pending, compiled)
-	return out, false, err
+	if err == nil && !created {
+		s.wakeRunner() // a replacement may have started a backfill
+	}
+	return out, created, err
 }
 
 func (s *Service) checkRelationTargets(ctx context.Context, tx Tx, bp *Blueprint) error {

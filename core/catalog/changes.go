@@ -35,8 +35,11 @@ type BlueprintChange struct {
 	ID        string `json:"id"`
 	Blueprint string `json:"blueprint"`
 	Phase     string `json:"phase"`
-	// Next is the proposed definition (validating).
-	Next *Blueprint `json:"next,omitempty"`
+	// Next is the proposed definition and Checks why entities must be
+	// checked against it, e.g. "/schema/properties/tier/maximum lowered"
+	// (validating).
+	Next   *Blueprint `json:"next,omitempty"`
+	Checks []string   `json:"checks,omitempty"`
 	// From is the definition whose index layout entities not yet
 	// backfilled still have (backfilling).
 	From *Blueprint `json:"from,omitempty"`
@@ -62,6 +65,7 @@ type ChangeStatus struct {
 	ID         string    `json:"id"`
 	Phase      string    `json:"phase"`
 	Properties []string  `json:"properties,omitempty"`
+	Checks     []string  `json:"checks,omitempty"`
 	Done       int       `json:"done"`
 	Total      int       `json:"total"`
 	StartedAt  time.Time `json:"startedAt"`
@@ -78,8 +82,12 @@ const (
 	maxRecheck = 1000
 	// scanChunk is how many entities a validation reads at a time.
 	scanChunk = 200
-	// backfillChunk is how many entities one backfill transaction covers.
+	// backfillChunk is how many index entries one backfill transaction
+	// moves.
 	backfillChunk = 500
+	// progressEvery is how often a validation reports its progress
+	// (which also tells it whether it was abandoned).
+	progressEvery = 250 * time.Millisecond
 	// staleAfter is how long a validation may go without reporting
 	// progress before another change may abandon it (its process died).
 	staleAfter = time.Minute
@@ -96,7 +104,7 @@ func (s *Service) beginChange(ctx context.Context, tx Tx, existing, next *Bluepr
 	if cur != nil && cur.Phase == PhaseValidating {
 		return nil, fmt.Errorf("%w: blueprint %s: another change is being validated (started %s)", ErrConflict, existing.Identifier, cur.StartedAt.Format(time.RFC3339))
 	}
-	needed, _ := entityCheck(existing, next)
+	needed, reasons := entityCheck(existing, next)
 	if cur != nil && (needed || len(layoutChanges(existing, next)) > 0) {
 		// One change at a time touches the entities.
 		return nil, fmt.Errorf("%w: blueprint %s: its entities are still being re-indexed for an earlier change (GET the blueprint for progress)", ErrConflict, existing.Identifier)
@@ -110,14 +118,15 @@ func (s *Service) beginChange(ctx context.Context, tx Tx, existing, next *Bluepr
 	}
 	c := &BlueprintChange{
 		ID: newChangeID(), Blueprint: existing.Identifier, Phase: PhaseValidating,
-		Next: next, Entities: n, StartedAt: s.timestamp(), Actor: ActorFrom(ctx).ID,
+		Next: next, Checks: reasons, Entities: n, StartedAt: s.timestamp(), Actor: ActorFrom(ctx).ID,
 	}
 	tx.PutChange(c)
 	return c, nil
 }
 
 // applyChange puts next in place of existing. When it moves an index
-// layout and entities exist, a backfill starts (RunChanges carries it).
+// layout and entities exist, a backfill starts (RunChanges carries it;
+// the caller wakes it once the transaction is applied).
 func (s *Service) applyChange(ctx context.Context, tx Tx, existing, next *Blueprint) error {
 	if moved := layoutChanges(existing, next); len(moved) > 0 {
 		n, err := tx.EntityCount(ctx, existing.Identifier)
@@ -130,8 +139,7 @@ func (s *Service) applyChange(ctx context.Context, tx Tx, existing, next *Bluepr
 				From: existing, Properties: moved, Entities: n, StartedAt: s.timestamp(), Actor: ActorFrom(ctx).ID,
 			}
 			tx.PutChange(c)
-			tx.Emit(s.event(ctx, EventBackfillStarted, existing.Identifier, "", nil, c.status(ChangeProgress{Total: n})))
-			s.wakeRunner()
+			tx.Emit(s.event(ctx, EventBackfillStarted, existing.Identifier, "", nil, c.status(ChangeProgress{})))
 		}
 	}
 	tx.PutBlueprint(next, s.event(ctx, EventBlueprintUpdated, next.Identifier, "", existing, next))
@@ -145,14 +153,16 @@ func (s *Service) applyChange(ctx context.Context, tx Tx, existing, next *Bluepr
 // (writes record them, see checkPending). Either the change is applied or
 // it is refused with the offenders listed.
 func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *BlueprintChange, next *CompiledBlueprint) (out *Blueprint, err error) {
+	ended := false // by the transaction that applies or refuses it
 	defer func() {
-		if err != nil {
+		if !ended {
 			s.dropChange(c)
 		}
 	}()
 	var scanned offenders
 	done := 0
 	pace := newPacer()
+	var reported time.Time
 	err = s.store.ScanEntities(ctx, old.Identifier, scanChunk, func(ents []*Entity) error {
 		if err := pace.rest(ctx); err != nil {
 			return err
@@ -165,6 +175,10 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 			}
 		}
 		done += len(ents)
+		if time.Since(reported) < progressEvery {
+			return nil
+		}
+		reported = time.Now()
 		return s.store.ChangeProgressed(ctx, old.Identifier, c.ID, ChangeProgress{Done: done, Total: max(done, c.Entities)})
 	})
 	if err != nil {
@@ -203,6 +217,7 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 	if err != nil {
 		return nil, err
 	}
+	ended = true
 	return out, refused
 }
 
@@ -379,7 +394,7 @@ func (c *BlueprintChange) status(p ChangeProgress) *ChangeStatus {
 	if p.Total == 0 {
 		p.Total = c.Entities * max(len(c.Properties), 1)
 	}
-	return &ChangeStatus{ID: c.ID, Phase: c.Phase, Properties: c.Properties, Done: p.Done, Total: p.Total, StartedAt: c.StartedAt}
+	return &ChangeStatus{ID: c.ID, Phase: c.Phase, Properties: c.Properties, Checks: c.Checks, Done: p.Done, Total: p.Total, StartedAt: c.StartedAt}
 }
 
 func newChangeID() string {
