@@ -54,7 +54,7 @@ func changeRead(bp string, get *redis.StringCmd) (*catalog.BlueprintChange, erro
 
 func (t *tx) Change(ctx context.Context, bp string) (*catalog.BlueprintChange, error) {
 	if _, ok := t.bps[bp]; !ok {
-		if err := t.readBlueprints(ctx, []string{bp}, nil); err != nil {
+		if err := t.readBlueprints(ctx, []string{bp}, nil, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -438,26 +438,15 @@ func (t *tx) reindexLong(ctx context.Context, from, cur *catalog.Blueprint, prop
 	return nil
 }
 
-// unsettled returns, per blueprint being backfilled, the properties whose
-// indexes are incomplete.
-func (s *Store) unsettled(ctx context.Context) (map[string]map[string]bool, error) {
-	bps, err := s.Changes(ctx)
-	if err != nil || len(bps) == 0 {
-		return nil, err
+// unsettled returns the properties whose indexes a change in progress is
+// moving (nil when there is none).
+func unsettled(c *catalog.BlueprintChange) map[string]bool {
+	if c == nil || c.Phase != catalog.PhaseBackfilling {
+		return nil
 	}
-	out := map[string]map[string]bool{}
-	for _, bp := range bps {
-		c, _, err := s.readChange(ctx, s.rdb, bp)
-		if err != nil {
-			return nil, err
-		}
-		if c == nil || c.Phase != catalog.PhaseBackfilling {
-			continue
-		}
-		out[bp] = map[string]bool{}
-		for _, p := range c.Properties {
-			out[bp][p] = true
-		}
+	out := make(map[string]bool, len(c.Properties))
+	for _, p := range c.Properties {
+		out[p] = true
 	}
-	return out, nil
+	return out
 }

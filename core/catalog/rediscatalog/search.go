@@ -18,7 +18,7 @@ import (
 // only ever narrows. When every rule was answered exactly by an index and the
 // sort needs no document, only the requested page is fetched.
 func (s *Store) Search(ctx context.Context, req catalog.SearchRequest) (*catalog.SearchResult, error) {
-	all, err := s.Blueprints(ctx)
+	all, changes, err := s.blueprints(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -30,14 +30,10 @@ func (s *Store) Search(ctx context.Context, req catalog.SearchRequest) (*catalog
 	if err != nil {
 		return nil, err
 	}
-	unsettled, err := s.unsettled(ctx)
-	if err != nil {
-		return nil, err
-	}
 	exact := true
 	var refs []catalog.Ref
 	for _, bp := range all {
-		p := &planner{s: s, bp: bp, computed: req.Computed, unsettled: unsettled[bp.Identifier], related: related}
+		p := &planner{s: s, bp: bp, computed: req.Computed, unsettled: unsettled(changes[bp.Identifier]), related: related}
 		c, err := p.run(ctx, req.Query)
 		if err != nil {
 			return nil, err

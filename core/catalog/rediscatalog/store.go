@@ -13,7 +13,6 @@ package rediscatalog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -139,35 +138,65 @@ func (s *Store) Blueprint(ctx context.Context, id string) (*catalog.Blueprint, e
 
 // Blueprints returns every blueprint ordered by identifier.
 func (s *Store) Blueprints(ctx context.Context) ([]*catalog.Blueprint, error) {
-	ids, err := s.rdb.SMembers(ctx, s.keys.blueprints()).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list blueprints: %w", err)
+	bps, _, err := s.blueprints(ctx, false)
+	return bps, err
+}
+
+// blueprints reads every blueprint, ordered by identifier, and with
+// withChanges their changes in progress, in two round trips.
+func (s *Store) blueprints(ctx context.Context, withChanges bool) ([]*catalog.Blueprint, map[string]*catalog.BlueprintChange, error) {
+	pipe := s.rdb.Pipeline()
+	idsCmd := pipe.SMembers(ctx, s.keys.blueprints())
+	var changingCmd *redis.StringSliceCmd
+	if withChanges {
+		changingCmd = pipe.SMembers(ctx, s.keys.changes())
 	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("list blueprints: %w", err)
+	}
+	ids := idsCmd.Val()
 	sort.Strings(ids)
-	if len(ids) == 0 {
-		return nil, nil
+	var changing []string
+	if changingCmd != nil {
+		changing = changingCmd.Val()
 	}
-	ks := make([]string, len(ids))
+	if len(ids)+len(changing) == 0 {
+		return nil, nil, nil
+	}
+	pipe = s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		ks[i] = s.keys.blueprint(id)
+		gets[i] = pipe.Get(ctx, s.keys.blueprint(id))
 	}
-	vals, err := s.rdb.MGet(ctx, ks...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list blueprints: %w", err)
+	chGets := make([]*redis.StringCmd, len(changing))
+	for i, id := range changing {
+		chGets[i] = pipe.Get(ctx, s.keys.change(id))
 	}
-	out := make([]*catalog.Blueprint, 0, len(vals))
-	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			continue
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("list blueprints: %w", err)
+	}
+	out := make([]*catalog.Blueprint, 0, len(ids))
+	for i, id := range ids {
+		bp, err := blueprintRead(id, gets[i])
+		if errors.Is(err, catalog.ErrNotFound) {
+			continue // deleted since the list was read
 		}
-		var bp catalog.Blueprint
-		if err := json.Unmarshal([]byte(str), &bp); err != nil {
-			return nil, fmt.Errorf("decode blueprint %s: %w", ids[i], err)
+		if err != nil {
+			return nil, nil, err
 		}
-		out = append(out, &bp)
+		out = append(out, bp)
 	}
-	return out, nil
+	changes := make(map[string]*catalog.BlueprintChange, len(changing))
+	for i, id := range changing {
+		c, err := changeRead(id, chGets[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		if c != nil {
+			changes[id] = c
+		}
+	}
+	return out, changes, nil
 }
 
 // Entities returns the named entities, nil where missing.

@@ -84,17 +84,18 @@ func (t *tx) Blueprint(ctx context.Context, id string) (*catalog.Blueprint, erro
 		}
 		return bp, nil
 	}
-	if err := t.readBlueprints(ctx, []string{id}, nil); err != nil {
+	if err := t.readBlueprints(ctx, []string{id}, nil, nil); err != nil {
 		return nil, err
 	}
 	return t.Blueprint(ctx, id)
 }
 
 // readBlueprints reads (and watches) blueprints ids and their changes in
-// progress into the transaction's cache, in one round trip with whatever
-// more queues.
-func (t *tx) readBlueprints(ctx context.Context, ids, more []string, queue ...func(p redis.Pipeliner)) error {
-	watch := slices.Clone(more)
+// progress into the transaction's cache, in one round trip with the keys
+// also watched and whatever queue (if not nil) reads.
+func (t *tx) readBlueprints(ctx context.Context, ids, also []string, queue func(p redis.Pipeliner)) error {
+	watch := make([]string, 0, len(also)+2*len(ids))
+	watch = append(watch, also...)
 	for _, id := range ids {
 		watch = append(watch, t.s.keys.blueprint(id), t.s.keys.change(id))
 	}
@@ -108,8 +109,8 @@ func (t *tx) readBlueprints(ctx context.Context, ids, more []string, queue ...fu
 			bpGets[i] = p.Get(ctx, t.s.keys.blueprint(id))
 			chGets[i] = p.Get(ctx, t.s.keys.change(id))
 		}
-		for _, q := range queue {
-			q(p)
+		if queue != nil {
+			queue(p)
 		}
 	}); err != nil {
 		return fmt.Errorf("get blueprints: %w", err)
@@ -188,7 +189,7 @@ func (t *tx) Read(ctx context.Context, refs, others []catalog.Ref) ([]*catalog.E
 		}
 	}
 	var cmds, otherCmds []*redis.SliceCmd
-	if err := t.readBlueprints(ctx, bpIDs, append(slices.Clone(entKeys), otherKeys...), func(p redis.Pipeliner) {
+	if err := t.readBlueprints(ctx, bpIDs, slices.Concat(entKeys, otherKeys), func(p redis.Pipeliner) {
 		cmds = queueEntityReads(ctx, p, entKeys)
 		otherCmds = queueEntityReads(ctx, p, otherKeys)
 	}); err != nil {
