@@ -20,9 +20,11 @@ import (
 )
 
 var (
-	otherRate = flag.Int("other-rate", 200, "blueprint-change: writes per second to blueprint other")
-	idleFor   = flag.Duration("idle", 5*time.Second, "blueprint-change: how long idle writes to blueprint other are measured")
-	settleMax = flag.Duration("settle-timeout", 30*time.Minute, "blueprint-change: longest wait for a backfill to end")
+	otherRate   = flag.Int("other-rate", 200, "blueprint-change: writes per second to blueprint other")
+	idleFor     = flag.Duration("idle", 5*time.Second, "blueprint-change: how long idle writes to blueprint other are measured")
+	quiet       = flag.Duration("quiet", 15*time.Second, "blueprint-change: pause between the ingest and the idle measurement")
+	searchEvery = flag.Duration("search-every", 500*time.Millisecond, "blueprint-change: pause between two searches while a change runs")
+	settleMax   = flag.Duration("settle-timeout", 30*time.Minute, "blueprint-change: longest wait for a backfill to end")
 )
 
 // obj is a JSON object.
@@ -124,8 +126,8 @@ type result struct {
 	// is compared with that instead of idle (the searches cost by
 	// themselves).
 	baseline []float64
-	notes         []string
-	broken        []string // correctness failures: the run exits non-zero
+	notes    []string
+	broken   []string // correctness failures: the run exits non-zero
 }
 
 func blueprintScenario(dir string, redisPort int) error {
@@ -142,6 +144,10 @@ func blueprintScenario(dir string, redisPort int) error {
 	log.Printf("ingested %d services: %.0f entities/s; redis used_memory %s", *entities, rate, redisMemory(redisPort))
 
 	w := &otherWriter{c: c}
+	// A large ingest leaves Redis and the server busy for a while
+	// (freeing, rehashing, garbage collection): let that pass before the
+	// idle latency is taken.
+	time.Sleep(*quiet)
 	idle := alongside(func() { time.Sleep(*idleFor) }, w.loop)
 	var rows []result
 	for _, ch := range changes() {
@@ -332,7 +338,8 @@ func (w *otherWriter) loop(stop <-chan struct{}) []float64 {
 	}
 }
 
-// searcher searches services by language, 10 times a second, a page of
+// searcher searches services by language, a search every -search-every
+// (each matching a fifth of the services), a page of
 // searchPage as a portal page shows them, and checks every result really
 // has that language.
 type searcher struct{ c *client }
@@ -348,7 +355,7 @@ func (s searcher) loop(stop <-chan struct{}) searchStats {
 		select {
 		case <-stop:
 			return st
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(*searchEvery):
 		}
 		lang := languages[i%len(languages)]
 		res := searchLanguage(s.c, lang, searchPage)

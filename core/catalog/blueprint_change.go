@@ -270,3 +270,60 @@ func enumKey(v any) (string, bool) {
 	}
 	return "n" + strconv.FormatFloat(f, 'g', -1, 64), true
 }
+
+// Projection names the parts of entities a scan reads: the identifier and
+// these properties and relations. A nil *Projection means whole entities.
+type Projection struct {
+	Properties, Relations []string
+}
+
+// checkScope returns the parts of entities that entityCheck's reasons are
+// about, nil when some reason is about more than one property or
+// relation (the whole entity must be checked).
+func checkScope(reasons []string) *Projection {
+	if len(reasons) == 0 {
+		return nil // nothing says where to look: everywhere
+	}
+	props, rels := map[string]bool{}, map[string]bool{}
+	for _, r := range reasons {
+		path, _, _ := strings.Cut(r, " ")
+		section, rest := schemaNextToken(path)
+		if section == "schema" {
+			section, rest = schemaNextToken(rest)
+		}
+		name, _ := schemaNextToken(rest)
+		name = strings.NewReplacer("~1", "/", "~0", "~").Replace(name)
+		switch {
+		case name == "":
+			return nil
+		case section == "properties" || section == "required":
+			props[name] = true
+		case section == "relations":
+			rels[name] = true
+		default:
+			return nil
+		}
+	}
+	return &Projection{Properties: sortedKeys(props), Relations: sortedKeys(rels)}
+}
+
+// only returns bp restricted to the properties and relations of p (and
+// nothing else that validation reads): entities projected to p are valid
+// under it exactly when their parts p names are valid under bp.
+func (p *Projection) only(bp *Blueprint) *Blueprint {
+	out := &Blueprint{Identifier: bp.Identifier, Schema: Schema{Properties: map[string]Property{}}, Relations: map[string]Relation{}}
+	for _, name := range p.Properties {
+		if def, ok := bp.Schema.Properties[name]; ok {
+			out.Schema.Properties[name] = def
+		}
+		if slices.Contains(bp.Schema.Required, name) {
+			out.Schema.Required = append(out.Schema.Required, name)
+		}
+	}
+	for _, name := range p.Relations {
+		if rel, ok := bp.Relations[name]; ok {
+			out.Relations[name] = rel
+		}
+	}
+	return out
+}

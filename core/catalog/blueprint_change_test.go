@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -443,4 +444,81 @@ func TestLayoutChanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCheckScope(t *testing.T) {
+	cases := []struct {
+		reasons []string
+		want    *Projection // nil: whole entities
+	}{
+		{nil, nil},
+		{[]string{"/schema/properties/tier/maximum lowered"}, &Projection{Properties: []string{"tier"}, Relations: []string{}}},
+		{[]string{"/schema/required/owner added", "/schema/properties/a~1b removed", "/relations/dep/many changed"},
+			&Projection{Properties: []string{"a/b", "owner"}, Relations: []string{"dep"}}},
+		{[]string{"/relations/dep changed"}, &Projection{Properties: []string{}, Relations: []string{"dep"}}},
+		{[]string{"/schema/properties/tier/maximum lowered", "/identifier changed"}, nil},
+		{[]string{"/schema/newField changed"}, nil},
+		{[]string{"/schema/properties changed"}, nil},
+	}
+	for _, tc := range cases {
+		got := checkScope(tc.reasons)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("checkScope(%q) = %+v, want %+v", tc.reasons, got, tc.want)
+		}
+	}
+}
+
+// TestProjectedCheckAgrees proves the shortcut a validation's scan takes:
+// for every change of the table that needs a check and every test entity
+// valid under old, the entity projected to checkScope's parts and
+// validated against next restricted to them (scanScope) gets the same
+// verdict as the whole entity against next.
+func TestProjectedCheckAgrees(t *testing.T) {
+	checked, refused := 0, 0
+	for _, tc := range entityCheckCases {
+		old, next := changeTestPair(t, tc)
+		needed, reasons := entityCheck(old, next)
+		if !needed {
+			continue
+		}
+		only, probe := scanScope(&BlueprintChange{Next: next, Checks: reasons})
+		if only == nil {
+			continue
+		}
+		oc, _ := CompileBlueprint(old)
+		nc, _ := CompileBlueprint(next)
+		for _, text := range changeTestEntities {
+			var whole Entity
+			if err := json.Unmarshal([]byte(text), &whole); err != nil {
+				t.Fatal(err)
+			}
+			if oc.ValidateEntity(&whole) != nil {
+				continue
+			}
+			part := &Entity{Identifier: whole.Identifier, Properties: map[string]any{}, Relations: map[string]any{}}
+			for _, p := range only.Properties {
+				if v, ok := whole.Properties[p]; ok {
+					part.Properties[p] = v
+				}
+			}
+			for _, r := range only.Relations {
+				if v, ok := whole.Relations[r]; ok {
+					part.Relations[r] = v
+				}
+			}
+			wholeOK := len(changeProblems(old, nc, whole.copy())) == 0
+			partOK := len(changeProblems(old, probe, part)) == 0
+			if wholeOK != partOK {
+				t.Errorf("%s, entity %s: whole valid %v, projected to %+v valid %v", tc.name, whole.Identifier, wholeOK, only, partOK)
+			}
+			checked++
+			if !wholeOK {
+				refused++
+			}
+		}
+	}
+	if checked < 50 || refused < 10 {
+		t.Fatalf("only %d comparisons, %d of them refusals: the test hardly tests", checked, refused)
+	}
+	t.Logf("%d (change, entity) verdicts compared, %d refusals", checked, refused)
 }

@@ -51,8 +51,9 @@ type Store interface {
 	// ScanEntities calls fn with a blueprint's stored entities in chunks,
 	// in identifier order, outside any transaction (an entity written
 	// during the scan is seen in one of its states), reading a chunk only
-	// once fn returned from the one before.
-	ScanEntities(ctx context.Context, bp string, chunk int, fn func([]*Entity) error) error
+	// once fn returned from the one before. With only set, the entities
+	// hold just their identifier and the parts only names.
+	ScanEntities(ctx context.Context, bp string, only *Projection, chunk int, fn func([]*Entity) error) error
 	// Backfill re-indexes the next chunk of up to limit entities of a
 	// blueprint being backfilled by change id, in one transaction with
 	// its progress. When that was the last chunk it ends the change and

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -161,51 +163,97 @@ func (s *Store) ChangeProgressed(ctx context.Context, bp, id string, p catalog.C
 // ScanEntities reads a blueprint's entities in identifier order, chunk by
 // chunk, calling fn with each before it reads the next (fn paces the
 // scan).
-func (s *Store) ScanEntities(ctx context.Context, bp string, chunk int, fn func([]*catalog.Entity) error) error {
+func (s *Store) ScanEntities(ctx context.Context, bp string, only *catalog.Projection, chunk int, fn func([]*catalog.Entity) error) error {
 	after := ""
 	for {
-		ents, last, err := s.entitiesAfter(ctx, bp, after, chunk)
+		ids, _, err := s.EntityIDs(ctx, bp, after, chunk)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		ents, err := s.scanChunk(ctx, bp, ids, only)
 		if err != nil {
 			return err
 		}
-		if len(ents) > 0 {
-			if err := fn(ents); err != nil {
-				return err
-			}
+		if err := fn(ents); err != nil {
+			return err
 		}
-		if last == "" {
+		if len(ids) < chunk {
 			return nil
 		}
-		after = last
+		after = ids[len(ids)-1]
 	}
 }
 
-// entitiesAfter reads up to limit entities of bp whose identifiers follow
-// after, and the last identifier read ("" at the end).
-func (s *Store) entitiesAfter(ctx context.Context, bp, after string, limit int) ([]*catalog.Entity, string, error) {
-	ids, _, err := s.EntityIDs(ctx, bp, after, limit)
-	if err != nil || len(ids) == 0 {
-		return nil, "", err
-	}
+// scanChunk reads the entities ids of bp, whole or projected, leaving out
+// those deleted since their identifiers were read.
+func (s *Store) scanChunk(ctx context.Context, bp string, ids []string, only *catalog.Projection) ([]*catalog.Entity, error) {
 	refs := make([]catalog.Ref, len(ids))
 	for i, id := range ids {
 		refs[i] = catalog.Ref{Blueprint: bp, Identifier: id}
 	}
-	ents, err := getEntities(ctx, s.rdb, s.keys, refs)
+	if only == nil {
+		ents, err := getEntities(ctx, s.rdb, s.keys, refs)
+		return slices.DeleteFunc(ents, func(e *catalog.Entity) bool { return e == nil }), err
+	}
+	vals, err := s.rdb.MGet(ctx, entityKeys(s.keys, refs)...).Result()
 	if err != nil {
-		return nil, "", err
+		return nil, fmt.Errorf("get entities: %w", err)
 	}
-	out := ents[:0]
-	for _, e := range ents {
-		if e != nil { // deleted since its identifier was read
-			out = append(out, e)
+	out := make([]*catalog.Entity, 0, len(vals))
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue
 		}
+		e, err := decodeProjected(raw, only)
+		if err != nil {
+			return nil, fmt.Errorf("decode entity %s/%s: %w", bp, ids[i], err)
+		}
+		e.Blueprint = bp
+		out = append(out, e)
 	}
-	last := ids[len(ids)-1]
-	if len(ids) < limit {
-		last = ""
+	return out, nil
+}
+
+// projectedDoc is a stored entity with its properties and relations left
+// undecoded.
+type projectedDoc struct {
+	Identifier string                     `json:"identifier"`
+	Properties map[string]json.RawMessage `json:"properties"`
+	Relations  map[string]json.RawMessage `json:"relations"`
+}
+
+// decodeProjected decodes the identifier and the parts only names of a
+// stored entity: a scan that checks a few properties does not build every
+// value of every entity.
+func decodeProjected(raw string, only *catalog.Projection) (*catalog.Entity, error) {
+	var d projectedDoc
+	if err := gojson.Unmarshal([]byte(raw), &d); err != nil {
+		return nil, err
 	}
-	return out, last, nil
+	e := &catalog.Entity{Identifier: d.Identifier, Properties: map[string]any{}, Relations: map[string]any{}}
+	pick := func(from map[string]json.RawMessage, names []string, to map[string]any) error {
+		for _, name := range names {
+			v, ok := from[name]
+			if !ok {
+				continue
+			}
+			var x any
+			if err := gojson.Unmarshal(v, &x); err != nil {
+				return err
+			}
+			to[name] = x
+		}
+		return nil
+	}
+	if err := pick(d.Properties, only.Properties, e.Properties); err != nil {
+		return nil, err
+	}
+	if err := pick(d.Relations, only.Relations, e.Relations); err != nil {
+		return nil, err
+	}
+	normaliseRelations(e)
+	return e, nil
 }
 
 // Backfill moves the next chunk of up to limit index entries of a
