@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	gojson "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -205,7 +204,7 @@ func (s *Store) scanChunk(ctx context.Context, bp string, ids []string, only *ca
 		if !ok {
 			continue
 		}
-		e, err := decodeProjected(raw, only)
+		e, err := decodeProjected([]byte(raw), only)
 		if err != nil {
 			return nil, fmt.Errorf("decode entity %s/%s: %w", bp, ids[i], err)
 		}
@@ -213,47 +212,6 @@ func (s *Store) scanChunk(ctx context.Context, bp string, ids []string, only *ca
 		out = append(out, e)
 	}
 	return out, nil
-}
-
-// projectedDoc is a stored entity with its properties and relations left
-// undecoded.
-type projectedDoc struct {
-	Identifier string                     `json:"identifier"`
-	Properties map[string]json.RawMessage `json:"properties"`
-	Relations  map[string]json.RawMessage `json:"relations"`
-}
-
-// decodeProjected decodes the identifier and the parts only names of a
-// stored entity: a scan that checks a few properties does not build every
-// value of every entity.
-func decodeProjected(raw string, only *catalog.Projection) (*catalog.Entity, error) {
-	var d projectedDoc
-	if err := gojson.Unmarshal([]byte(raw), &d); err != nil {
-		return nil, err
-	}
-	e := &catalog.Entity{Identifier: d.Identifier, Properties: map[string]any{}, Relations: map[string]any{}}
-	pick := func(from map[string]json.RawMessage, names []string, to map[string]any) error {
-		for _, name := range names {
-			v, ok := from[name]
-			if !ok {
-				continue
-			}
-			var x any
-			if err := gojson.Unmarshal(v, &x); err != nil {
-				return err
-			}
-			to[name] = x
-		}
-		return nil
-	}
-	if err := pick(d.Properties, only.Properties, e.Properties); err != nil {
-		return nil, err
-	}
-	if err := pick(d.Relations, only.Relations, e.Relations); err != nil {
-		return nil, err
-	}
-	normaliseRelations(e)
-	return e, nil
 }
 
 // Backfill moves the next chunk of up to limit index entries of a
