@@ -97,7 +97,7 @@ func (s *Service) backfill(ctx context.Context, c *BlueprintChange) error {
 // works: after each chunk it rests as long as the chunk took, so the
 // requests beside it (writes to other blueprints) find the CPU and Redis
 // free half of the time, never queued behind more than one chunk.
-const changeShare = 0.4
+const changeShare = 0.3
 
 // pacer spaces the chunks of a change (see changeShare).
 type pacer struct{ since time.Time }

@@ -204,7 +204,7 @@ func (s *Store) scanChunk(ctx context.Context, bp string, ids []string, only *ca
 		if !ok {
 			continue
 		}
-		e, err := decodeProjected([]byte(raw), only)
+		e, err := decodeProjected(raw, only)
 		if err != nil {
 			return nil, fmt.Errorf("decode entity %s/%s: %w", bp, ids[i], err)
 		}

@@ -1,7 +1,6 @@
 package rediscatalog
 
 import (
-	"bytes"
 	"errors"
 	"slices"
 
@@ -18,14 +17,18 @@ import (
 
 var errNotJSON = errors.New("malformed stored document")
 
+// doc is a stored document as read: a string from Redis (walked without
+// a copy) or bytes.
+type doc interface{ ~string | ~[]byte }
+
 // decodeProjected decodes the identifier and the parts only names of a
 // stored entity.
-func decodeProjected(raw []byte, only *catalog.Projection) (*catalog.Entity, error) {
+func decodeProjected[D doc](raw D, only *catalog.Projection) (*catalog.Entity, error) {
 	e := &catalog.Entity{Properties: map[string]any{}, Relations: map[string]any{}}
-	err := eachMember(raw, func(key, val []byte) error {
+	err := eachMember(raw, func(key, val D) error {
 		switch string(key) {
 		case "identifier":
-			return gojson.Unmarshal(val, &e.Identifier)
+			return gojson.Unmarshal([]byte(val), &e.Identifier)
 		case "properties":
 			return pickMembers(val, only.Properties, e.Properties)
 		case "relations":
@@ -42,16 +45,16 @@ func decodeProjected(raw []byte, only *catalog.Projection) (*catalog.Entity, err
 
 // pickMembers decodes into to the members of the object obj named in
 // names (a null object has none).
-func pickMembers(obj []byte, names []string, to map[string]any) error {
-	if len(names) == 0 || bytes.Equal(obj, []byte("null")) {
+func pickMembers[D doc](obj D, names []string, to map[string]any) error {
+	if len(names) == 0 || string(obj) == "null" {
 		return nil
 	}
-	return eachMember(obj, func(key, val []byte) error {
+	return eachMember(obj, func(key, val D) error {
 		if !slices.Contains(names, string(key)) {
 			return nil
 		}
 		var x any
-		if err := gojson.Unmarshal(val, &x); err != nil {
+		if err := gojson.Unmarshal([]byte(val), &x); err != nil {
 			return err
 		}
 		to[string(key)] = x
@@ -62,7 +65,7 @@ func pickMembers(obj []byte, names []string, to map[string]any) error {
 // eachMember calls fn with each key (raw, between its quotes) and value
 // (raw JSON) of the object b. Keys holding an escape are refused: stored
 // keys are field names and identifiers, which need none.
-func eachMember(b []byte, fn func(key, val []byte) error) error {
+func eachMember[D doc](b D, fn func(key, val D) error) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errNotJSON
@@ -80,7 +83,7 @@ func eachMember(b []byte, fn func(key, val []byte) error) error {
 			return errNotJSON
 		}
 		key := b[i+1 : end-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
+		if hasByte(key, '\\') {
 			return errNotJSON
 		}
 		i = skipSpace(b, end)
@@ -109,7 +112,16 @@ func eachMember(b []byte, fn func(key, val []byte) error) error {
 	return errNotJSON
 }
 
-func skipSpace(b []byte, i int) int {
+func hasByte[D doc](b D, c byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] == c {
+			return true
+		}
+	}
+	return false
+}
+
+func skipSpace[D doc](b D, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
@@ -118,7 +130,7 @@ func skipSpace(b []byte, i int) int {
 
 // skipString returns the index past the string starting at b[i] (a
 // quote), or -1.
-func skipString(b []byte, i int) int {
+func skipString[D doc](b D, i int) int {
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
@@ -133,7 +145,7 @@ func skipString(b []byte, i int) int {
 // skipValue returns the index past the JSON value starting at b[i], or
 // -1. It finds the value's end, it does not validate it: the decoder of
 // a value picked does.
-func skipValue(b []byte, i int) int {
+func skipValue[D doc](b D, i int) int {
 	if i >= len(b) {
 		return -1
 	}

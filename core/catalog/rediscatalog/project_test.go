@@ -44,6 +44,9 @@ func TestDecodeProjected(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", raw, err)
 				}
+				if fromString, err := decodeProjected(string(raw), only); err != nil || !reflect.DeepEqual(fromString, got) {
+					t.Fatalf("%s: from a string %#v, %v; from bytes %#v", raw, fromString, err, got)
+				}
 				want := &catalog.Entity{Identifier: whole.Identifier, Properties: map[string]any{}, Relations: map[string]any{}}
 				for _, p := range only.Properties {
 					if v, ok := whole.Properties[p]; ok {
