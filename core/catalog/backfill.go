@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/portico-dev/portico/internal/lowpriority"
 )
 
 // RunChanges carries blueprint changes in progress until ctx ends: it
@@ -64,8 +66,14 @@ func (s *Service) RunChangesOnce(ctx context.Context) error {
 }
 
 // backfill re-indexes c's blueprint to the end, reporting progress as
-// events every tenth of the way.
-func (s *Service) backfill(ctx context.Context, c *BlueprintChange) error {
+// events every tenth of the way, on a low-priority thread (requests go
+// first).
+func (s *Service) backfill(ctx context.Context, c *BlueprintChange) (err error) {
+	lowpriority.Run(func() { err = s.backfillChunks(ctx, c) })
+	return err
+}
+
+func (s *Service) backfillChunks(ctx context.Context, c *BlueprintChange) error {
 	finished := s.event(ctx, EventBackfillFinished, c.Blueprint, "", nil, c.status(ChangeProgress{}))
 	reported := -1
 	pace := newPacer()

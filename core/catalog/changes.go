@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/portico-dev/portico/internal/lowpriority"
 )
 
 // Phases of a blueprint change in progress.
@@ -167,7 +169,7 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 	if probe == nil {
 		probe = next
 	}
-	err = s.store.ScanEntities(ctx, old.Identifier, only, scanChunk, func(ents []*Entity) error {
+	check := func(ents []*Entity) error {
 		if err := pace.rest(ctx); err != nil {
 			return err
 		}
@@ -184,7 +186,9 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 		}
 		reported = time.Now()
 		return s.store.ChangeProgressed(ctx, old.Identifier, c.ID, ChangeProgress{Done: done, Total: max(done, c.Entities)})
-	})
+	}
+	// The scan keeps a core busy: at low priority, requests go first.
+	lowpriority.Run(func() { err = s.store.ScanEntities(ctx, old.Identifier, only, scanChunk, check) })
 	if err != nil {
 		return nil, fmt.Errorf("validate change of %s: %w", old.Identifier, err)
 	}
