@@ -21,7 +21,7 @@ import (
 
 var (
 	otherRate   = flag.Int("other-rate", 200, "blueprint-change: writes per second to blueprint other")
-	idleFor     = flag.Duration("idle", 5*time.Second, "blueprint-change: how long idle writes to blueprint other are measured")
+	idleFor     = flag.Duration("idle", 10*time.Second, "blueprint-change: how long idle writes to blueprint other are measured")
 	repeat      = flag.Int("repeat", 3, "blueprint-change: runs of each validating change")
 	quiet       = flag.Duration("quiet", 15*time.Second, "blueprint-change: pause between the ingest and the idle measurement")
 	searchEvery = flag.Duration("search-every", 500*time.Millisecond, "blueprint-change: pause between two searches while a change runs")
