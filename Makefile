@@ -117,7 +117,7 @@ bench: build
 ## redis-server and portico serve (issue 16; ~3 GiB of Redis at the larger size)
 bench-blueprints: $(BIN)
 	$(GO) run ./bench/catalog -portico $(BIN) -scenario blueprint-change -entities 100000
-	$(GO) run ./bench/catalog -portico $(BIN) -scenario blueprint-change -entities 1000000
+	$(GO) run ./bench/catalog -portico $(BIN) -scenario blueprint-change -entities 1000000 -search-every 2s
 
 ## fuzz: a short run of each decoder fuzzer (seeds live in testdata/fuzz)
 fuzz:

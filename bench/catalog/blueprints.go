@@ -461,11 +461,22 @@ func printChanges(idle []float64, rows []result) {
 		fmt.Printf("%-32s %8.1f %11s %11s %24s  %-28s %s\n", r.name, ms(r.put), orDash(ms(r.backfill), "%.0f"),
 			orDash(r.rate(), "%.0f"), fmt.Sprintf("%.2f (%d) %.1f×", p99, len(r.other), p99/base), r.target(), r.verdict(p99/base))
 	}
+	fmt.Printf("other-blueprint write latency (ms) p50/p90/p99/max: idle %s\n", spread(idle))
+	for _, r := range rows {
+		if len(r.other) > 20 {
+			fmt.Printf("  %s: %s\n", r.name[:1], spread(r.other))
+		}
+	}
 	for _, r := range rows {
 		if len(r.notes) > 0 {
 			fmt.Printf("  %s: %s\n", r.name[:1], strings.Join(r.notes, "; "))
 		}
 	}
+}
+
+// spread summarises latencies: p50/p90/p99/max.
+func spread(v []float64) string {
+	return fmt.Sprintf("%.2f/%.2f/%.2f/%.2f", pct(v, 50), pct(v, 90), pct(v, 99), pct(v, 100))
 }
 
 // rate is entities/s over the PUT and its backfill, for changes that read

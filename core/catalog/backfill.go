@@ -75,8 +75,8 @@ func (s *Service) backfill(ctx context.Context, c *BlueprintChange) (err error) 
 
 func (s *Service) backfillChunks(ctx context.Context, c *BlueprintChange) error {
 	finished := s.event(ctx, EventBackfillFinished, c.Blueprint, "", nil, c.status(ChangeProgress{}))
-	reported := -1
-	pace := newPacer()
+	reported, moved := -1, 0 // the tenth last reported, entries moved so far
+	pace := newPacer(backfillRate)
 	for {
 		p, done, err := s.store.Backfill(ctx, c.Blueprint, c.ID, backfillChunk, finished)
 		if errors.Is(err, ErrNotFound) {
@@ -88,9 +88,10 @@ func (s *Service) backfillChunks(ctx context.Context, c *BlueprintChange) error 
 		if done {
 			return nil
 		}
-		if err := pace.rest(ctx); err != nil {
+		if err := pace.rest(ctx, p.Done-moved); err != nil {
 			return err
 		}
+		moved = p.Done
 		if tenth := 10 * p.Done / max(p.Total, 1); tenth > reported {
 			reported = tenth
 			ev := s.event(ctx, EventBackfillProgress, c.Blueprint, "", nil, c.status(p))
@@ -101,21 +102,35 @@ func (s *Service) backfillChunks(ctx context.Context, c *BlueprintChange) error 
 	}
 }
 
-// changeShare is the share of time a blueprint change's scan or backfill
-// works: after each chunk it rests as long as the chunk took, so the
-// requests beside it (writes to other blueprints) find the CPU and Redis
-// free half of the time, never queued behind more than one chunk.
-const changeShare = 0.3
+// How much of the machine a blueprint change's scan or backfill takes:
+// it works at most changeShare of the time, and no faster than its rate
+// (entities checked, index entries moved), comfortably above what a
+// platform team waits for yet leaving the CPU, the garbage collector and
+// Redis to the requests beside it.
+const (
+	changeShare  = 0.5
+	scanRate     = 75_000
+	backfillRate = 40_000
+)
 
-// pacer spaces the chunks of a change (see changeShare).
-type pacer struct{ since time.Time }
+// pacer spaces the chunks of a change.
+type pacer struct {
+	perSecond float64
+	since     time.Time
+}
 
-func newPacer() *pacer { return &pacer{since: time.Now()} }
+func newPacer(perSecond float64) *pacer { return &pacer{perSecond: perSecond, since: time.Now()} }
 
-// rest waits in proportion to the work done since the last rest.
-func (p *pacer) rest(ctx context.Context) error {
+// rest waits after n items were handled since the last rest: as long as
+// that took (times (1-changeShare)/changeShare), and at least until the
+// rate allows n.
+func (p *pacer) rest(ctx context.Context, n int) error {
 	busy := time.Since(p.since)
-	t := time.NewTimer(time.Duration(float64(busy) * (1 - changeShare) / changeShare))
+	wait := time.Duration(float64(busy) * (1 - changeShare) / changeShare)
+	if due := time.Duration(float64(n)/p.perSecond*float64(time.Second)) - busy; due > wait {
+		wait = due
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -163,16 +163,13 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 	}()
 	var scanned offenders
 	done := 0
-	pace := newPacer()
+	pace := newPacer(scanRate)
 	var reported time.Time
 	only, probe := scanScope(c)
 	if probe == nil {
 		probe = next
 	}
 	check := func(ents []*Entity) error {
-		if err := pace.rest(ctx); err != nil {
-			return err
-		}
 		for _, e := range ents {
 			// A scanned entity is this scan's own copy: no need to copy it
 			// before ValidateEntity normalises it.
@@ -181,6 +178,9 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 			}
 		}
 		done += len(ents)
+		if err := pace.rest(ctx, len(ents)); err != nil {
+			return err
+		}
 		if time.Since(reported) < progressEvery {
 			return nil
 		}

@@ -8,7 +8,7 @@ package lowpriority
 import "runtime"
 
 // Nice is the niceness of the thread (0 is normal, 19 the lowest).
-const Nice = 10
+const Nice = 19
 
 // Run calls fn on a fresh OS thread at Nice and waits for it. The thread
 // is never reused: its goroutine ends locked to it, so the runtime

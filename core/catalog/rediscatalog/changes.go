@@ -251,7 +251,7 @@ func (s *Store) Backfill(ctx context.Context, bp, id string, limit int, finished
 			if highCardinality(cur, prop) {
 				moved, propDone, err = t.toPairs(ctx, bp, prop, &p, limit)
 			} else {
-				moved, propDone, err = t.toSets(ctx, c.From, cur, prop, limit)
+				moved, propDone, err = t.toSets(ctx, c.From, cur, prop, min(limit, maxWatchedDocs))
 			}
 			if err != nil {
 				return fmt.Errorf("backfill %s.%s: %w", bp, prop, err)
@@ -289,6 +289,11 @@ func (s *Store) Backfill(ctx context.Context, bp, id string, limit int, finished
 // valuesPerChunk bounds how many of a property's values one backfill
 // chunk looks at.
 const valuesPerChunk = 100
+
+// maxWatchedDocs bounds how many documents a backfill chunk watches:
+// Redis 7.0 checks each key a WATCH adds against every key the client
+// already watches, which blocks the server for the square of them.
+const maxWatchedDocs = 100
 
 // toPairs queues the move of up to limit members of prop's per-value sets
 // into its pair index, taking the values in order after p.Cursor (the
