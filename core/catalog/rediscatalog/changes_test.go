@@ -317,7 +317,7 @@ func TestBlueprintChangesInterleaved(t *testing.T) {
 		}
 		applied, refused, busy := 0, 0, 0
 		for _, js := range steps {
-			deadline := time.Now().Add(60 * time.Second)
+			deadline := time.Now().Add(5 * time.Minute)
 			for {
 				_, err := e.put(js)
 				if errors.Is(err, catalog.ErrConflict) && time.Now().Before(deadline) {
