@@ -20,6 +20,7 @@ import (
 	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/redishost"
+	"github.com/portico-dev/portico/internal/lowpriority"
 	"github.com/portico-dev/portico/internal/secretbox"
 	"github.com/portico-dev/portico/workflows"
 )
@@ -91,7 +92,7 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 		return nil, err
 	}
 	catalogStore := rediscatalog.New(rdb, cfg.store)
-	cat := catalog.NewService(catalogStore, catalog.Options{Authorizer: access.Authorizer{}})
+	cat := catalog.NewService(catalogStore, catalog.Options{Authorizer: access.Authorizer{}, Background: lowpriority.Run})
 	acc := access.NewService(cat, redisaccess.New(rdb, redisaccess.Options{AuditRetention: cfg.access.auditRetention}),
 		access.Options{AdminToken: cfg.access.adminToken, RateLimit: cfg.access.rateLimit, Logger: log})
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/portico-dev/portico/internal/lowpriority"
 )
 
 // RunChanges carries blueprint changes in progress until ctx ends: it
@@ -66,10 +64,10 @@ func (s *Service) RunChangesOnce(ctx context.Context) error {
 }
 
 // backfill re-indexes c's blueprint to the end, reporting progress as
-// events every tenth of the way, on a low-priority thread (requests go
-// first).
+// events every tenth of the way, in the background (Options.Background:
+// low priority, so that requests go first).
 func (s *Service) backfill(ctx context.Context, c *BlueprintChange) (err error) {
-	lowpriority.Run(func() { err = s.backfillChunks(ctx, c) })
+	s.background(func() { err = s.backfillChunks(ctx, c) })
 	return err
 }
 
@@ -109,7 +107,7 @@ func (s *Service) backfillChunks(ctx context.Context, c *BlueprintChange) error 
 // Redis to the requests beside it.
 const (
 	changeShare  = 0.5
-	scanRate     = 75_000
+	scanRate     = 60_000
 	backfillRate = 40_000
 )
 

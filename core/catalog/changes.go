@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/portico-dev/portico/internal/lowpriority"
 )
 
 // Phases of a blueprint change in progress.
@@ -187,8 +185,9 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 		reported = time.Now()
 		return s.store.ChangeProgressed(ctx, old.Identifier, c.ID, ChangeProgress{Done: done, Total: max(done, c.Entities)})
 	}
-	// The scan keeps a core busy: at low priority, requests go first.
-	lowpriority.Run(func() { err = s.store.ScanEntities(ctx, old.Identifier, only, scanChunk, check) })
+	// The scan keeps a core busy: in the background (low priority), so
+	// that requests go first.
+	s.background(func() { err = s.store.ScanEntities(ctx, old.Identifier, only, scanChunk, check) })
 	if err != nil {
 		return nil, fmt.Errorf("validate change of %s: %w", old.Identifier, err)
 	}

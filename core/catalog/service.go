@@ -105,6 +105,8 @@ type Service struct {
 	wake chan struct{}
 
 	authz Authorizer // nil: everything allowed
+	// background runs a change's scan or backfill (Options.Background).
+	background func(func())
 }
 
 type compiledEntry struct {
@@ -118,6 +120,10 @@ type Options struct {
 	Authorizer Authorizer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Background runs the long work of blueprint changes (validation
+	// scans, index backfills) and returns when it is done; the portal
+	// passes lowpriority.Run so that requests go first. Default: inline.
+	Background func(func())
 }
 
 // NewService returns a catalog service over store.
@@ -125,8 +131,11 @@ func NewService(store Store, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Background == nil {
+		opts.Background = func(fn func()) { fn() }
+	}
 	return &Service{
-		store: store, now: opts.Now, authz: opts.Authorizer,
+		store: store, now: opts.Now, authz: opts.Authorizer, background: opts.Background,
 		compiled: map[string]compiledEntry{}, compiledNext: map[string]compiledChange{},
 		wake: make(chan struct{}, 1),
 	}

@@ -7,11 +7,12 @@ package lowpriority
 
 import "runtime"
 
-// Nice is the niceness of the thread (0 is normal, 19 the lowest). At 10
-// the kernel gives it about a tenth of what a normal thread gets when they
-// compete: requests go first, yet on a saturated machine the work still
-// advances (at 19, a fiftieth: a backfill could stall for minutes).
-const Nice = 10
+// Nice is the niceness of the thread (0 is normal, 19 the lowest): when
+// it competes with a normal thread for a core, the kernel gives it about
+// a seventieth of the time. Requests go first; on a machine saturated by
+// other work, the background work crawls (measured: nice 10 and 15 let it
+// slow writes beside it down more).
+const Nice = 19
 
 // Run calls fn on a fresh OS thread at Nice and waits for it. The thread
 // is never reused: its goroutine ends locked to it, so the runtime
