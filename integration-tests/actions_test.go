@@ -281,12 +281,12 @@ func restartScenario(t *testing.T, deploy func(*testing.T) *deployment) {
 	rcv.nextEpoch()
 	d.restart()
 	p = d.api()
-	waitFor(t, "timer.expired after restart", 30*time.Second, func() bool {
+	waitFor(t, "timer.expired after restart", 90*time.Second, func() bool {
 		_, raw := p.call("GET", "/api/v1/blueprints/env/entities/pr-1/history", nil)
 		return strings.Contains(string(raw), "timer.expired")
 	})
 	for _, id := range ids {
-		waitFor(t, "approval of "+id, 30*time.Second, func() bool {
+		waitFor(t, "approval of "+id, 90*time.Second, func() bool {
 			req, _ := http.NewRequest("POST", p.base+"/api/v1/runs/"+id+"/approval", strings.NewReader(`{"decision":"approve","comment":"ok"}`))
 			req.Header.Set("Authorization", "Bearer "+tok.Token)
 			req.Header.Set("Content-Type", "application/json")
@@ -300,7 +300,7 @@ func restartScenario(t *testing.T, deploy func(*testing.T) *deployment) {
 	}
 
 	// Kill 2: while every run sleeps between its webhooks.
-	waitFor(t, "runs sleeping", 30*time.Second, func() bool {
+	waitFor(t, "runs sleeping", 90*time.Second, func() bool {
 		return all(getRuns(p, ids), runs, func(r runView) bool { return stepStatus(r, "pause") == "IN_PROGRESS" })
 	})
 	d.kill()
