@@ -65,6 +65,7 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 		return nil, false, err
 	}
 	in.Change = nil
+	in.Scorecards = nil // managed by PutScorecard: the stored ones are kept
 	if err := s.abandonStale(ctx, in.Identifier); err != nil {
 		return nil, false, err
 	}
@@ -96,6 +97,7 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 			return nil
 		}
 		bp.CreatedAt = existing.CreatedAt
+		bp.Scorecards = existing.Scorecards
 		// UpdatedAt versions the compiled-blueprint cache (compile):
 		// every change must move it, even within one clock tick or
 		// when this replica's clock lags the last writer's.

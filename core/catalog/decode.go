@@ -35,7 +35,11 @@ func decodeValidEntity(data []byte) (*Entity, bool) {
 	}
 	e := &Entity{}
 	for i := range entityFields {
-		if v := fields.value(data, i); v != nil && entityFields[i].fromClient && !fields.decode(e, data, i) {
+		v := fields.value(data, i)
+		if v != nil && entityFields[i].computed && string(v) != "null" {
+			return nil, false // refused: the strict path says why
+		}
+		if v != nil && entityFields[i].fromClient && !fields.decode(e, data, i) {
 			return nil, false
 		}
 	}

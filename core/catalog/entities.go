@@ -702,6 +702,11 @@ func mergePatch(before *Entity, patch map[string]any) (*Entity, error) {
 	raw, _ := json.Marshal(before)
 	var doc map[string]any
 	_ = json.Unmarshal(raw, &doc)
+	for i := range entityFields {
+		if entityFields[i].computed {
+			delete(doc, entityFields[i].key)
+		}
+	}
 	merged := applyMergePatch(doc, patch)
 	raw, _ = json.Marshal(merged)
 	out, err := DecodeEntity(raw)

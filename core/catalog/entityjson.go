@@ -60,8 +60,12 @@ func appendEntity(b []byte, e *Entity) []byte {
 			b = appendKey(b, f.key, first)
 			b = appendStrings(b, v)
 		case objectField:
+			v := *f.object(e)
+			if f.omitEmpty && len(v) == 0 {
+				continue
+			}
 			b = appendKey(b, f.key, first)
-			b = appendObject(b, *f.object(e))
+			b = appendObject(b, v)
 		case timeField:
 			b = appendKey(b, f.key, first)
 			b = appendTime(b, *f.time(e))
@@ -102,7 +106,11 @@ func sameContent(a, b *Entity) bool {
 		case objectField:
 			// Through the encoding, as stored: a []string relation equals
 			// the []any it was decoded as, and 1 equals 1.0.
-			if string(appendObject(nil, *f.object(a))) != string(appendObject(nil, *f.object(b))) {
+			x, y := *f.object(a), *f.object(b)
+			if f.omitEmpty && len(x) == 0 && len(y) == 0 {
+				continue
+			}
+			if string(appendObject(nil, x)) != string(appendObject(nil, y)) {
 				return false
 			}
 		case timeField:

@@ -35,6 +35,10 @@ var entityFields = [...]entityField{
 		text: func(e *Entity) *string { return &e.UpdatedBy }},
 	{key: "datasource", meta: "$datasource", kind: textField, omitEmpty: true, content: true, queryable: true, index: IndexedAsLabel,
 		text: func(e *Entity) *string { return &e.Datasource }},
+	{key: "scorecards", kind: objectField, omitEmpty: true, content: true, computed: true,
+		object: func(e *Entity) *map[string]any { return &e.Scorecards }},
+	{key: "aggregations", kind: objectField, omitEmpty: true, content: true, computed: true,
+		object: func(e *Entity) *map[string]any { return &e.Aggregations }},
 }
 
 // entityField is one row of entityFields.
@@ -49,6 +53,10 @@ type entityField struct {
 	// fromClient fields are decoded and may be merge-patched; the others
 	// are server-managed: accepted in a document and dropped.
 	fromClient bool
+	// computed fields are derived by the server from other entities
+	// (scorecards, aggregations): a client document that sets one is
+	// refused rather than silently dropped.
+	computed bool
 	// content fields are what sameContent compares: not identity, not
 	// the created/updated stamps.
 	content bool
@@ -128,11 +136,11 @@ func (f *entityField) lookup(e *Entity) (any, bool) {
 	return nil, false
 }
 
-// initObjects gives e's nil object fields (properties, relations) an
+// initObjects gives e's nil client object fields (properties, relations) an
 // empty map: a decoded entity's are never nil.
 func initObjects(e *Entity) {
 	for i := range entityFields {
-		if f := &entityFields[i]; f.kind == objectField && *f.object(e) == nil {
+		if f := &entityFields[i]; f.kind == objectField && f.fromClient && *f.object(e) == nil {
 			*f.object(e) = map[string]any{}
 		}
 	}

@@ -89,11 +89,19 @@ func TestEntityFieldsRoundTrip(t *testing.T) {
 	if want := fieldJSON(t, sample); string(encoded) != want {
 		t.Fatalf("MarshalEntity:\n%s\nencoding/json:\n%s", encoded, want)
 	}
-	fast, ok := decodeEntityFast(encoded)
-	if !ok {
-		t.Fatalf("the fast decoder refused %s", encoded)
+	// What a client may send: the computed fields are refused (below).
+	client := *sample
+	for i := range entityFields {
+		if entityFields[i].computed {
+			reflect.ValueOf(&client).Elem().Field(i).Set(reflect.Zero(reflect.TypeOf(fieldValue(&entityFields[i], sample))))
+		}
 	}
-	strict, err := decodeEntityStrict(encoded)
+	clientDoc := MarshalEntity(&client)
+	fast, ok := decodeEntityFast(clientDoc)
+	if !ok {
+		t.Fatalf("the fast decoder refused %s", clientDoc)
+	}
+	strict, err := decodeEntityStrict(clientDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +123,18 @@ func TestEntityFieldsRoundTrip(t *testing.T) {
 			// Both decoders keep a client field and drop a server-managed one,
 			// from the whole document and from one holding only this field.
 			alone := []byte(`{"` + f.key + `":` + want + `}`)
+			if f.computed {
+				if _, ok := decodeEntityFast(alone); ok {
+					t.Errorf("the fast decoder accepted computed %s", alone)
+				}
+				if _, err := decodeEntityStrict(alone); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), f.key) {
+					t.Errorf("strict decoder on computed %s: %v", alone, err)
+				}
+				if _, err := decodeEntityStrict([]byte(`{"` + f.key + `":null}`)); err != nil {
+					t.Errorf("strict decoder on null %s: %v", f.key, err)
+				}
+				alone = []byte(`{}`)
+			}
 			single, ok := decodeEntityFast(alone)
 			if !ok {
 				t.Fatalf("the fast decoder refused %s", alone)

@@ -191,7 +191,22 @@ func (s *Service) event(ctx context.Context, typ, bp, id string, before, after a
 // entityEvent describes an entity change; the store fills Before and After
 // from the entities it writes, so each is serialised once.
 func (s *Service) entityEvent(ctx context.Context, typ string, ref Ref) Event {
-	return Event{Type: typ, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Actor: ActorFrom(ctx).ID, At: s.timestamp()}
+	return Event{Type: typ, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Actor: ActorFrom(ctx).ID, At: s.timestamp(), Depth: DepthFrom(ctx)}
+}
+
+type depthKey struct{}
+
+// WithDepth marks the changes made with ctx as caused by a chain of depth
+// automations: their events carry it, so that an automation reacting to
+// them continues the count and a loop ends at a limit.
+func WithDepth(ctx context.Context, depth int) context.Context {
+	return context.WithValue(ctx, depthKey{}, depth)
+}
+
+// DepthFrom returns the automation depth of ctx (0 when none).
+func DepthFrom(ctx context.Context) int {
+	d, _ := ctx.Value(depthKey{}).(int)
+	return d
 }
 
 func rawJSON(v any) json.RawMessage {

@@ -26,7 +26,8 @@ func (*schemaJsonIgnored) UnmarshalJSON([]byte) error { return nil }
 // data are rejected with an error wrapping ErrMalformed. "blueprint" is
 // decoded into Entity.Blueprint (the bulk API needs it); the other
 // server-managed fields (createdAt, updatedAt, createdBy, updatedBy,
-// datasource) are accepted and dropped. Properties and Relations are never
+// datasource) are accepted and dropped; the computed ones (scorecards,
+// aggregations) are refused unless null. Properties and Relations are never
 // nil. Numbers decode as float64. The result still needs ValidateEntity.
 func DecodeEntity(data []byte) (*Entity, error) {
 	if e, ok := decodeEntityFast(data); ok {
@@ -64,6 +65,15 @@ func decodeEntityStrict(data []byte) (*Entity, error) {
 		var target any = &schemaJsonIgnored{}
 		if f := &entityFields[i]; f.fromClient {
 			target = f.pointer(e)
+		} else if f.computed {
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return nil, schemaMalformedField(key, err)
+			}
+			if string(bytes.TrimSpace(v)) != "null" {
+				return nil, fmt.Errorf("%w: field %q is computed by the portal and cannot be written", ErrMalformed, key)
+			}
+			continue
 		}
 		if err := dec.Decode(target); err != nil {
 			return nil, schemaMalformedField(key, err)

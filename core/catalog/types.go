@@ -24,6 +24,13 @@ type Blueprint struct {
 	Relations             map[string]Relation            `json:"relations,omitempty"`
 	CalculationProperties map[string]CalculationProperty `json:"calculationProperties,omitempty"`
 	MirrorProperties      map[string]MirrorProperty      `json:"mirrorProperties,omitempty"`
+	// AggregationProperties are computed over the entities whose relation
+	// points at the entity, stored with it and kept current (derive.go).
+	AggregationProperties map[string]AggregationProperty `json:"aggregationProperties,omitempty"`
+	// Scorecards grade the blueprint's entities (scorecards.go). They are
+	// managed through their own routes: a blueprint write keeps the
+	// stored ones whatever it carries.
+	Scorecards map[string]*Scorecard `json:"scorecards,omitempty"`
 	// Permissions restricts who may write (and optionally read) entities;
 	// nil means admins and members (see access.go).
 	Permissions *Permissions `json:"permissions,omitempty"`
@@ -135,6 +142,13 @@ type Entity struct {
 	CreatedBy  string         `json:"createdBy,omitempty"`
 	UpdatedBy  string         `json:"updatedBy,omitempty"`
 	Datasource string         `json:"datasource,omitempty"`
+	// Scorecards holds the entity's results per scorecard, as JSON values:
+	// {"<id>": {"level": "Silver", "rules": [{"identifier", "level",
+	// "passed"}]}}. Server-managed: a write that sets it is refused.
+	Scorecards map[string]any `json:"scorecards,omitempty"`
+	// Aggregations holds the stored values of the blueprint's aggregation
+	// properties; reads show them among the properties. Server-managed.
+	Aggregations map[string]any `json:"aggregations,omitempty"`
 }
 
 // Ref names one entity.
@@ -195,6 +209,13 @@ const (
 	EventBlueprintDeleted = "blueprint.deleted"
 	// EventTimerExpired: a timer property of the entity came due.
 	EventTimerExpired = "timer.expired"
+	// EventScorecardLevelChanged: an entity's level in a scorecard
+	// changed; Detail is a ScorecardLevelChange.
+	EventScorecardLevelChanged = "scorecard.level_changed"
+	// EventRunCreated and EventRunFinished: an action run was requested
+	// or ended (Detail carries the run; Identifier is the run's entity).
+	EventRunCreated  = "run.created"
+	EventRunFinished = "run.finished"
 )
 
 // Event is one change in the catalog, as appended to the event stream.
@@ -207,4 +228,10 @@ type Event struct {
 	After      json.RawMessage `json:"after"`
 	Actor      string          `json:"actor"`
 	At         time.Time       `json:"at"`
+	// Detail is what an event of a type other than entity.* carries
+	// beyond before and after (a scorecard level change, a run).
+	Detail json.RawMessage `json:"detail,omitempty"`
+	// Depth counts the automations that led to this event: 0 for a
+	// change made by a person, an integration or a timer (see WithDepth).
+	Depth int `json:"depth,omitempty"`
 }
