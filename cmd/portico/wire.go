@@ -142,13 +142,19 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 // progress that another process started (or left behind when it died).
 const changesPoll = 2 * time.Second
 
+// derivePoll is how often RunDerive looks for marks when idle: the delay
+// before a change reaches the entities whose derived values read it.
+const derivePoll = 100 * time.Millisecond
+
 // runBackground starts, until ctx ends, what every serving process runs
 // beside its requests: the integrations' resync schedules (run by the
 // integrations themselves when there is no Temporal) and the blueprint
-// changes in progress (index backfills).
+// changes in progress (index backfills) and the derived values
+// (aggregation properties, scorecards) to recompute.
 func (p *portal) runBackground(ctx context.Context) {
 	go p.plugins.integrations.Run(ctx)
 	go p.catalog.RunChanges(ctx, changesPoll, p.log)
+	go p.catalog.RunDerive(ctx, derivePoll, p.log)
 }
 
 // startOptions say what a process starts on the portal.

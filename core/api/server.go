@@ -122,6 +122,8 @@ func New(cfg Config) http.Handler {
 	v1.GET("/blueprints/:bp/entities/:id/history", h.history)
 	v1.GET("/blueprints/:bp/entities/:id/related", h.related)
 
+	mountScorecards(v1, h)
+
 	v1.POST("/entities/bulk", h.bulk)
 	v1.POST("/entities/search", h.search)
 	v1.GET("/events", h.events)

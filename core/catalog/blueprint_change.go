@@ -183,6 +183,8 @@ func blueprintRest(bp *Blueprint) Blueprint {
 	r.Title, r.Description, r.Icon = "", "", ""
 	r.Permissions, r.Ownership = nil, nil
 	r.CalculationProperties, r.MirrorProperties = nil, nil
+	// Derived values are recomputed (RunDerive), never checked.
+	r.AggregationProperties, r.Scorecards, r.Dependents = nil, nil, nil
 	r.CreatedAt, r.UpdatedAt = time.Time{}, time.Time{}
 	r.Schema, r.Relations = Schema{}, nil
 	return r

@@ -84,20 +84,26 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 		if err := s.checkRelationTargets(ctx, tx, in); err != nil {
 			return err
 		}
+		if err := s.checkAggregations(ctx, tx, in); err != nil {
+			return err
+		}
 		bp := *in
 		now := s.timestamp()
 		bp.CreatedAt, bp.UpdatedAt = now, now
 		if existing == nil {
+			if err := s.syncDependents(ctx, tx, &bp, ""); err != nil {
+				return err
+			}
 			tx.PutBlueprint(&bp, s.event(ctx, EventBlueprintCreated, bp.Identifier, "", nil, &bp))
 			out, created = &bp, true
 			return nil
 		}
+		bp.Scorecards, bp.Dependents = existing.Scorecards, existing.Dependents
 		if sameBlueprint(existing, &bp) {
 			out = existing
 			return nil
 		}
 		bp.CreatedAt = existing.CreatedAt
-		bp.Scorecards = existing.Scorecards
 		// UpdatedAt versions the compiled-blueprint cache (compile):
 		// every change must move it, even within one clock tick or
 		// when this replica's clock lags the last writer's.
@@ -109,6 +115,12 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 			return err
 		}
 		out = &bp
+		if err := s.syncDependents(ctx, tx, &bp, ""); err != nil {
+			return err
+		}
+		if len(bp.Scorecards) > 0 || len(bp.AggregationProperties) > 0 || len(existing.AggregationProperties) > 0 {
+			tx.MarkAll(bp.Identifier) // what derived values read may have changed
+		}
 		return s.applyChange(ctx, tx, existing, &bp)
 	})
 	if err == nil && pending != nil {
@@ -165,6 +177,11 @@ func (s *Service) DeleteBlueprint(ctx context.Context, id string) error {
 				return fmt.Errorf("%w: blueprint %s has relation %s targeting %s", ErrInUse, other.Identifier, name, id)
 			}
 		}
+		for _, name := range sortedKeys(other.AggregationProperties) {
+			if other.AggregationProperties[name].Target == id {
+				return fmt.Errorf("%w: blueprint %s has aggregation property %s over %s", ErrInUse, other.Identifier, name, id)
+			}
+		}
 	}
 	return s.store.Update(ctx, func(tx Tx) error {
 		existing, err := tx.Blueprint(ctx, id)
@@ -177,6 +194,9 @@ func (s *Service) DeleteBlueprint(ctx context.Context, id string) error {
 		}
 		if n > 0 {
 			return fmt.Errorf("%w: blueprint %s still has %d entities", ErrInUse, id, n)
+		}
+		if err := s.syncDependents(ctx, tx, nil, id); err != nil {
+			return err
 		}
 		tx.DeleteChange(id)
 		tx.DeleteBlueprint(id, s.event(ctx, EventBlueprintDeleted, id, "", existing, nil))

@@ -347,6 +347,9 @@ func (w *batch) run(ctx context.Context) ([]WriteResult, error) {
 	if err := w.checkRelations(ctx); err != nil {
 		return nil, err
 	}
+	if err := w.derive(ctx); err != nil {
+		return nil, err
+	}
 	w.stage(ctx)
 	return w.results, nil
 }
@@ -662,8 +665,10 @@ func (w *batch) stage(ctx context.Context) {
 		if before != nil {
 			typ, status = EventEntityUpdated, StatusUpdated
 		}
-		bp := w.bps[a.Blueprint].Blueprint
-		w.tx.PutEntity(bp, before, a, w.s.entityEvent(ctx, typ, a.Ref()))
+		c := w.bps[a.Blueprint]
+		ev := w.s.entityEvent(ctx, typ, a.Ref())
+		w.tx.PutEntity(c.Blueprint, before, a, ev)
+		w.s.derivedEffects(w.tx, c, before, a, ev)
 		w.results[i].Status = status
 		w.results[i].Entity = a
 	}

@@ -157,8 +157,9 @@ func (r *Rule) matchLeaf(e *Entity, props map[string]any, now time.Time, related
 // Lookup returns the value property names for an entity. Meta-properties:
 // $identifier, $title, $blueprint and $datasource are strings, $team is a
 // []string, $createdAt and $updatedAt are time.Time (missing when zero).
-// Any other name is looked up in props, falling back to e.Relations (a
-// string or []string) when props has no such key. Unknown "$" names are
+// Any other name is looked up in props, then in e.Aggregations, then
+// "scorecards.<id>.level" in e.Scorecards, falling back to e.Relations (a
+// string or []string). Unknown "$" names are
 // missing.
 func Lookup(e *Entity, props map[string]any, property string) (any, bool) {
 	if e == nil {
@@ -172,6 +173,15 @@ func Lookup(e *Entity, props map[string]any, property string) (any, bool) {
 	}
 	if v, ok := props[property]; ok {
 		return v, true
+	}
+	if v, ok := e.Aggregations[property]; ok {
+		return v, true
+	}
+	if id, ok := scorecardLevelProperty(property); ok {
+		if lv := ScorecardLevelOf(e, id); lv != "" {
+			return lv, true
+		}
+		return nil, false
 	}
 	v, ok := e.Relations[property]
 	if !ok {

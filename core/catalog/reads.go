@@ -125,8 +125,22 @@ func (s *Service) decorateWith(ctx context.Context, ents []*Entity, bps map[stri
 			}
 			e.Properties[name] = v
 		}
+		showAggregations(c, e)
 	}
 	return nil
+}
+
+// showAggregations moves the stored values of the blueprint's aggregation
+// properties among the properties, as reads show them (a value not
+// computed yet reads as null).
+func showAggregations(c *CompiledBlueprint, e *Entity) {
+	for _, a := range c.aggregations {
+		if e.Properties == nil {
+			e.Properties = map[string]any{}
+		}
+		e.Properties[a.name] = e.Aggregations[a.name]
+	}
+	e.Aggregations = nil
 }
 
 // blueprintIn returns a blueprint from bps, reading (and adding) it when

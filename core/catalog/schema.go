@@ -34,6 +34,12 @@ type CompiledBlueprint struct {
 	computed     map[string]struct{} // calculation and mirror names
 	calcs        []schemaCalcRule
 	mirrors      []Mirror
+	// aggregations are the blueprint's aggregation properties, by name.
+	aggregations []compiledAggregation
+	// scorecards grade entities (sorted by identifier); paths are the
+	// "<relation>.<property>" names their rules read, as mirrors.
+	scorecards []*compiledScorecard
+	paths      []Mirror
 }
 
 type schemaValueKind uint8
@@ -221,6 +227,14 @@ func CompileBlueprint(bp *Blueprint) (*CompiledBlueprint, error) {
 		}
 		c.mirrors = append(c.mirrors, Mirror{Name: name, Relation: rel, Property: prop})
 	}
+	for _, name := range sortedKeys(bp.AggregationProperties) {
+		path := pointer("aggregationProperties", name)
+		claim(path, name, "aggregation property")
+		if a := compileAggregation(name, bp.AggregationProperties[name], path, &vs); a != nil {
+			c.aggregations = append(c.aggregations, *a)
+		}
+	}
+	c.compileScorecards(&vs)
 	validateAccess(bp, &vs)
 
 	if err := vs.err("invalid blueprint"); err != nil {

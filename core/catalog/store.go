@@ -54,6 +54,22 @@ type Store interface {
 	// once fn returned from the one before. With only set, the entities
 	// hold just their identifier and the parts only names.
 	ScanEntities(ctx context.Context, bp string, only *Projection, chunk int, fn func([]*Entity) error) error
+	// Claim hands out up to n pending marks to this worker (first those
+	// whose worker stopped heartbeating for stale); each must be Done.
+	Claim(ctx context.Context, n int, stale time.Duration) ([]DirtyMark, error)
+	// Heartbeat tells that a claimed mark's work goes on.
+	Heartbeat(ctx context.Context, m DirtyMark) error
+	// Done ends a claimed mark.
+	Done(ctx context.Context, m DirtyMark) error
+	// Marked reports whether a mark is pending or claimed.
+	Marked(ctx context.Context, kind byte, ref Ref) (bool, error)
+	// DeriveProgress returns the progress of blueprint bp's
+	// recomputation (nil when none is recorded); SaveDeriveProgress
+	// records p unless the stored progress is not prev (nil: none), which
+	// happens when the blueprint was marked again: then it returns false.
+	DeriveProgress(ctx context.Context, bp string) (*DeriveProgress, error)
+	SaveDeriveProgress(ctx context.Context, bp string, prev, p *DeriveProgress) (bool, error)
+
 	// Backfill re-indexes the next chunk of up to limit entities of a
 	// blueprint being backfilled by change id, in one transaction with
 	// its progress. When that was the last chunk it ends the change and
@@ -99,6 +115,46 @@ type Tx interface {
 	AddOffender(bp, id string)
 	// Emit appends an event to the stream only (no entity history).
 	Emit(ev Event)
+
+	// Blueprints returns every blueprint, watched.
+	Blueprints(ctx context.Context) ([]*Blueprint, error)
+	// Record appends an event about an entity written in this
+	// transaction to the stream and the entity's history, as given.
+	Record(ev Event)
+	// MarkDirty marks an entity whose derived values need recomputing;
+	// MarkReferrers marks the entities whose relations point at ref;
+	// MarkAll marks every entity of a blueprint and discards the progress
+	// of a recomputation of it under way (see DirtyMark).
+	MarkDirty(ref Ref)
+	MarkReferrers(ref Ref)
+	MarkAll(bp string)
+}
+
+// Mark kinds of DirtyMark.
+const (
+	MarkEntity    = 'e'
+	MarkReferrers = 'r'
+	MarkBlueprint = 'b'
+)
+
+// DirtyMark is one pending recomputation of derived values: of an entity,
+// of the entities pointing at it, or of a whole blueprint (Ref.Identifier
+// empty). A worker claims marks; a claimed mark whose worker stops
+// heartbeating is handed out again, and a thing marked while claimed is
+// marked anew, so no mark is lost.
+type DirtyMark struct {
+	Kind byte
+	Ref  Ref
+}
+
+// DeriveProgress is how far the recomputation of a whole blueprint came.
+type DeriveProgress struct {
+	// Run names the recomputation the progress belongs to: marking the
+	// blueprint again discards it (the next run starts over).
+	Run   string `json:"run"`
+	After string `json:"after"` // last identifier done
+	Done  int    `json:"done"`
+	Total int    `json:"total"`
 }
 
 // Reference is one relation edge pointing at an entity.

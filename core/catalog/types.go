@@ -31,6 +31,9 @@ type Blueprint struct {
 	// managed through their own routes: a blueprint write keeps the
 	// stored ones whatever it carries.
 	Scorecards map[string]*Scorecard `json:"scorecards,omitempty"`
+	// Dependents are the blueprints whose derived values read this one's
+	// entities (server-managed, kept in step by blueprint writes).
+	Dependents []Dependent `json:"dependents,omitempty"`
 	// Permissions restricts who may write (and optionally read) entities;
 	// nil means admins and members (see access.go).
 	Permissions *Permissions `json:"permissions,omitempty"`

@@ -83,6 +83,16 @@ func indexEntries(out []indexEntry, bp *catalog.Blueprint, e *catalog.Entity) []
 	for m := range catalog.MetaProperties() {
 		out = appendMetaEntries(out, m, e)
 	}
+	// Derived values are searchable like properties: aggregation values
+	// under their names, scorecard levels as "scorecards.<id>.level".
+	for name, v := range e.Aggregations {
+		out = appendValueEntries(out, name, e.Identifier, v, false)
+	}
+	for id := range e.Scorecards {
+		if lv := catalog.ScorecardLevelOf(e, id); lv != "" {
+			out = appendValueEntries(out, catalog.ScorecardLevelProperty(id), e.Identifier, lv, false)
+		}
+	}
 	return out
 }
 

@@ -23,6 +23,9 @@ import (
 //	<p>|chg|<bp>                 the blueprint's change in progress (catalog.BlueprintChange JSON)
 //	<p>|chgp|<bp>                its progress (changeProgress JSON)
 //	<p>|chgoff|<bp>              set: ids written during a validation that the proposed definition refuses
+//	<p>|dirty                    zset: derived values to recompute, <kind><bp>|<id> → times marked
+//	<p>|claimed                  zset: marks being recomputed → the claim's last heartbeat (unix ms)
+//	<p>|dprog|<bp>               progress of a whole blueprint's recomputation (catalog.DeriveProgress JSON)
 //	<p>|events                   stream of change events
 //	<p>|hist|<bp>|<id>           list of the entity's events (JSON), newest last
 type keys struct{ prefix string }
@@ -39,7 +42,10 @@ func (k keys) change(bp string) string      { return k.prefix + "|chg|" + bp }
 func (k keys) changeProgress(bp string) string {
 	return k.prefix + "|chgp|" + bp
 }
-func (k keys) offenders(bp string) string { return k.prefix + "|chgoff|" + bp }
+func (k keys) offenders(bp string) string      { return k.prefix + "|chgoff|" + bp }
+func (k keys) dirty() string                   { return k.prefix + "|dirty" }
+func (k keys) claimed() string                 { return k.prefix + "|claimed" }
+func (k keys) deriveProgress(bp string) string { return k.prefix + "|dprog|" + bp }
 func (k keys) referrers(bp, id, srcBP, relation string) string {
 	return k.prefix + "|in|" + bp + "|" + id + "|" + srcBP + "|" + relation
 }

@@ -346,6 +346,9 @@ func (p *planner) indexedType(prop string) (string, bool) {
 	if p.computed[prop] {
 		return "", false
 	}
+	if t, ok := p.bp.DerivedType(prop); ok {
+		return t, true
+	}
 	def, ok := p.bp.Schema.Properties[prop]
 	if !ok || def.Type == "object" {
 		return "", false
@@ -365,6 +368,9 @@ func (p *planner) absent(r *catalog.Rule) bool {
 		return false
 	}
 	if _, ok := p.bp.Relations[prop]; ok {
+		return false
+	}
+	if _, ok := p.bp.DerivedType(prop); ok {
 		return false
 	}
 	switch r.Operator {

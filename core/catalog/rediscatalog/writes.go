@@ -3,6 +3,7 @@ package rediscatalog
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -25,6 +26,8 @@ type writes struct {
 type keyWrites struct {
 	zrems, srems, sadds []any
 	zadds               []redis.Z
+	// zincrs are members whose score goes up by one (dirty marks).
+	zincrs []string
 	// once holds the members queued by zaddOnce.
 	once map[string]struct{}
 }
@@ -113,8 +116,14 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 		if kw := w.keys[k]; len(kw.sadds) > 0 {
 			p.SAdd(ctx, k, kw.sadds...)
 		}
+		for _, m := range w.keys[k].zincrs {
+			p.ZIncrBy(ctx, k, 1, m)
+		}
 	}
 	for _, q := range w.events {
+		if q.raw == nil {
+			continue // a write that announces nothing (Event without a type)
+		}
 		raw := q.raw
 		p.XAdd(ctx, &redis.XAddArgs{
 			Stream: s.keys.events(),
@@ -133,8 +142,12 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 	}
 }
 
-// encodeEvent writes an event's JSON.
+// encodeEvent writes an event's JSON (nil for an event without a type:
+// nothing to announce).
 func encodeEvent(ev catalog.Event) []byte {
+	if ev.Type == "" {
+		return nil
+	}
 	b, _, _ := appendEvent(make([]byte, 0, len(ev.Before)+len(ev.After)+200), ev, nil)
 	return b
 }
@@ -172,5 +185,13 @@ func appendEvent(b []byte, ev catalog.Event, after *catalog.Entity) (out []byte,
 	b = catalog.AppendJSONString(b, ev.Actor)
 	b = append(b, `,"at":`...)
 	b = catalog.AppendJSONTime(b, ev.At)
+	if len(ev.Detail) > 0 {
+		b = append(b, `,"detail":`...)
+		b = append(b, ev.Detail...)
+	}
+	if ev.Depth > 0 {
+		b = append(b, `,"depth":`...)
+		b = strconv.AppendInt(b, int64(ev.Depth), 10)
+	}
 	return append(b, '}'), start, end
 }

@@ -1,0 +1,357 @@
+package catalog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// deriveChunk is how many entities one recomputing transaction reads and
+// watches (Redis WATCH costs grow with the square of the watched keys).
+const deriveChunk = 100
+
+// RunDerive recomputes marked derived values (see derive.go) until ctx
+// ends, looking for marks every poll. Every process serving the catalog
+// runs it: two handling the same mark do the same idempotent work.
+func (s *Service) RunDerive(ctx context.Context, poll time.Duration, log *slog.Logger) {
+	ctx = WithActor(ctx, SystemActor(DeriveActor))
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		n, err := s.RunDeriveOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Error("derived values", "err", err)
+		}
+		if n > 0 && err == nil {
+			continue // more may be waiting
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// staleClaim is how long a claimed mark may go without a heartbeat
+// before another worker takes it over (its worker is presumed dead).
+const staleClaim = time.Minute
+
+// RunDeriveOnce claims the marks pending now, handles them (a whole
+// blueprint's to the end) and returns how many it handled.
+func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
+	marks, err := s.store.Claim(ctx, 500, staleClaim)
+	if err != nil || len(marks) == 0 {
+		return 0, err
+	}
+	var refs []Ref
+	var done []DirtyMark
+	var errs []error
+	for _, m := range marks {
+		switch m.Kind {
+		case MarkEntity:
+			refs = append(refs, m.Ref)
+			done = append(done, m)
+		case MarkReferrers:
+			readers, err := s.readersOf(ctx, m.Ref)
+			if err != nil {
+				errs = append(errs, err)
+				continue // the claim goes stale and is handed out again
+			}
+			refs = append(refs, readers...)
+			done = append(done, m)
+		case MarkBlueprint:
+			var err error
+			s.background(func() { err = s.rederiveBlueprint(ctx, m) })
+			if err == nil {
+				err = s.store.Done(ctx, m)
+			}
+			errs = append(errs, err)
+		default:
+			done = append(done, m)
+		}
+	}
+	slices.SortFunc(refs, compareRefs)
+	refs = slices.Compact(refs)
+	for start := 0; start < len(refs); start += deriveChunk {
+		if _, err := s.rederive(ctx, refs[start:min(start+deriveChunk, len(refs))]); err != nil {
+			return 0, errors.Join(append(errs, err)...) // the claims go stale and are handed out again
+		}
+	}
+	for _, m := range done {
+		errs = append(errs, s.store.Done(ctx, m))
+	}
+	return len(marks), errors.Join(errs...)
+}
+
+func compareRefs(a, b Ref) int {
+	switch {
+	case a.Blueprint != b.Blueprint:
+		if a.Blueprint < b.Blueprint {
+			return -1
+		}
+		return 1
+	case a.Identifier < b.Identifier:
+		return -1
+	case a.Identifier > b.Identifier:
+		return 1
+	}
+	return 0
+}
+
+// readersOf lists the entities whose scorecards read ref through one of
+// their relations (Blueprint.Dependents' Reads).
+func (s *Service) readersOf(ctx context.Context, ref Ref) ([]Ref, error) {
+	bp, err := s.store.Blueprint(ctx, ref.Blueprint)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	reads := map[Reference]bool{}
+	for _, d := range bp.Dependents {
+		for _, rel := range d.Reads {
+			reads[Reference{From: Ref{Blueprint: d.Blueprint}, Relation: rel}] = true
+		}
+	}
+	if len(reads) == 0 {
+		return nil, nil
+	}
+	edges, err := s.store.ReferrersOf(ctx, []Ref{ref})
+	if err != nil {
+		return nil, err
+	}
+	var out []Ref
+	for _, e := range edges[0] {
+		if reads[Reference{From: Ref{Blueprint: e.From.Blueprint}, Relation: e.Relation}] {
+			out = append(out, e.From)
+		}
+	}
+	return out, nil
+}
+
+// rederiveBlueprint recomputes every entity of a marked blueprint, in
+// identifier order from where an earlier run stopped, recording progress
+// (and heartbeating its claim) after every chunk. Marking the blueprint
+// again discards the progress: this run then stops, and the next one
+// starts over.
+func (s *Service) rederiveBlueprint(ctx context.Context, m DirtyMark) error {
+	bp := m.Ref.Blueprint
+	prev, err := s.store.DeriveProgress(ctx, bp)
+	if err != nil {
+		return err
+	}
+	p := DeriveProgress{Run: newRunID()}
+	if prev != nil {
+		p = *prev
+	}
+	for {
+		ids, total, err := s.store.EntityIDs(ctx, bp, p.After, deriveChunk)
+		if err != nil {
+			return err
+		}
+		refs := make([]Ref, len(ids))
+		for i, id := range ids {
+			refs[i] = Ref{Blueprint: bp, Identifier: id}
+		}
+		if _, err := s.rederive(ctx, refs); err != nil {
+			return err
+		}
+		next := p
+		if len(ids) > 0 {
+			next.After, next.Done = ids[len(ids)-1], p.Done+len(ids)
+		}
+		next.Total = max(total, next.Done)
+		if len(ids) == 0 {
+			next.Total = next.Done
+		}
+		ok, err := s.store.SaveDeriveProgress(ctx, bp, prev, &next)
+		if err != nil || !ok {
+			return err // marked again: the next run starts over
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := s.store.Heartbeat(ctx, m); err != nil {
+			return err
+		}
+		p, prev = next, &next
+	}
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// rederive recomputes the derived values of up to deriveChunk entities and
+// writes those that changed, with their events and the marks they cause;
+// it returns how many changed. The aggregation inputs are read first,
+// outside the transaction: a change to them meanwhile marks the entity
+// again.
+func (s *Service) rederive(ctx context.Context, refs []Ref) (int, error) {
+	compiled := map[string]*CompiledBlueprint{}
+	for _, r := range refs {
+		if _, ok := compiled[r.Blueprint]; ok {
+			continue
+		}
+		bp, err := s.store.Blueprint(ctx, r.Blueprint)
+		if errors.Is(err, ErrNotFound) {
+			compiled[r.Blueprint] = nil
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if compiled[r.Blueprint], err = s.compile(bp); err != nil {
+			return 0, err
+		}
+	}
+	aggs, err := s.aggregationValues(ctx, refs, compiled)
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	errRetry := errors.New("recompute again")
+	err = s.store.Update(ctx, func(tx Tx) error {
+		changed = 0
+		ents, err := tx.Entities(ctx, refs)
+		if err != nil {
+			return err
+		}
+		bps := map[string]*CompiledBlueprint{}
+		var need []Ref
+		for _, e := range ents {
+			if e == nil {
+				continue
+			}
+			c, ok := bps[e.Blueprint]
+			if !ok {
+				bp, err := tx.Blueprint(ctx, e.Blueprint)
+				if err != nil {
+					return err
+				}
+				if c, err = s.compile(bp); err != nil {
+					return err
+				}
+				bps[e.Blueprint] = c
+			}
+			need = append(need, c.gradingTargets(e)...)
+		}
+		targets := map[Ref]*Entity{}
+		if len(need) > 0 {
+			slices.SortFunc(need, compareRefs)
+			need = slices.Compact(need)
+			got, err := tx.Entities(ctx, need)
+			if err != nil {
+				return err
+			}
+			for i, t := range got {
+				if t != nil {
+					targets[need[i]] = t
+				}
+			}
+		}
+		now := s.now()
+		for _, e := range ents {
+			if e == nil {
+				continue
+			}
+			c := bps[e.Blueprint]
+			if cc := compiled[e.Blueprint]; cc == nil || !cc.Blueprint.UpdatedAt.Equal(c.Blueprint.UpdatedAt) {
+				return fmt.Errorf("%w: blueprint %s changed while recomputing", errRetry, e.Blueprint)
+			}
+			after := *e
+			after.Aggregations = c.carryAggregations(e)
+			for name, v := range aggs[e.Ref()] {
+				after.Aggregations[name] = v
+			}
+			after.Scorecards = c.grade(&after, targets, now)
+			if sameContent(e, &after) {
+				continue
+			}
+			if after.CreatedAt.Equal(after.UpdatedAt) {
+				// "never changed" would be wrong from now on (history).
+				after.UpdatedAt = after.UpdatedAt.Add(time.Microsecond)
+			}
+			ev := Event{Type: EventEntityUpdated, Blueprint: e.Blueprint, Identifier: e.Identifier, Actor: DeriveActor, At: s.timestamp()}
+			tx.PutEntity(c.Blueprint, e, &after, ev)
+			s.derivedEffects(tx, c, e, &after, ev)
+			changed++
+		}
+		return nil
+	})
+	if errors.Is(err, errRetry) {
+		return 0, nil // the blueprint's change marked everything again
+	}
+	return changed, err
+}
+
+
+// aggregationValues computes the aggregation properties of refs from the
+// entities pointing at them.
+func (s *Service) aggregationValues(ctx context.Context, refs []Ref, compiled map[string]*CompiledBlueprint) (map[Ref]map[string]any, error) {
+	var with []Ref
+	for _, r := range refs {
+		if c := compiled[r.Blueprint]; c != nil && len(c.aggregations) > 0 {
+			with = append(with, r)
+		}
+	}
+	if len(with) == 0 {
+		return nil, nil
+	}
+	edges, err := s.store.ReferrersOf(ctx, with)
+	if err != nil {
+		return nil, err
+	}
+	// Read every referrer an aggregation counts once.
+	wanted := map[Ref]*Entity{}
+	var order []Ref
+	for i, r := range with {
+		c := compiled[r.Blueprint]
+		for _, e := range edges[i] {
+			for _, a := range c.aggregations {
+				if e.From.Blueprint == a.Target && e.Relation == a.Relation {
+					if _, ok := wanted[e.From]; !ok {
+						wanted[e.From] = nil
+						order = append(order, e.From)
+					}
+				}
+			}
+		}
+	}
+	for start := 0; start < len(order); start += 1000 {
+		part := order[start:min(start+1000, len(order))]
+		got, err := s.store.Entities(ctx, part)
+		if err != nil {
+			return nil, err
+		}
+		for i, e := range got {
+			wanted[part[i]] = e
+		}
+	}
+	now := s.now()
+	out := make(map[Ref]map[string]any, len(with))
+	for i, r := range with {
+		c := compiled[r.Blueprint]
+		vals := make(map[string]any, len(c.aggregations))
+		for _, a := range c.aggregations {
+			var over []*Entity
+			for _, e := range edges[i] {
+				if e.From.Blueprint == a.Target && e.Relation == a.Relation {
+					over = append(over, wanted[e.From])
+				}
+			}
+			vals[a.name] = a.aggregate(over, now)
+		}
+		out[r] = vals
+	}
+	return out, nil
+}

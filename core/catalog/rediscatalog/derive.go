@@ -1,0 +1,184 @@
+package rediscatalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+func (t *tx) Blueprints(ctx context.Context) ([]*catalog.Blueprint, error) { return t.blueprints(ctx) }
+
+func (t *tx) Record(ev catalog.Event) {
+	t.w.event(encodeEvent(ev), t.s.keys.history(ev.Blueprint, ev.Identifier), nil)
+}
+
+func (t *tx) MarkDirty(ref catalog.Ref) { t.mark(catalog.MarkEntity, ref) }
+
+func (t *tx) MarkReferrers(ref catalog.Ref) { t.mark(catalog.MarkReferrers, ref) }
+
+func (t *tx) MarkAll(bp string) {
+	t.mark(catalog.MarkBlueprint, catalog.Ref{Blueprint: bp})
+	t.w.del(t.s.keys.deriveProgress(bp))
+}
+
+func (t *tx) mark(kind byte, ref catalog.Ref) {
+	kw := t.w.key(t.s.keys.dirty())
+	kw.zincrs = append(kw.zincrs, dirtyMember(kind, ref))
+}
+
+// dirtyMember encodes a mark: its kind, the blueprint, "|", the identifier.
+func dirtyMember(kind byte, ref catalog.Ref) string {
+	return string(kind) + ref.Blueprint + "|" + ref.Identifier
+}
+
+func parseDirtyMember(m string) (catalog.DirtyMark, bool) {
+	if len(m) < 2 {
+		return catalog.DirtyMark{}, false
+	}
+	bp, id, ok := strings.Cut(m[1:], "|")
+	return catalog.DirtyMark{Kind: m[0], Ref: catalog.Ref{Blueprint: bp, Identifier: id}}, ok
+}
+
+// Claim moves up to n marks from the dirty set to the claimed one (scored
+// by the claim's time), after handing back the claims older than stale.
+// Two workers claiming one mark: only the one whose ZREM removed it gets it.
+func (s *Store) Claim(ctx context.Context, n int, stale time.Duration) ([]catalog.DirtyMark, error) {
+	k := s.keys
+	now := time.Now()
+	old, err := s.rdb.ZRangeByScore(ctx, k.claimed(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now.Add(-stale).UnixMilli(), 10), Count: int64(n)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read stale claims: %w", err)
+	}
+	if len(old) > 0 {
+		_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, m := range old {
+				p.ZRem(ctx, k.claimed(), m)
+				p.ZIncrBy(ctx, k.dirty(), 1, m)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("hand back stale claims: %w", err)
+		}
+	}
+	members, err := s.rdb.ZRange(ctx, k.dirty(), 0, int64(n)-1).Result()
+	if err != nil || len(members) == 0 {
+		return nil, wrapErr("read dirty marks", err)
+	}
+	rems := make([]*redis.IntCmd, len(members))
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range members {
+			rems[i] = p.ZRem(ctx, k.dirty(), m)
+			p.ZAdd(ctx, k.claimed(), redis.Z{Score: float64(now.UnixMilli()), Member: m})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim dirty marks: %w", err)
+	}
+	var out, lost []catalog.DirtyMark
+	for i, m := range members {
+		d, ok := parseDirtyMember(m)
+		switch {
+		case !ok:
+		case rems[i].Val() == 1:
+			out = append(out, d)
+		default:
+			lost = append(lost, d) // another worker took it first
+		}
+	}
+	// The other worker's claim stands (its score is now ours, harmless).
+	_ = lost
+	return out, nil
+}
+
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Heartbeat renews a claim.
+func (s *Store) Heartbeat(ctx context.Context, m catalog.DirtyMark) error {
+	err := s.rdb.ZAddXX(ctx, s.keys.claimed(), redis.Z{Score: float64(time.Now().UnixMilli()), Member: dirtyMember(m.Kind, m.Ref)}).Err()
+	return wrapErr("renew claim", err)
+}
+
+// Done ends a claim.
+func (s *Store) Done(ctx context.Context, m catalog.DirtyMark) error {
+	return wrapErr("end claim", s.rdb.ZRem(ctx, s.keys.claimed(), dirtyMember(m.Kind, m.Ref)).Err())
+}
+
+// Marked reports whether a mark is pending or claimed.
+func (s *Store) Marked(ctx context.Context, kind byte, ref catalog.Ref) (bool, error) {
+	m := dirtyMember(kind, ref)
+	var a, b *redis.FloatCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		a = p.ZScore(ctx, s.keys.dirty(), m)
+		b = p.ZScore(ctx, s.keys.claimed(), m)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("read dirty mark: %w", err)
+	}
+	return a.Err() == nil || b.Err() == nil, nil
+}
+
+// DeriveProgress returns a blueprint's recomputation progress.
+func (s *Store) DeriveProgress(ctx context.Context, bp string) (*catalog.DeriveProgress, error) {
+	return readProgress(ctx, s.rdb, s.keys.deriveProgress(bp))
+}
+
+func readProgress(ctx context.Context, c redis.Cmdable, key string) (*catalog.DeriveProgress, error) {
+	raw, err := c.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read recomputation progress: %w", err)
+	}
+	var p catalog.DeriveProgress
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("decode recomputation progress: %w", err)
+	}
+	return &p, nil
+}
+
+// SaveDeriveProgress records p while the stored progress is still prev
+// (watched: MarkAll deleting it meanwhile fails the save).
+func (s *Store) SaveDeriveProgress(ctx context.Context, bp string, prev, p *catalog.DeriveProgress) (bool, error) {
+	key := s.keys.deriveProgress(bp)
+	raw, _ := json.Marshal(p)
+	ok := false
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		cur, err := readProgress(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if (cur == nil) != (prev == nil) || (cur != nil && *cur != *prev) {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(pp redis.Pipeliner) error {
+			pp.Set(ctx, key, raw, 0)
+			return nil
+		})
+		ok = err == nil
+		if errors.Is(err, redis.TxFailedErr) {
+			return nil
+		}
+		return err
+	}, key)
+	if err != nil {
+		return false, fmt.Errorf("save %s recomputation progress: %w", bp, err)
+	}
+	return ok, nil
+}
