@@ -294,7 +294,6 @@ func (s *Service) rederive(ctx context.Context, refs []Ref) (int, error) {
 	return changed, err
 }
 
-
 // aggregationValues computes the aggregation properties of refs from the
 // entities pointing at them.
 func (s *Service) aggregationValues(ctx context.Context, refs []Ref, compiled map[string]*CompiledBlueprint) (map[Ref]map[string]any, error) {

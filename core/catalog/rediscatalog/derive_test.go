@@ -158,7 +158,7 @@ func TestScorecardsFollowRelatedChanges(t *testing.T) {
 
 		for q, want := range map[string]string{
 			`{"property": "scorecards.readiness.level", "operator": "=", "value": "Bronze"}`: "checkout",
-			`{"property": "openIncidents", "operator": "=", "value": 0}`:                      "batch,checkout",
+			`{"property": "openIncidents", "operator": "=", "value": 0}`:                     "batch,checkout",
 		} {
 			page, err := e.svc.Search(e.ctx, catalog.SearchQuery{Query: mustQuery(t, `{"combinator": "and", "rules": [{"property": "$blueprint", "operator": "=", "value": "service"}, `+q+`]}`)})
 			if err != nil {
