@@ -39,7 +39,7 @@ var (
 	upserts     = flag.Int("upserts", 2000, "single-entity upserts")
 	stats       = flag.Bool("redis-stats", false, "print Redis command statistics of the last ingest round")
 	binary      = flag.String("portico", "bin/portico", "portico binary")
-	scenario    = flag.String("scenario", "ingest", "ingest (bulk ingest, search, upsert, RSS) or blueprint-change")
+	scenario    = flag.String("scenario", "ingest", "ingest (bulk ingest, search, upsert, RSS), blueprint-change or scorecards")
 	teamsCount  = 100
 	languages   = []string{"go", "python", "java", "rust", "typescript"}
 	environment = []string{"prod", "staging", "dev"}
@@ -56,7 +56,7 @@ func main() {
 }
 
 func run() error {
-	if *scenario != "ingest" && *scenario != "blueprint-change" {
+	if *scenario != "ingest" && *scenario != "blueprint-change" && *scenario != "scorecards" {
 		return fmt.Errorf("unknown -scenario %q", *scenario)
 	}
 	dir, err := os.MkdirTemp("", "portico-bench-")
@@ -65,8 +65,11 @@ func run() error {
 
 	redis, redisPort := startRedis(dir)
 	defer stop(redis)
-	if *scenario == "blueprint-change" {
+	switch *scenario {
+	case "blueprint-change":
 		return blueprintScenario(dir, redisPort)
+	case "scorecards":
+		return scorecardScenario(dir, redisPort)
 	}
 	ingestScenario(dir, redis, redisPort)
 	return nil

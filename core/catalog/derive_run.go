@@ -49,7 +49,7 @@ func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
 	if err != nil || len(marks) == 0 {
 		return 0, err
 	}
-	var refs []Ref
+	var refs, readers []Ref // claimed through their marks, or not
 	var done []DirtyMark
 	var errs []error
 	for _, m := range marks {
@@ -58,16 +58,15 @@ func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
 			refs = append(refs, m.Ref)
 			done = append(done, m)
 		case MarkReferrers:
-			readers, err := s.readersOf(ctx, m.Ref)
+			found, err := s.readersOf(ctx, m.Ref)
 			if err != nil {
 				errs = append(errs, err)
 				continue // the claim goes stale and is handed out again
 			}
-			refs = append(refs, readers...)
+			readers = append(readers, found...)
 			done = append(done, m)
 		case MarkBlueprint:
-			var err error
-			s.background(func() { err = s.rederiveBlueprint(ctx, m) })
+			err := s.rederiveBlueprint(ctx, m)
 			if err == nil {
 				err = s.store.Done(ctx, m)
 			}
@@ -76,11 +75,16 @@ func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
 			done = append(done, m)
 		}
 	}
-	slices.SortFunc(refs, compareRefs)
-	refs = slices.Compact(refs)
 	for start := 0; start < len(refs); start += deriveChunk {
 		if _, err := s.rederive(ctx, refs[start:min(start+deriveChunk, len(refs))]); err != nil {
 			return 0, errors.Join(append(errs, err)...) // the claims go stale and are handed out again
+		}
+	}
+	slices.SortFunc(readers, compareRefs)
+	readers = slices.Compact(readers)
+	for start := 0; start < len(readers); start += deriveChunk {
+		if err := s.rederiveClaimed(ctx, readers[start:min(start+deriveChunk, len(readers))]); err != nil {
+			return 0, errors.Join(append(errs, err)...)
 		}
 	}
 	for _, m := range done {
@@ -152,15 +156,11 @@ func (s *Service) rederiveBlueprint(ctx context.Context, m DirtyMark) error {
 		p = *prev
 	}
 	for {
-		ids, total, err := s.store.EntityIDs(ctx, bp, p.After, deriveChunk)
+		ids, total, err := s.store.EntityIDs(ctx, bp, p.After, deriveChunk*deriveWorkers)
 		if err != nil {
 			return err
 		}
-		refs := make([]Ref, len(ids))
-		for i, id := range ids {
-			refs[i] = Ref{Blueprint: bp, Identifier: id}
-		}
-		if _, err := s.rederive(ctx, refs); err != nil {
+		if err := s.rederiveParallel(ctx, bp, ids); err != nil {
 			return err
 		}
 		next := p
@@ -185,10 +185,51 @@ func (s *Service) rederiveBlueprint(ctx context.Context, m DirtyMark) error {
 	}
 }
 
+// deriveWorkers is how many chunks of a whole blueprint are recomputed
+// at once: one waits on Redis while another computes.
+const deriveWorkers = 4
+
+// rederiveParallel recomputes ids of blueprint bp in chunks, up to
+// deriveWorkers at once, each in the background (Options.Background).
+func (s *Service) rederiveParallel(ctx context.Context, bp string, ids []string) error {
+	errs := make(chan error, deriveWorkers)
+	n := 0
+	for start := 0; start < len(ids); start += deriveChunk {
+		part := ids[start:min(start+deriveChunk, len(ids))]
+		refs := make([]Ref, len(part))
+		for i, id := range part {
+			refs[i] = Ref{Blueprint: bp, Identifier: id}
+		}
+		n++
+		go func() {
+			var err error
+			s.background(func() { err = s.rederiveClaimed(ctx, refs) })
+			errs <- err
+		}()
+	}
+	var all []error
+	for range n {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
 func newRunID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// rederiveClaimed claims refs (see Store.ClaimEntities), recomputes those
+// it got and releases them. Those claimed elsewhere are marked, and
+// recomputed once their claimer is done.
+func (s *Service) rederiveClaimed(ctx context.Context, refs []Ref) error {
+	got, err := s.store.ClaimEntities(ctx, refs)
+	if err != nil || len(got) == 0 {
+		return err
+	}
+	_, err = s.rederive(ctx, got)
+	return errors.Join(err, s.store.Release(ctx, got))
 }
 
 // rederive recomputes the derived values of up to deriveChunk entities and
@@ -274,14 +315,20 @@ func (s *Service) rederive(ctx context.Context, refs []Ref) (int, error) {
 				after.Aggregations[name] = v
 			}
 			after.Scorecards = c.grade(&after, targets, now)
-			if sameContent(e, &after) {
+			sameAggs, sameScores := sameObject(e.Aggregations, after.Aggregations), sameObject(e.Scorecards, after.Scorecards)
+			if sameAggs && sameScores {
 				continue
 			}
-			if after.CreatedAt.Equal(after.UpdatedAt) {
-				// "never changed" would be wrong from now on (history).
-				after.UpdatedAt = after.UpdatedAt.Add(time.Microsecond)
+			ev := Event{Blueprint: e.Blueprint, Identifier: e.Identifier, Actor: DeriveActor, At: s.timestamp()}
+			if !sameAggs {
+				// A value automations may watch: announced. Rule
+				// verdicts alone are not (level changes are, below).
+				ev.Type = EventEntityUpdated
+				if after.CreatedAt.Equal(after.UpdatedAt) {
+					// "never changed" would be wrong from now on (history).
+					after.UpdatedAt = after.UpdatedAt.Add(time.Microsecond)
+				}
 			}
-			ev := Event{Type: EventEntityUpdated, Blueprint: e.Blueprint, Identifier: e.Identifier, Actor: DeriveActor, At: s.timestamp()}
 			tx.PutEntity(c.Blueprint, e, &after, ev)
 			s.derivedEffects(tx, c, e, &after, ev)
 			changed++

@@ -269,3 +269,11 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// sameObject compares two JSON objects as stored (nil and empty alike).
+func sameObject(a, b map[string]any) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return string(appendObject(nil, a)) == string(appendObject(nil, b))
+}

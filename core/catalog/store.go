@@ -61,6 +61,14 @@ type Store interface {
 	Heartbeat(ctx context.Context, m DirtyMark) error
 	// Done ends a claimed mark.
 	Done(ctx context.Context, m DirtyMark) error
+	// ClaimEntities claims the recomputation of entities that no mark
+	// names (a whole blueprint's, a changed entity's readers); those
+	// claimed by another worker are left out of the result and marked
+	// to be recomputed after. One worker at
+	// a time recomputes an entity: none writes values from older inputs
+	// over another's from newer ones. Release ends such claims.
+	ClaimEntities(ctx context.Context, refs []Ref) ([]Ref, error)
+	Release(ctx context.Context, refs []Ref) error
 	// Marked reports whether a mark is pending or claimed.
 	Marked(ctx context.Context, kind byte, ref Ref) (bool, error)
 	// DeriveProgress returns the progress of blueprint bp's
@@ -96,7 +104,8 @@ type Tx interface {
 	// indexes in step; ev, with Before and After filled in from the
 	// entities, is appended to the stream and the entity history.
 	// UpdatedAt strictly increases with every change, so an entity with
-	// UpdatedAt == CreatedAt was never changed. The blueprint supplies the
+	// UpdatedAt == CreatedAt was never changed. An ev without a Type
+	// writes silently: no event, no history. The blueprint supplies the
 	// relations' target blueprints and the index layout.
 	PutEntity(bp *Blueprint, before, after *Entity, ev Event)
 	DeleteEntity(bp *Blueprint, before *Entity, ev Event)

@@ -49,7 +49,10 @@ func parseDirtyMember(m string) (catalog.DirtyMark, bool) {
 
 // Claim moves up to n marks from the dirty set to the claimed one (scored
 // by the claim's time), after handing back the claims older than stale.
-// Two workers claiming one mark: only the one whose ZREM removed it gets it.
+// A mark whose thing is claimed already waits: one worker at a time
+// recomputes an entity, so a recomputation from older inputs never lands
+// after one from newer inputs. The claimed set is watched, so two
+// workers never claim one thing.
 func (s *Store) Claim(ctx context.Context, n int, stale time.Duration) ([]catalog.DirtyMark, error) {
 	k := s.keys
 	now := time.Now()
@@ -69,35 +72,59 @@ func (s *Store) Claim(ctx context.Context, n int, stale time.Duration) ([]catalo
 			return nil, fmt.Errorf("hand back stale claims: %w", err)
 		}
 	}
-	members, err := s.rdb.ZRange(ctx, k.dirty(), 0, int64(n)-1).Result()
-	if err != nil || len(members) == 0 {
-		return nil, wrapErr("read dirty marks", err)
-	}
-	rems := make([]*redis.IntCmd, len(members))
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i, m := range members {
-			rems[i] = p.ZRem(ctx, k.dirty(), m)
-			p.ZAdd(ctx, k.claimed(), redis.Z{Score: float64(now.UnixMilli()), Member: m})
+	var out []catalog.DirtyMark
+	for attempt := 0; attempt < 10; attempt++ {
+		out = out[:0]
+		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			members, err := tx.ZRange(ctx, k.dirty(), 0, int64(n)-1).Result()
+			if err != nil || len(members) == 0 {
+				return err
+			}
+			busy, err := tx.ZMScore(ctx, k.claimed(), members...).Result()
+			if err != nil {
+				return err
+			}
+			var free []string
+			for i, m := range members {
+				if busy[i] != 0 {
+					continue // being recomputed: after that
+				}
+				if d, ok := parseDirtyMember(m); ok {
+					free = append(free, m)
+					out = append(out, d)
+				}
+			}
+			if len(free) == 0 {
+				return nil
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.ZRem(ctx, k.dirty(), toAny(free)...)
+				for _, m := range free {
+					p.ZAdd(ctx, k.claimed(), redis.Z{Score: float64(now.UnixMilli()), Member: m})
+				}
+				return nil
+			})
+			return err
+		}, k.claimed())
+		if !errors.Is(err, redis.TxFailedErr) {
+			break
 		}
-		return nil
-	})
+	}
+	if errors.Is(err, redis.TxFailedErr) {
+		return nil, nil // busy: next time
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim dirty marks: %w", err)
 	}
-	var out, lost []catalog.DirtyMark
-	for i, m := range members {
-		d, ok := parseDirtyMember(m)
-		switch {
-		case !ok:
-		case rems[i].Val() == 1:
-			out = append(out, d)
-		default:
-			lost = append(lost, d) // another worker took it first
-		}
-	}
-	// The other worker's claim stands (its score is now ours, harmless).
-	_ = lost
 	return out, nil
+}
+
+func toAny(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
 }
 
 func wrapErr(what string, err error) error {
@@ -181,4 +208,69 @@ func (s *Store) SaveDeriveProgress(ctx context.Context, bp string, prev, p *cata
 		return false, fmt.Errorf("save %s recomputation progress: %w", bp, err)
 	}
 	return ok, nil
+}
+
+// ClaimEntities claims the recomputation of entities outside any mark
+// (for a whole blueprint, or the readers of a changed entity): those
+// another worker has claimed are left out of claimed, and marked for
+// later. Release ends the claims.
+func (s *Store) ClaimEntities(ctx context.Context, refs []catalog.Ref) ([]catalog.Ref, error) {
+	k := s.keys
+	members := make([]string, len(refs))
+	for i, r := range refs {
+		members[i] = dirtyMember(catalog.MarkEntity, r)
+	}
+	var out []catalog.Ref
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		out = out[:0]
+		err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			busy, err := tx.ZMScore(ctx, k.claimed(), members...).Result()
+			if err != nil {
+				return err
+			}
+			now := float64(time.Now().UnixMilli())
+			var zs []redis.Z
+			var later []string
+			for i, m := range members {
+				if busy[i] == 0 {
+					zs = append(zs, redis.Z{Score: now, Member: m})
+					out = append(out, refs[i])
+				} else {
+					later = append(later, m)
+				}
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				if len(zs) > 0 {
+					p.ZAdd(ctx, k.claimed(), zs...)
+				}
+				// Its claimer may have read before what asks for this
+				// recomputation: marked, it is recomputed once released.
+				for _, m := range later {
+					p.ZIncrBy(ctx, k.dirty(), 1, m)
+				}
+				return nil
+			})
+			return err
+		}, k.claimed())
+		if !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim entities: %w", err)
+	}
+	return out, nil
+}
+
+// Release ends the claims of ClaimEntities.
+func (s *Store) Release(ctx context.Context, refs []catalog.Ref) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	members := make([]any, len(refs))
+	for i, r := range refs {
+		members[i] = dirtyMember(catalog.MarkEntity, r)
+	}
+	return wrapErr("release claims", s.rdb.ZRem(ctx, s.keys.claimed(), members...).Err())
 }

@@ -3,8 +3,14 @@ package rediscatalog
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-dev/portico/core/catalog"
 )
@@ -213,4 +219,174 @@ func equalJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
+}
+
+// TestAggregationsExactUnderConcurrency: incidents opened, resolved, moved
+// between services and deleted by concurrent writers while two workers
+// recompute; once settled every service's aggregations equal a count over
+// the stored incidents.
+func TestAggregationsExactUnderConcurrency(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.derivedCatalog()
+		const services, incidents = 6, 40
+		e.putEntity("team", `{"identifier": "payments", "properties": {"slackChannel": "#pay"}}`)
+		for i := range services {
+			e.putEntity("service", fmt.Sprintf(`{"identifier": "s%d", "properties": {"language": "go", "tier": 1}, "relations": {"owner": "payments"}}`, i))
+		}
+		stop := make(chan struct{})
+		var workers sync.WaitGroup
+		for range 2 {
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := e.svc.RunDeriveOnce(e.ctx); err != nil {
+						t.Errorf("RunDeriveOnce: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		var writers sync.WaitGroup
+		for w := range 3 {
+			writers.Add(1)
+			go func() {
+				defer writers.Done()
+				r := rand.New(rand.NewPCG(uint64(w), 7))
+				for range 60 {
+					id := fmt.Sprintf("inc-%d", r.IntN(incidents))
+					if r.IntN(6) == 0 {
+						_, err := e.svc.DeleteEntity(e.ctx, catalog.Ref{Blueprint: "incident", Identifier: id}, false)
+						if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+							t.Errorf("delete %s: %v", id, err)
+						}
+						continue
+					}
+					status := []string{"open", "resolved"}[r.IntN(2)]
+					doc := fmt.Sprintf(`{"identifier": %q, "properties": {"status": %q, "minutes": %d}, "relations": {"service": "s%d"}}`, id, status, r.IntN(100), r.IntN(services))
+					ent, err := catalog.DecodeEntity([]byte(doc))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					ent.Blueprint = "incident"
+					if _, _, err := e.svc.PutEntity(e.ctx, ent, false); err != nil {
+						t.Errorf("put %s: %v", id, err)
+					}
+				}
+			}()
+		}
+		writers.Wait()
+		close(stop)
+		workers.Wait()
+		e.settle()
+
+		open := map[string]float64{}
+		minutes := map[string][]float64{}
+		ids, _, err := e.store.EntityIDs(e.ctx, "incident", "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			inc := e.entity("incident", id)
+			svc := inc.RelationTargets("service")[0]
+			if inc.Properties["status"] == "open" {
+				open[svc]++
+			}
+			minutes[svc] = append(minutes[svc], inc.Properties["minutes"].(float64))
+		}
+		for i := range services {
+			id := fmt.Sprintf("s%d", i)
+			got := e.entity("service", id)
+			if got.Properties["openIncidents"] != open[id] {
+				t.Errorf("%s: openIncidents %v, want %v", id, got.Properties["openIncidents"], open[id])
+			}
+			var want any
+			if m := minutes[id]; len(m) > 0 {
+				slices.Sort(m)
+				want = m[len(m)/2]
+				if len(m)%2 == 0 {
+					want = (m[len(m)/2-1] + m[len(m)/2]) / 2
+				}
+			}
+			if got.Properties["medianMinutes"] != want {
+				t.Errorf("%s: medianMinutes %v, want %v", id, got.Properties["medianMinutes"], want)
+			}
+			wantLevel := "Gold"
+			if open[id] > 0 {
+				wantLevel = "Silver"
+			}
+			if lv := catalog.ScorecardLevelOf(got, "readiness"); lv != wantLevel {
+				t.Errorf("%s: level %q, want %s (%v open)", id, lv, wantLevel, open[id])
+			}
+		}
+	})
+}
+
+// TestRegradingResumesAfterCrash: a worker that claimed a blueprint's
+// regrading and died is replaced once its claim is stale; the next one
+// continues from the recorded progress, and every entity ends graded.
+func TestRegradingResumesAfterCrash(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.derivedCatalog()
+		e.settle()
+		var bulk []catalog.WriteItem
+		for i := range 350 {
+			ent, err := catalog.DecodeEntity(fmt.Appendf(nil, `{"identifier": "s%03d", "properties": {"language": "go", "tier": 1}}`, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ent.Blueprint = "service"
+			bulk = append(bulk, catalog.WriteItem{Entity: ent})
+		}
+		if _, err := e.svc.Write(e.ctx, bulk); err != nil {
+			t.Fatal(err)
+		}
+		e.settle()
+		// A new rule regrades everything; worker A claims it and dies.
+		var sc catalog.Scorecard
+		if err := json.Unmarshal([]byte(readiness), &sc); err != nil {
+			t.Fatal(err)
+		}
+		sc.Rules = append(sc.Rules, catalog.ScorecardRule{Identifier: "tier-one", Level: "Bronze", Query: mustQuery(t, `{"combinator": "and", "rules": [{"property": "tier", "operator": "=", "value": 1}]}`)})
+		if _, _, err := e.svc.PutScorecard(e.ctx, "service", &sc); err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := e.store.Claim(e.ctx, 10, time.Minute)
+		if err != nil || len(claimed) != 1 || claimed[0].Kind != catalog.MarkBlueprint {
+			t.Fatalf("claim: %v, %v", claimed, err)
+		}
+		// It recorded progress over the first 100 before dying.
+		first := &catalog.DeriveProgress{Run: "a", After: "s099", Done: 100, Total: 350}
+		if ok, err := e.store.SaveDeriveProgress(e.ctx, "service", nil, first); !ok || err != nil {
+			t.Fatalf("save progress: %v, %v", ok, err)
+		}
+		if n, err := e.svc.RunDeriveOnce(e.ctx); n != 0 || err != nil {
+			t.Fatalf("with the claim fresh, another worker took %d marks (%v)", n, err)
+		}
+		view, err := e.svc.GetScorecard(e.ctx, "service", "readiness")
+		if err != nil || view.Evaluation.State != "running" || view.Evaluation.Done != 100 {
+			t.Fatalf("evaluation while claimed: %+v, %v", view.Evaluation, err)
+		}
+		// The claim goes stale: B takes over from s099.
+		e.rdb.ZAdd(e.ctx, e.store.keys.claimed(), redis.Z{Score: 0, Member: dirtyMember(catalog.MarkBlueprint, catalog.Ref{Blueprint: "service"})})
+		e.settle()
+		view, err = e.svc.GetScorecard(e.ctx, "service", "readiness")
+		if err != nil || view.Evaluation.State != "done" || view.Evaluation.Done != 350 || view.Evaluation.Total != 350 {
+			t.Fatalf("evaluation after takeover: %+v, %v", view.Evaluation, err)
+		}
+		for _, id := range []string{"s000", "s099", "s100", "s349"} {
+			got := e.entity("service", id)
+			res, _ := got.Scorecards["readiness"].(map[string]any)
+			rules, _ := res["rules"].([]any)
+			if id >= "s100" && len(rules) != 5 {
+				t.Errorf("%s: %d rule results, want 5 (regraded)", id, len(rules))
+			}
+		}
+	})
 }

@@ -343,6 +343,9 @@ func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev 
 	}
 	t.queueIndexDiff(bp, before, bp, after)
 	t.queueEdgeDiff(bp, before, after)
+	if ev.Type == "" {
+		return // a silent write (derived values): no event, no history
+	}
 	if before == nil {
 		// A creation goes to the stream only; the history gets it with the
 		// first change (historyPrelude), so bulk-loaded entities that never
