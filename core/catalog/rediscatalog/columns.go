@@ -82,14 +82,14 @@ func (s *Store) Columns(ctx context.Context, req catalog.ColumnsRequest) (*catal
 type columnKind uint8
 
 const (
-	absentColumn    columnKind = iota // no entity of the blueprint has it
-	identifierColumn                  // $identifier
-	blueprintColumn                   // $blueprint
-	setsColumn                        // per-value sets of strings (values index)
-	boolColumn                        // per-value sets of true and false
-	pairColumn                        // pair index
-	numberColumn                      // score index of numbers
-	timeColumn                        // score index of milliseconds
+	absentColumn     columnKind = iota // no entity of the blueprint has it
+	identifierColumn                   // $identifier
+	blueprintColumn                    // $blueprint
+	setsColumn                         // per-value sets of strings (values index)
+	boolColumn                         // per-value sets of true and false
+	pairColumn                         // pair index
+	numberColumn                       // score index of numbers
+	timeColumn                         // score index of milliseconds
 )
 
 // column is how one field of a blueprint is read; list fields give each
