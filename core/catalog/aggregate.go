@@ -98,7 +98,8 @@ func (s *Service) Aggregate(ctx context.Context, q AggregateQuery) (*AggregateRe
 	visible := s.newReadFilter(ctx, bps)
 	var rows *Columns
 	if visible == nil && !slices.ContainsFunc(fields, func(f string) bool { return computed[f] }) {
-		cols, ok, err := s.store.Columns(ctx, ColumnsRequest{Query: q.Query, Computed: computed, Fields: fields})
+		cols, ok, err := s.store.Columns(ctx, ColumnsRequest{Query: q.Query, Computed: computed, Fields: fields,
+			CountOnly: q.Func == FuncCount && q.Property == "" && len(fields) <= 1})
 		if err != nil {
 			return nil, err
 		}
@@ -392,6 +393,10 @@ func aggregate(q AggregateQuery, fields []string, rows *Columns) *AggregateResul
 	accs := map[groupID]*groupAcc{}
 	var keys []any
 	for r := range rows.Refs {
+		weight := 1
+		if rows.Weights != nil {
+			weight = rows.Weights[r]
+		}
 		var bucket time.Time
 		if buckets != nil {
 			t, ok := asInstant(buckets[r])
@@ -416,7 +421,7 @@ func aggregate(q AggregateQuery, fields []string, rows *Columns) *AggregateResul
 			}
 			if q.Func == FuncCount {
 				if hasValue {
-					acc.count++
+					acc.count += weight
 				}
 			} else if hasNum {
 				acc.nums = append(acc.nums, num)

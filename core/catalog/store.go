@@ -210,6 +210,10 @@ type ColumnsRequest struct {
 	// Fields are properties, meta-properties, relations or other paths
 	// (a store answers those it indexes).
 	Fields []string
+	// CountOnly says only how many entities hold each value of the one
+	// field (or how many there are, without fields) matters: the store
+	// may answer with weighted rows.
+	CountOnly bool
 }
 
 // Columns are fields of the matching entities, one row per entity:
@@ -218,4 +222,7 @@ type ColumnsRequest struct {
 type Columns struct {
 	Refs   []Ref
 	Values [][]any
+	// Weights, when set, says row r stands for Weights[r] entities
+	// holding the same values (Refs[r] then names only the blueprint).
+	Weights []int
 }

@@ -49,6 +49,18 @@ func (s *Store) Columns(ctx context.Context, req catalog.ColumnsRequest) (*catal
 		if !c.exact {
 			return nil, false, nil
 		}
+		if req.CountOnly && len(cols) <= 1 {
+			var col *column
+			if len(cols) == 1 {
+				col = &cols[0]
+			}
+			if ok, err := s.countRows(ctx, bp.Identifier, col, c, out); err != nil || ok {
+				if err != nil {
+					return nil, false, fmt.Errorf("aggregate %s: %w", bp.Identifier, err)
+				}
+				continue
+			}
+		}
 		ids := c.sorted()
 		if c.all {
 			if ids, err = s.rdb.ZRange(ctx, s.keys.ids(bp.Identifier), 0, -1).Result(); err != nil {
@@ -154,19 +166,6 @@ func columnOf(bp *catalog.Blueprint, name string, unset, computed map[string]boo
 // readColumn fills vals (by rows) with col's values for the blueprint's
 // entities ids; ok is false when some value is not indexed (too long).
 func (s *Store) readColumn(ctx context.Context, bp string, col column, ids []string, rows map[string]int, vals []any) (bool, error) {
-	k := s.keys
-	set := func(id string, v any) {
-		r, ok := rows[id]
-		if !ok {
-			return // not a match (or written since the candidates were read)
-		}
-		if !col.list {
-			vals[r] = v
-			return
-		}
-		list, _ := vals[r].([]any)
-		vals[r] = append(list, v)
-	}
 	switch col.kind {
 	case absentColumn:
 		return true, nil
@@ -180,6 +179,27 @@ func (s *Store) readColumn(ctx context.Context, bp string, col column, ids []str
 			vals[i] = bp
 		}
 		return true, nil
+	}
+	return s.scanColumn(ctx, bp, col, func(id string, v any) {
+		r, ok := rows[id]
+		if !ok {
+			return // not a match (or written since the candidates were read)
+		}
+		if !col.list {
+			vals[r] = v
+			return
+		}
+		list, _ := vals[r].([]any)
+		vals[r] = append(list, v)
+	})
+}
+
+// scanColumn calls fn with every (identifier, value) pair col's index
+// holds (each element of a list); ok is false when some value is not
+// indexed (too long).
+func (s *Store) scanColumn(ctx context.Context, bp string, col column, fn func(id string, v any)) (bool, error) {
+	k := s.keys
+	switch col.kind {
 	case numberColumn, timeColumn:
 		zs, err := s.rdb.ZRangeWithScores(ctx, k.numIndex(bp, col.prop), 0, -1).Result()
 		if err != nil {
@@ -188,9 +208,9 @@ func (s *Store) readColumn(ctx context.Context, bp string, col column, ids []str
 		for _, z := range zs {
 			m, _ := z.Member.(string)
 			if col.kind == timeColumn {
-				set(m, time.UnixMilli(int64(z.Score)).UTC())
+				fn(m, time.UnixMilli(int64(z.Score)).UTC())
 			} else {
-				set(m, z.Score)
+				fn(m, z.Score)
 			}
 		}
 		return true, nil
@@ -206,25 +226,14 @@ func (s *Store) readColumn(ctx context.Context, bp string, col column, ids []str
 		}
 		for _, m := range members.Val() {
 			if i := strings.IndexByte(m, 0); i > 0 {
-				set(m[i+1:], m[1:i])
+				fn(m[i+1:], m[1:i])
 			}
 		}
 		return true, nil
 	}
-	var tagged []string
-	if col.kind == boolColumn {
-		tagged = []string{taggedBool(false), taggedBool(true)}
-	} else {
-		pipe := s.rdb.Pipeline()
-		values := pipe.ZRange(ctx, k.valuesIndex(bp, col.prop), 0, -1)
-		long := pipe.SCard(ctx, k.longIndex(bp, col.prop))
-		if _, err := pipe.Exec(ctx); err != nil {
-			return false, err
-		}
-		if long.Val() > 0 {
-			return false, nil
-		}
-		tagged = values.Val()
+	tagged, ok, err := s.setValues(ctx, bp, col)
+	if !ok || err != nil {
+		return false, err
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(tagged))
@@ -235,13 +244,133 @@ func (s *Store) readColumn(ctx context.Context, bp string, col column, ids []str
 		return false, err
 	}
 	for i, tv := range tagged {
-		var v any = tv[1:]
-		if col.kind == boolColumn {
-			v = tv == taggedBool(true)
-		}
+		v := untag(tv)
 		for _, id := range cmds[i].Val() {
-			set(id, v)
+			fn(id, v)
 		}
 	}
+	return true, nil
+}
+
+// setValues lists the tagged values with an equality set of a sets or
+// bool column; ok is false when some value is too long for one.
+func (s *Store) setValues(ctx context.Context, bp string, col column) ([]string, bool, error) {
+	if col.kind == boolColumn {
+		return []string{taggedBool(false), taggedBool(true)}, true, nil
+	}
+	pipe := s.rdb.Pipeline()
+	values := pipe.ZRange(ctx, s.keys.valuesIndex(bp, col.prop), 0, -1)
+	long := pipe.SCard(ctx, s.keys.longIndex(bp, col.prop))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, false, err
+	}
+	return values.Val(), long.Val() == 0, nil
+}
+
+// untag is the value of a tagged string or boolean.
+func untag(tv string) any {
+	switch tv {
+	case taggedBool(true):
+		return true
+	case taggedBool(false):
+		return false
+	}
+	return tv[1:]
+}
+
+// countRows appends to out weighted rows of the blueprint's matching
+// entities (c): one per value of col (nil: no field) with the number of
+// entities holding it, and one for those holding none. Equality sets
+// answer by their cardinalities when every entity matches. ok is false
+// when col is not counted this way.
+func (s *Store) countRows(ctx context.Context, bp string, col *column, c candidates, out *catalog.Columns) (bool, error) {
+	k := s.keys
+	total := len(c.ids)
+	if c.all {
+		n, err := s.rdb.ZCard(ctx, k.ids(bp)).Result()
+		if err != nil {
+			return false, err
+		}
+		total = int(n)
+	}
+	add := func(v any, w int) {
+		if w <= 0 {
+			return
+		}
+		out.Refs = append(out.Refs, catalog.Ref{Blueprint: bp})
+		out.Weights = append(out.Weights, w)
+		if col != nil {
+			out.Values[0] = append(out.Values[0], v)
+		}
+	}
+	if col == nil || col.kind == absentColumn {
+		add(nil, total)
+		return true, nil
+	}
+	switch col.kind {
+	case identifierColumn:
+		return false, nil
+	case blueprintColumn:
+		add(bp, total)
+		return true, nil
+	case setsColumn, boolColumn:
+		if !c.all {
+			break
+		}
+		tagged, ok, err := s.setValues(ctx, bp, *col)
+		if !ok || err != nil {
+			return false, err
+		}
+		keys := make([]string, len(tagged))
+		pipe := s.rdb.Pipeline()
+		cards := make([]*redis.IntCmd, len(tagged))
+		for i, tv := range tagged {
+			keys[i] = k.eqIndex(bp, col.prop, tv)
+			cards[i] = pipe.SCard(ctx, keys[i])
+		}
+		var union *redis.StringSliceCmd
+		if col.list && len(keys) > 0 {
+			union = pipe.SUnion(ctx, keys...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return false, err
+		}
+		holding := 0
+		for i, tv := range tagged {
+			add(untag(tv), int(cards[i].Val()))
+			holding += int(cards[i].Val())
+		}
+		if union != nil {
+			holding = len(union.Val())
+		}
+		add(nil, total-holding)
+		return true, nil
+	}
+	counts := map[any]int{}
+	holders := map[string]struct{}{}
+	holding := 0
+	ok, err := s.scanColumn(ctx, bp, *col, func(id string, v any) {
+		if !c.all {
+			if _, in := c.ids[id]; !in {
+				return
+			}
+		}
+		counts[v]++
+		if !col.list {
+			holding++
+		} else {
+			holders[id] = struct{}{}
+		}
+	})
+	if !ok || err != nil {
+		return false, err
+	}
+	for v, n := range counts {
+		add(v, n)
+	}
+	if col.list {
+		holding = len(holders)
+	}
+	add(nil, total-holding)
 	return true, nil
 }
