@@ -328,9 +328,17 @@ func (s *Store) countRows(ctx context.Context, bp string, col *column, c candida
 			keys[i] = k.eqIndex(bp, col.prop, tv)
 			cards[i] = pipe.SCard(ctx, keys[i])
 		}
-		var union *redis.StringSliceCmd
+		// An entity holding several values is in several sets: how
+		// many hold any is the size of their union, counted on the
+		// server in a scratch key (returning it would cost a member
+		// per entity).
+		var union *redis.IntCmd
 		if col.list && len(keys) > 0 {
-			union = pipe.SUnion(ctx, keys...)
+			scratch := k.scratch()
+			pipe.SUnionStore(ctx, scratch, keys...)
+			pipe.PExpire(ctx, scratch, time.Minute) // should the process die here
+			union = pipe.SCard(ctx, scratch)
+			pipe.Unlink(ctx, scratch)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return false, err
@@ -341,7 +349,7 @@ func (s *Store) countRows(ctx context.Context, bp string, col *column, c candida
 			holding += int(cards[i].Val())
 		}
 		if union != nil {
-			holding = len(union.Val())
+			holding = int(union.Val())
 		}
 		add(nil, total-holding)
 		return true, nil
@@ -355,11 +363,16 @@ func (s *Store) countRows(ctx context.Context, bp string, col *column, c candida
 				return
 			}
 		}
-		counts[v]++
-		if !col.list {
-			holding++
-		} else {
+		switch {
+		case col.list:
+			counts[v]++
 			holders[id] = struct{}{}
+		case col.kind == pairColumn:
+			add(v, 1) // nearly one value per entity: no use counting
+			holding++
+		default:
+			counts[v]++
+			holding++
 		}
 	})
 	if !ok || err != nil {
