@@ -65,20 +65,6 @@ type AggregateGroup struct {
 	Value  any        `json:"value"`
 }
 
-// scorecardField matches groupBy "scorecards.<id>.level".
-const (
-	scorecardPrefix = "scorecards."
-	scorecardSuffix = ".level"
-)
-
-func scorecardOf(field string) (string, bool) {
-	if !strings.HasPrefix(field, scorecardPrefix) || !strings.HasSuffix(field, scorecardSuffix) {
-		return "", false
-	}
-	id := strings.TrimSuffix(strings.TrimPrefix(field, scorecardPrefix), scorecardSuffix)
-	return id, IdentifierPattern.MatchString(id)
-}
-
 // Aggregate computes q over the entities the actor may read: grouping
 // puts an entity in each of its groupBy values (each distinct element of
 // a list, each of its teams for $team; under key nil when it has none),
@@ -115,8 +101,9 @@ func (s *Service) Aggregate(ctx context.Context, q AggregateQuery) (*AggregateRe
 	return aggregate(q, fields, rows), nil
 }
 
-// computedProperties names the properties the store does not hold as
-// properties: calculation, mirror and aggregation properties.
+// computedProperties names the properties the store does not hold:
+// calculation and mirror properties (aggregation values and scorecard
+// levels are stored and indexed).
 func computedProperties(bps map[string]*Blueprint) map[string]bool {
 	computed := map[string]bool{}
 	for _, bp := range bps {
@@ -124,9 +111,6 @@ func computedProperties(bps map[string]*Blueprint) map[string]bool {
 			computed[name] = true
 		}
 		for name := range bp.MirrorProperties {
-			computed[name] = true
-		}
-		for name := range bp.AggregationProperties {
 			computed[name] = true
 		}
 	}
@@ -196,14 +180,8 @@ func (s *Service) columnsFromDocuments(ctx context.Context, query *Rule, fields 
 // aggregateValue is what an aggregate reads of e's field name (nil when e
 // lacks it).
 func aggregateValue(e *Entity, name string) any {
-	if id, ok := scorecardOf(name); ok {
-		sc, _ := e.Scorecards[id].(map[string]any)
-		return sc["level"]
-	}
-	if v, ok := Lookup(e, e.Properties, name); ok {
-		return v
-	}
-	return e.Aggregations[name]
+	v, _ := Lookup(e, e.Properties, name)
+	return v
 }
 
 // validateAggregate checks q against the blueprints, and names
@@ -319,10 +297,10 @@ func numericProblem(name string, bps map[string]*Blueprint) string {
 // groupProblem says why entities cannot be grouped by name ("" if they
 // can).
 func groupProblem(name string, bps map[string]*Blueprint) string {
-	if _, ok := scorecardOf(name); ok {
+	if _, ok := scorecardLevelProperty(name); ok {
 		return ""
 	}
-	if strings.HasPrefix(name, scorecardPrefix) {
+	if strings.HasPrefix(name, "scorecards.") {
 		return fmt.Sprintf("%q: group by a scorecard's level as scorecards.<scorecard>.level", name)
 	}
 	if m, ok := LookupMeta(name); ok && m.Index() == IndexedAsTime {

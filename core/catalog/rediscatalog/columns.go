@@ -133,12 +133,18 @@ func columnOf(bp *catalog.Blueprint, name string, unset, computed map[string]boo
 		}
 		return column{}, false
 	}
+	if typ, ok := bp.DerivedType(name); ok { // indexed like properties
+		if typ == "number" {
+			return column{kind: numberColumn, prop: name}, true
+		}
+		return column{kind: setsColumn, prop: name}, true
+	}
 	def, ok := bp.Schema.Properties[name]
 	if !ok {
-		if _, rel := bp.Relations[name]; rel || strings.HasPrefix(name, "scorecards.") {
+		if _, rel := bp.Relations[name]; rel {
 			return column{}, false // in the documents only
 		}
-		return column{kind: absentColumn, prop: name}, true
+		return column{kind: absentColumn, prop: name}, true // a scorecard of other blueprints too
 	}
 	typ, list := def.Type, false
 	if typ == "array" {
