@@ -126,6 +126,7 @@ func New(cfg Config) http.Handler {
 
 	v1.POST("/entities/bulk", h.bulk)
 	v1.POST("/entities/search", h.search)
+	v1.POST("/entities/aggregate", h.aggregate)
 	v1.GET("/events", h.events)
 	mountPlugins(r, v1, cfg.Plugins, cfg.Integrations)
 	mountAccess(v1, cfg.Access, cfg.Catalog)

@@ -26,6 +26,10 @@ type Store interface {
 	ReferrersOf(ctx context.Context, refs []Ref) ([][]Reference, error)
 	// Search returns the entities matching req, sorted and paged.
 	Search(ctx context.Context, req SearchRequest) (*SearchResult, error)
+	// Columns answers req from the indexes alone, without reading a
+	// document; ok is false when they cannot answer it exactly (a rule
+	// or a field they do not hold), and the caller reads the documents.
+	Columns(ctx context.Context, req ColumnsRequest) (cols *Columns, ok bool, err error)
 	// Events returns up to count events after the given stream id ("" or
 	// "0" for the beginning, "$" for only new ones), waiting up to block for
 	// the first one when block > 0.
@@ -204,4 +208,30 @@ type SearchRequest struct {
 type SearchResult struct {
 	Entities []*Entity
 	Total    int
+}
+
+// ColumnsRequest asks for some fields of every entity matching Query.
+type ColumnsRequest struct {
+	Query *Rule
+	// Computed names the properties that are not stored (as in
+	// SearchRequest).
+	Computed map[string]bool
+	// Fields are properties, meta-properties, relations or other paths
+	// (a store answers those it indexes).
+	Fields []string
+	// CountOnly says only how many entities hold each value of the one
+	// field (or how many there are, without fields) matters: the store
+	// may answer with weighted rows.
+	CountOnly bool
+}
+
+// Columns are fields of the matching entities, one row per entity:
+// Values[f][r] is field f of entity Refs[r], as Lookup reports it (a
+// list as []any), nil when the entity lacks it.
+type Columns struct {
+	Refs   []Ref
+	Values [][]any
+	// Weights, when set, says row r stands for Weights[r] entities
+	// holding the same values (Refs[r] then names only the blueprint).
+	Weights []int
 }

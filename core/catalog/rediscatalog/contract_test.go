@@ -80,6 +80,7 @@ func runContract(t *testing.T, opts rediscatalog.Options, newClient func(t *test
 		{"DeleteRacesWrites", testDeleteRacesWrites},
 		{"BlueprintChangeRacesWrites", testBlueprintChangeRacesWrites},
 		{"IndexedSearchDoesNotScan", testIndexedSearchDoesNotScan},
+		{"Aggregate", testAggregate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package rediscatalog
 
 import (
+	"crypto/rand"
 	"sort"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -28,6 +29,7 @@ import (
 //	<p>|dprog|<bp>               progress of a whole blueprint's recomputation (catalog.DeriveProgress JSON)
 //	<p>|events                   stream of change events
 //	<p>|hist|<bp>|<id>           list of the entity's events (JSON), newest last
+//	<p>|tmp|<random>             scratch set of one read (an aggregate's union), deleted at once
 type keys struct{ prefix string }
 
 func (k keys) blueprints() string           { return k.prefix + "|bps" }
@@ -46,6 +48,7 @@ func (k keys) offenders(bp string) string      { return k.prefix + "|chgoff|" + 
 func (k keys) dirty() string                   { return k.prefix + "|dirty" }
 func (k keys) claimed() string                 { return k.prefix + "|claimed" }
 func (k keys) deriveProgress(bp string) string { return k.prefix + "|dprog|" + bp }
+func (k keys) scratch() string                 { return k.prefix + "|tmp|" + rand.Text() }
 func (k keys) referrers(bp, id, srcBP, relation string) string {
 	return k.prefix + "|in|" + bp + "|" + id + "|" + srcBP + "|" + relation
 }
