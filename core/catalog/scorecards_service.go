@@ -2,8 +2,10 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"strings"
 )
 
 // ScorecardView is a scorecard as the API shows it: its definition, where
@@ -85,7 +87,7 @@ func (s *Service) changeScorecards(ctx context.Context, bp string, change func(n
 			next.Scorecards = nil
 		}
 		if _, err := CompileBlueprint(&next); err != nil {
-			return err
+			return scorecardError(err, id)
 		}
 		next.UpdatedAt = changedBlueprintAt(stored.UpdatedAt, s.timestamp())
 		if err := s.syncDependents(ctx, tx, &next, ""); err != nil {
@@ -222,4 +224,22 @@ func LevelRank(levels []ScorecardLevel, level string) int {
 		}
 	}
 	return -1
+}
+
+// scorecardError words a blueprint's validation error about scorecard id
+// as one about the scorecard document: paths relative to it.
+func scorecardError(err error, id string) error {
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	prefix := pointer("scorecards", id)
+	out := &ValidationError{Message: "invalid scorecard"}
+	for _, v := range ve.Violations {
+		if rest, ok := strings.CutPrefix(v.Path, prefix); ok {
+			v.Path = rest
+		}
+		out.Violations = append(out.Violations, v)
+	}
+	return out
 }
