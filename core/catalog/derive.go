@@ -29,8 +29,16 @@ type Dependent struct {
 	// at Blueprint, that Blueprint's aggregation properties count over.
 	Aggregates []string `json:"aggregates,omitempty"`
 	// Reads lists Blueprint's relations, pointing at the listing
-	// blueprint, through which its scorecards read (mirrors and paths).
+	// blueprint, through which it reads (mirror properties, and the
+	// relation paths of its scorecards' rules).
 	Reads []string `json:"reads,omitempty"`
+	// Properties lists the listing blueprint's properties (and
+	// meta-properties) read through them: a change elsewhere concerns
+	// no reader.
+	Properties []string `json:"properties,omitempty"`
+	// Grades: Blueprint has scorecards, which are regraded when what they
+	// read changes.
+	Grades bool `json:"grades,omitempty"`
 }
 
 // DeriveActor writes recomputed derived values.
@@ -132,7 +140,7 @@ func markDependents(tx Tx, bp *Blueprint, before, after *Entity) {
 	if e == nil {
 		e = before
 	}
-	readers := false
+	var changed []string // properties readers read that changed
 	for _, d := range bp.Dependents {
 		for _, rel := range d.Aggregates {
 			var ids []string
@@ -147,11 +155,35 @@ func markDependents(tx Tx, bp *Blueprint, before, after *Entity) {
 				tx.MarkDirty(Ref{Blueprint: d.Blueprint, Identifier: id})
 			}
 		}
-		readers = readers || len(d.Reads) > 0
+		// Readers point at an entity that exists before and after:
+		// relations to a missing entity are refused, and its deletion
+		// detaches them (their own writes).
+		if before == nil || after == nil {
+			continue
+		}
+		for _, p := range d.Properties {
+			if !slices.Contains(changed, p) && valueChanged(before, after, p) {
+				changed = append(changed, p)
+			}
+		}
 	}
-	if readers {
-		tx.MarkReferrers(e.Ref())
+	if len(changed) > 0 {
+		slices.Sort(changed)
+		tx.MarkReferrers(e.Ref(), changed)
 	}
+}
+
+// valueChanged reports whether property (or meta-property) p differs
+// between two versions of an entity.
+func valueChanged(before, after *Entity, p string) bool {
+	a, okA := Lookup(before, before.Properties, p)
+	b, okB := Lookup(after, after.Properties, p)
+	if okA != okB {
+		return true
+	}
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) != string(y)
 }
 
 // levelChanges lists the scorecards whose level differs between two
@@ -180,22 +212,23 @@ func dependents(all []*Blueprint) map[string][]Dependent {
 	type key struct{ target, reader string }
 	agg := map[key][]string{}
 	reads := map[key][]string{}
+	props := map[key][]string{}
+	grades := map[string]bool{}
 	for _, y := range all {
 		for _, a := range y.AggregationProperties {
 			k := key{a.Target, y.Identifier}
 			agg[k] = append(agg[k], a.Relation)
 		}
-		if len(y.Scorecards) == 0 {
-			continue
-		}
 		c, err := CompileBlueprint(y)
 		if err != nil {
 			continue
 		}
+		grades[y.Identifier] = len(c.scorecards) > 0
 		for _, list := range [][]Mirror{c.mirrors, c.paths} {
 			for _, m := range list {
 				k := key{y.Relations[m.Relation].Target, y.Identifier}
 				reads[k] = append(reads[k], m.Relation)
+				props[k] = append(props[k], m.Property)
 			}
 		}
 	}
@@ -206,10 +239,13 @@ func dependents(all []*Blueprint) map[string][]Dependent {
 				return
 			}
 		}
-		a, r := agg[k], reads[k]
+		a, r, p := agg[k], reads[k], props[k]
 		slices.Sort(a)
 		slices.Sort(r)
-		out[k.target] = append(out[k.target], Dependent{Blueprint: k.reader, Aggregates: slices.Compact(a), Reads: slices.Compact(r)})
+		slices.Sort(p)
+		d := Dependent{Blueprint: k.reader, Aggregates: slices.Compact(a), Reads: slices.Compact(r), Properties: slices.Compact(p)}
+		d.Grades = len(d.Reads) > 0 && grades[k.reader]
+		out[k.target] = append(out[k.target], d)
 	}
 	for k := range agg {
 		add(k)

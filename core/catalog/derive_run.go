@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,7 +59,7 @@ func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
 			refs = append(refs, m.Ref)
 			done = append(done, m)
 		case MarkReferrers:
-			found, err := s.readersOf(ctx, m.Ref)
+			found, err := s.tellReaders(ctx, m.Ref)
 			if err != nil {
 				errs = append(errs, err)
 				continue // the claim goes stale and is handed out again
@@ -108,9 +109,12 @@ func compareRefs(a, b Ref) int {
 	return 0
 }
 
-// readersOf lists the entities whose scorecards read ref through one of
-// their relations (Blueprint.Dependents' Reads).
-func (s *Service) readersOf(ctx context.Context, ref Ref) ([]Ref, error) {
+// tellReaders handles a change of ref that entities read through their
+// relations: each reader whose mirror properties read a changed property
+// gets an entity.updated event naming them (its detail: {"mirrors",
+// "cause"}), and the readers whose scorecards read ref are returned, to
+// be regraded.
+func (s *Service) tellReaders(ctx context.Context, ref Ref) ([]Ref, error) {
 	bp, err := s.store.Blueprint(ctx, ref.Blueprint)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
@@ -118,26 +122,103 @@ func (s *Service) readersOf(ctx context.Context, ref Ref) ([]Ref, error) {
 	if err != nil {
 		return nil, err
 	}
-	reads := map[Reference]bool{}
+	changed, err := s.store.Changed(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	type edge struct{ blueprint, relation string }
+	reads := map[edge]bool{}
+	grades := map[string]bool{}
 	for _, d := range bp.Dependents {
 		for _, rel := range d.Reads {
-			reads[Reference{From: Ref{Blueprint: d.Blueprint}, Relation: rel}] = true
+			reads[edge{d.Blueprint, rel}] = true
 		}
+		grades[d.Blueprint] = d.Grades
 	}
 	if len(reads) == 0 {
-		return nil, nil
+		return nil, s.store.Told(ctx, ref, changed)
 	}
 	edges, err := s.store.ReferrersOf(ctx, []Ref{ref})
 	if err != nil {
 		return nil, err
 	}
-	var out []Ref
+	var regrade []Ref
+	told := map[Ref][]string{}
+	var order []Ref
 	for _, e := range edges[0] {
-		if reads[Reference{From: Ref{Blueprint: e.From.Blueprint}, Relation: e.Relation}] {
-			out = append(out, e.From)
+		if !reads[edge{e.From.Blueprint, e.Relation}] {
+			continue
+		}
+		if grades[e.From.Blueprint] {
+			regrade = append(regrade, e.From)
+		}
+		names, err := s.mirrorsReading(ctx, e.From.Blueprint, e.Relation, changed)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) > 0 {
+			if _, ok := told[e.From]; !ok {
+				order = append(order, e.From)
+			}
+			told[e.From] = append(told[e.From], names...)
+		}
+	}
+	for start := 0; start < len(order); start += deriveChunk {
+		if err := s.announceMirrors(ctx, ref, order[start:min(start+deriveChunk, len(order))], told); err != nil {
+			return nil, err
+		}
+	}
+	return regrade, s.store.Told(ctx, ref, changed)
+}
+
+// mirrorsReading names blueprint bp's mirror properties that read one of
+// props through relation rel.
+func (s *Service) mirrorsReading(ctx context.Context, bp, rel string, props []string) ([]string, error) {
+	b, err := s.store.Blueprint(ctx, bp)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.compile(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range c.mirrors {
+		if m.Relation == rel && slices.Contains(props, m.Property) {
+			out = append(out, m.Name)
 		}
 	}
 	return out, nil
+}
+
+// MirrorsChanged is the detail of the entity.updated event telling that
+// an entity's mirror properties changed because what they read did.
+type MirrorsChanged struct {
+	Mirrors []string `json:"mirrors"`
+	Cause   Ref      `json:"cause"`
+}
+
+// announceMirrors appends, for each of refs, an entity.updated event
+// naming its mirror properties that changed (told[ref]).
+func (s *Service) announceMirrors(ctx context.Context, cause Ref, refs []Ref, told map[Ref][]string) error {
+	return s.store.Update(ctx, func(tx Tx) error {
+		ents, err := tx.Entities(ctx, refs)
+		if err != nil {
+			return err
+		}
+		for i, e := range ents {
+			if e == nil {
+				continue
+			}
+			names := told[refs[i]]
+			slices.Sort(names)
+			detail, _ := json.Marshal(MirrorsChanged{Mirrors: slices.Compact(names), Cause: cause})
+			doc := rawJSON(e)
+			tx.Record(Event{Type: EventEntityUpdated, Blueprint: e.Blueprint, Identifier: e.Identifier,
+				Before: doc, After: doc, Actor: DeriveActor, At: s.timestamp(), Detail: detail})
+		}
+		return nil
+	})
 }
 
 // rederiveBlueprint recomputes every entity of a marked blueprint, in

@@ -61,6 +61,10 @@ type Store interface {
 	// Claim hands out up to n pending marks to this worker (first those
 	// whose worker stopped heartbeating for stale); each must be Done.
 	Claim(ctx context.Context, n int, stale time.Duration) ([]DirtyMark, error)
+	// Changed returns the properties MarkReferrers noted for ref; Told
+	// forgets them once its readers were told.
+	Changed(ctx context.Context, ref Ref) ([]string, error)
+	Told(ctx context.Context, ref Ref, props []string) error
 	// Heartbeat tells that a claimed mark's work goes on.
 	Heartbeat(ctx context.Context, m DirtyMark) error
 	// Done ends a claimed mark.
@@ -135,11 +139,12 @@ type Tx interface {
 	// transaction to the stream and the entity's history, as given.
 	Record(ev Event)
 	// MarkDirty marks an entity whose derived values need recomputing;
-	// MarkReferrers marks the entities whose relations point at ref;
+	// MarkReferrers marks the entities whose relations point at ref,
+	// noting which of ref's properties they read changed (Changed);
 	// MarkAll marks every entity of a blueprint and discards the progress
 	// of a recomputation of it under way (see DirtyMark).
 	MarkDirty(ref Ref)
-	MarkReferrers(ref Ref)
+	MarkReferrers(ref Ref, changed []string)
 	MarkAll(bp string)
 }
 

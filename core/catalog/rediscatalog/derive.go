@@ -22,7 +22,26 @@ func (t *tx) Record(ev catalog.Event) {
 
 func (t *tx) MarkDirty(ref catalog.Ref) { t.mark(catalog.MarkEntity, ref) }
 
-func (t *tx) MarkReferrers(ref catalog.Ref) { t.mark(catalog.MarkReferrers, ref) }
+func (t *tx) MarkReferrers(ref catalog.Ref, changed []string) {
+	t.mark(catalog.MarkReferrers, ref)
+	for _, p := range changed {
+		t.w.sadd(t.s.keys.changedProps(ref.Blueprint, ref.Identifier), p)
+	}
+}
+
+// Changed returns the properties noted as changed for ref's readers.
+func (s *Store) Changed(ctx context.Context, ref catalog.Ref) ([]string, error) {
+	out, err := s.rdb.SMembers(ctx, s.keys.changedProps(ref.Blueprint, ref.Identifier)).Result()
+	return out, wrapErr("read changed properties", err)
+}
+
+// Told forgets properties Changed returned, once the readers were told.
+func (s *Store) Told(ctx context.Context, ref catalog.Ref, props []string) error {
+	if len(props) == 0 {
+		return nil
+	}
+	return wrapErr("forget changed properties", s.rdb.SRem(ctx, s.keys.changedProps(ref.Blueprint, ref.Identifier), toAny(props)...).Err())
+}
 
 func (t *tx) MarkAll(bp string) {
 	t.mark(catalog.MarkBlueprint, catalog.Ref{Blueprint: bp})

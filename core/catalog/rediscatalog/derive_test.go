@@ -390,3 +390,54 @@ func TestRegradingResumesAfterCrash(t *testing.T) {
 		}
 	})
 }
+
+// TestMirrorChangesAreAnnounced: a change of a property that mirror
+// properties read through a relation is an entity.updated event on each
+// reader, naming the mirrors; a change of a property nobody reads is not.
+func TestMirrorChangesAreAnnounced(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.mustPut(`{"identifier": "team", "schema": {"properties": {"slackChannel": {"type": "string"}, "budget": {"type": "number"}}}}`)
+		e.mustPut(`{"identifier": "service", "relations": {"owner": {"target": "team"}},
+		  "mirrorProperties": {"ownerSlack": {"path": "owner.slackChannel"}, "ownerName": {"path": "owner.$title"}}}`)
+		e.putEntity("team", `{"identifier": "payments", "title": "Payments", "properties": {"slackChannel": "#pay", "budget": 1}}`)
+		e.putEntity("service", `{"identifier": "checkout", "relations": {"owner": "payments"}}`)
+		e.putEntity("service", `{"identifier": "cart", "relations": {"owner": "payments"}}`)
+		e.putEntity("service", `{"identifier": "orphan"}`)
+		e.settle()
+		mirrorEvents := func() map[string][]string {
+			evs, err := e.svc.Events(e.ctx, "0", 1000, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string][]string{}
+			for _, ev := range evs {
+				if ev.Type == catalog.EventEntityUpdated && ev.Actor == catalog.DeriveActor && len(ev.Detail) > 0 {
+					var d catalog.MirrorsChanged
+					if err := json.Unmarshal(ev.Detail, &d); err != nil {
+						t.Fatal(err)
+					}
+					if d.Cause != (catalog.Ref{Blueprint: "team", Identifier: "payments"}) {
+						t.Errorf("cause %v", d.Cause)
+					}
+					out[ev.Identifier] = append(out[ev.Identifier], d.Mirrors...)
+				}
+			}
+			return out
+		}
+		e.putEntity("team", `{"identifier": "payments", "title": "Payments", "properties": {"slackChannel": "#pay", "budget": 2}}`)
+		e.settle()
+		if got := mirrorEvents(); len(got) != 0 {
+			t.Fatalf("budget (not mirrored) changed: mirror events %v", got)
+		}
+		e.putEntity("team", `{"identifier": "payments", "title": "Payments team", "properties": {"slackChannel": "#payments", "budget": 2}}`)
+		e.settle()
+		got := mirrorEvents()
+		want := map[string][]string{"checkout": {"ownerName", "ownerSlack"}, "cart": {"ownerName", "ownerSlack"}}
+		if !equalJSON(got, want) {
+			t.Errorf("mirror events %v, want %v", got, want)
+		}
+		if v := e.entity("service", "checkout").Properties["ownerSlack"]; v != "#payments" {
+			t.Errorf("ownerSlack reads %v", v)
+		}
+	})
+}

@@ -26,6 +26,7 @@ import (
 //	<p>|chgoff|<bp>              set: ids written during a validation that the proposed definition refuses
 //	<p>|dirty                    zset: derived values to recompute, <kind><bp>|<id> → times marked
 //	<p>|claimed                  zset: marks being recomputed → the claim's last heartbeat (unix ms)
+//	<p>|mchg|<bp>|<id>           set: properties of the entity its readers read that changed since they were told
 //	<p>|dprog|<bp>               progress of a whole blueprint's recomputation (catalog.DeriveProgress JSON)
 //	<p>|events                   stream of change events
 //	<p>|hist|<bp>|<id>           list of the entity's events (JSON), newest last
@@ -44,9 +45,12 @@ func (k keys) change(bp string) string      { return k.prefix + "|chg|" + bp }
 func (k keys) changeProgress(bp string) string {
 	return k.prefix + "|chgp|" + bp
 }
-func (k keys) offenders(bp string) string      { return k.prefix + "|chgoff|" + bp }
-func (k keys) dirty() string                   { return k.prefix + "|dirty" }
-func (k keys) claimed() string                 { return k.prefix + "|claimed" }
+func (k keys) offenders(bp string) string { return k.prefix + "|chgoff|" + bp }
+func (k keys) dirty() string              { return k.prefix + "|dirty" }
+func (k keys) claimed() string            { return k.prefix + "|claimed" }
+func (k keys) changedProps(bp, id string) string {
+	return k.prefix + "|mchg|" + bp + "|" + id
+}
 func (k keys) deriveProgress(bp string) string { return k.prefix + "|dprog|" + bp }
 func (k keys) scratch() string                 { return k.prefix + "|tmp|" + rand.Text() }
 func (k keys) referrers(bp, id, srcBP, relation string) string {
