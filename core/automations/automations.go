@@ -111,17 +111,16 @@ var DefaultRetry = actions.Retry{MaximumAttempts: 10, InitialInterval: "1s", Bac
 // Delivery is the record of one (automation, event) delivery.
 type Delivery struct {
 	// ID is the causing event's stream id (a schedule's: its firing).
-	ID         string         `json:"id"`
-	Automation string         `json:"automation"`
-	Status     string         `json:"status"`
-	Error      string         `json:"error,omitempty"`
-	Attempts   int            `json:"attempts,omitempty"`
-	Event      DeliveryEvent  `json:"event"`
-	Run        string         `json:"run,omitempty"` // the started action run
-	Output     map[string]any `json:"output,omitempty"`
-	StartedAt  time.Time      `json:"startedAt"`
-	UpdatedAt  time.Time      `json:"updatedAt"`
-	EndedAt    *time.Time     `json:"endedAt,omitempty"`
+	ID         string        `json:"id"`
+	Automation string        `json:"automation"`
+	Status     string        `json:"status"`
+	Error      string        `json:"error,omitempty"`
+	Attempts   int           `json:"attempts,omitempty"`
+	Event      DeliveryEvent `json:"event"`
+	Run        string        `json:"run,omitempty"` // the started action run
+	StartedAt  time.Time     `json:"startedAt"`
+	UpdatedAt  time.Time     `json:"updatedAt"`
+	EndedAt    *time.Time    `json:"endedAt,omitempty"`
 }
 
 // DeliveryEvent names the event that caused a delivery.

@@ -266,6 +266,9 @@ func (s *Store) SaveDelivery(ctx context.Context, d *automations.Delivery) error
 					return nil
 				}
 				rec.StartedAt = cur.StartedAt
+				if rec.Attempts == 0 {
+					rec.Attempts = cur.Attempts
+				}
 				if rec.Run == "" {
 					rec.Run = cur.Run
 				}
