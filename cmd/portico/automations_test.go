@@ -64,7 +64,7 @@ func (h *hookReceiver) count(path string) (keys, most int) {
 }
 
 type autoEnv struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	srv  *httptest.Server
 	p    *portal
@@ -134,7 +134,7 @@ func webhook(url string) map[string]any { return map[string]any{"type": "webhook
 
 // newAutoEnv runs the portal as `portico dev` does (embedded Temporal,
 // worker, background dispatcher) over a real redis-server.
-func newAutoEnv(t *testing.T) *autoEnv {
+func newAutoEnv(t testing.TB) *autoEnv {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
