@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,8 +21,15 @@ import (
 // latency from each entity.created event to its run.created event (the
 // catalog appends it once the run's workflow was started): p50, p99 and
 // max in ms. Run it with -benchtime 1x (make bench-automations).
+// PORTICO_BENCH_RATE sets another rate. When runs lag so far behind
+// that not all of them started within 5 minutes, the figures are over the
+// runs that did, and "started" says how many.
 func BenchmarkAutomationLatency(b *testing.B) {
-	const rate, seconds = 500, 20
+	const seconds = 20
+	rate := 500
+	if r, err := strconv.Atoi(os.Getenv("PORTICO_BENCH_RATE")); err == nil && r > 0 {
+		rate = r
+	}
 	e := newAutoEnv(b)
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer ok.Close()
@@ -74,8 +83,8 @@ func BenchmarkAutomationLatency(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if len(started) < total {
-		b.Fatalf("%d of %d runs started within the deadline", len(started), total)
+	if len(started) == 0 {
+		b.Fatal("no run started")
 	}
 	lat := make([]float64, 0, total)
 	for id, at := range started {
@@ -87,4 +96,5 @@ func BenchmarkAutomationLatency(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(lat[len(lat)-1], "max-ms")
 	b.ReportMetric(float64(total), "events")
+	b.ReportMetric(float64(len(started)), "started")
 }
