@@ -45,7 +45,7 @@ func BenchmarkAutomationLatency(b *testing.B) {
 	}
 	b.ResetTimer()
 	total := rate * seconds
-	tick := time.NewTicker(time.Second / rate)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
 	errs := make(chan error, total)
 	for i := range total {
 		<-tick.C
