@@ -9,7 +9,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 # packages to compile) is never used: leave it out of every build.
 export GOFLAGS ?= -tags=nomsgpack
 
-.PHONY: build plugins run test vet bench bench-blueprints bench-aggregate fuzz clean FORCE
+.PHONY: build plugins run test vet bench bench-blueprints bench-aggregate bench-automations fuzz clean FORCE
 
 # The plugins bundled with the portal, built the way a third-party author
 # builds them. Each is built once its directory under plugins/ exists.
@@ -123,6 +123,11 @@ bench-blueprints: $(BIN)
 ## real redis-server (issue 14): p50/p99 of 30 runs per aggregate, 3 times
 bench-aggregate:
 	$(GO) test ./core/catalog/rediscatalog -run '^$$' -bench BenchmarkAggregate -benchtime 30x -count 3
+
+## bench-automations: event → automation's action run started, p50/p99 at
+## 500 events/s for 20 s (real redis-server, embedded Temporal), 3 runs
+bench-automations:
+	$(GO) test ./cmd/portico -run '^$$' -bench BenchmarkAutomationLatency -benchtime 1x -count 3 -timeout 30m
 
 ## fuzz: a short run of each decoder fuzzer (seeds live in testdata/fuzz)
 fuzz:

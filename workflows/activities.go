@@ -64,8 +64,15 @@ type Activities struct {
 }
 
 // SaveRun mirrors a run record to the store (a local activity).
+// A run's final record is followed by its run.finished catalog event.
 func (a *Activities) SaveRun(ctx context.Context, r *actions.Run) error {
-	return a.Store.SaveRun(ctx, r)
+	if err := a.Store.SaveRun(ctx, r); err != nil {
+		return err
+	}
+	if r.Finished() && a.Actions != nil {
+		return a.Actions.RunFinished(ctx, r)
+	}
+	return nil
 }
 
 // WebhookRequest is one signed webhook delivery.

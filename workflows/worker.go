@@ -13,3 +13,10 @@ func Register(w worker.Registry, acts *Activities) {
 	w.RegisterWorkflowWithOptions(Resync, workflow.RegisterOptions{Name: ResyncWorkflow})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 }
+
+// RegisterAutomations adds the automation delivery workflow and its
+// activities to a worker.
+func RegisterAutomations(w worker.Registry, acts *AutomationActivities) {
+	w.RegisterWorkflowWithOptions(AutomationDelivery, workflow.RegisterOptions{Name: AutomationWorkflow})
+	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
+	"github.com/portico-dev/portico/core/automations"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/workflows"
 	"github.com/portico-dev/portico/workflows/devserver"
@@ -88,12 +89,15 @@ func connect(log *slog.Logger, cfg temporalConfig) (*engine, error) {
 // startWorker runs the workflows and activities and the TTL timer
 // scheduler until stop. store opens the signing secrets and webhook
 // headers the worker sends.
-func (e *engine) startWorker(store *redisactions.Store, cat *catalog.Service, svc *actions.Service, plugins workflows.PluginHost) error {
+func (e *engine) startWorker(store *redisactions.Store, cat *catalog.Service, svc *actions.Service, autos *automations.Service, plugins workflows.PluginHost) error {
 	acts := &workflows.Activities{
 		Store: store, Catalog: cat, Plugins: plugins, Resyncs: plugins, Actions: svc,
 	}
 	w := worker.New(e.client, e.taskQueue, worker.Options{})
 	workflows.Register(w, acts)
+	workflows.RegisterAutomations(w, &workflows.AutomationActivities{
+		Service: autos.WithDelivery(workflows.AutomationWebhooks{Activities: acts}, workflows.AutomationPlugins(plugins)),
+	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}

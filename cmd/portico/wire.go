@@ -16,6 +16,8 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/actions/redisactions"
 	"github.com/portico-dev/portico/core/api"
+	"github.com/portico-dev/portico/core/automations"
+	"github.com/portico-dev/portico/core/automations/redisautomations"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/rediscatalog"
 	"github.com/portico-dev/portico/host/integrations"
@@ -65,8 +67,12 @@ type portal struct {
 	access  *access.Service
 	plugins *pluginHost
 	actions *actions.Service
-	engine  *engine // nil: no Temporal (runs answer 503)
-	srv     *http.Server
+	// automations and automationStore serve automations; the dispatcher
+	// runs where an engine is.
+	automations     *automations.Service
+	automationStore *redisautomations.Store
+	engine          *engine // nil: no Temporal (runs answer 503)
+	srv             *http.Server
 }
 
 // newPortal checks cfg, opens the stored secrets with cfg.keys (sealing
@@ -97,6 +103,7 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 		access.Options{AdminToken: cfg.access.adminToken, RateLimit: cfg.access.rateLimit, Logger: log})
 
 	actOpts := actions.Options{LinkBase: cfg.linkBase()}
+	autoOpts := automations.Options{}
 	var sched integrations.Scheduler // nil: the integrations' Run ticks the schedules itself
 	ready := map[string]func(context.Context) error{}
 	if eng := cfg.engine; eng != nil {
@@ -104,6 +111,7 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 		// Resync schedules are Temporal Schedules, kept through the
 		// client (API included).
 		sched = workflows.NewSchedules(eng.client, eng.taskQueue)
+		autoOpts.Scheduler = workflows.NewAutomations(eng.client, eng.taskQueue)
 		ready["temporal"] = eng.ready
 	}
 	ph, err := newPluginHost(log, hostStore, cat, cfg.cacheDir, sched)
@@ -111,11 +119,13 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 		return nil, fmt.Errorf("plugin host: %w", err)
 	}
 	svc := actions.NewService(actionStore, cat, actOpts)
+	autoStore := redisautomations.New(rdb, redisautomations.Options{Keyring: cfg.keys})
+	autoSvc := automations.NewService(autoStore, cat, svc, autoOpts)
 
 	ac := cfg.access
 	handler := api.New(api.Config{
 		Catalog: cat, Access: acc, CORSOrigins: ac.corsOrigins, Logger: log,
-		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Ready: ready,
+		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Automations: autoSvc, Ready: ready,
 		TrustedProxies: ac.trustedProxies, ClientRate: ac.clientRateLimit, BodyTimeout: ac.bodyTimeout,
 	})
 	return &portal{
@@ -126,7 +136,8 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 		access:       acc,
 		plugins:      ph,
 		actions:      svc,
-		engine:       cfg.engine,
+		automations:  autoSvc, automationStore: autoStore,
+		engine: cfg.engine,
 		srv: &http.Server{
 			Addr:              cfg.addr,
 			Handler:           handler,
@@ -148,13 +159,22 @@ const derivePoll = 100 * time.Millisecond
 
 // runBackground starts, until ctx ends, what every serving process runs
 // beside its requests: the integrations' resync schedules (run by the
-// integrations themselves when there is no Temporal) and the blueprint
-// changes in progress (index backfills) and the derived values
-// (aggregation properties, scorecards) to recompute.
+// integrations themselves when there is no Temporal), the blueprint
+// changes in progress (index backfills), the derived values (aggregation
+// properties, scorecards) to recompute and, with Temporal, the
+// automations' dispatcher (every replica runs one: deliveries have
+// deterministic ids, so concurrent dispatchers start each once).
 func (p *portal) runBackground(ctx context.Context) {
 	go p.plugins.integrations.Run(ctx)
 	go p.catalog.RunChanges(ctx, changesPoll, p.log)
 	go p.catalog.RunDerive(ctx, derivePoll, p.log)
+	if p.engine != nil {
+		d := &automations.Dispatcher{
+			Store: p.automationStore, Catalog: p.catalog, Service: p.automations, Logger: p.log,
+			Starter: workflows.NewAutomations(p.engine.client, p.engine.taskQueue),
+		}
+		go func() { _ = d.Run(ctx) }()
+	}
 }
 
 // startOptions say what a process starts on the portal.
@@ -215,7 +235,7 @@ func (p *portal) startWorker() error {
 	if p.engine == nil {
 		return errors.New("the worker needs Temporal")
 	}
-	return p.engine.startWorker(p.actionStore, p.catalog, p.actions, p.plugins.integrations)
+	return p.engine.startWorker(p.actionStore, p.catalog, p.actions, p.automations, p.plugins.integrations)
 }
 
 // close stops the engine and the plugin host.

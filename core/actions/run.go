@@ -52,6 +52,9 @@ type Run struct {
 	Affected []Affected       `json:"affected"`
 	Error    string           `json:"error,omitempty"`
 	Link     string           `json:"link"`
+	// Depth is the automation chain depth of the request that started the
+	// run (see catalog.WithDepth); its run events carry it.
+	Depth int `json:"depth,omitempty"`
 	// Revision grows with every transition.
 	Revision  int        `json:"revision"`
 	CreatedAt time.Time  `json:"createdAt"`

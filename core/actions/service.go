@@ -293,7 +293,7 @@ func (s *Service) Trigger(ctx context.Context, actionID string, req TriggerReque
 		ID: req.RunID, Action: a.Identifier, ActionVersion: a.Version,
 		Status: StatusInProgress, Blueprint: a.Blueprint, Entity: req.Entity, Inputs: req.Inputs,
 		TriggeredBy: actor.ID, Approvals: []ApprovalRecord{}, Logs: []LogLine{}, Affected: []Affected{},
-		CreatedAt: now, UpdatedAt: now, Revision: 1,
+		CreatedAt: now, UpdatedAt: now, Revision: 1, Depth: catalog.DepthFrom(ctx),
 	}
 	if wf != nil {
 		run.Workflow, run.WorkflowVer = wf.Identifier, wf.Version
@@ -314,6 +314,9 @@ func (s *Service) Trigger(ctx context.Context, actionID string, req TriggerReque
 	}
 	if err := s.runner.Start(ctx, StartRequest{Run: run, Plan: plan, Entity: raw}); err != nil {
 		return nil, fmt.Errorf("start run %s: %w", run.ID, err)
+	}
+	if err := s.emitRun(ctx, catalog.EventRunCreated, run); err != nil {
+		return nil, err
 	}
 	return run, nil
 }

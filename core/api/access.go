@@ -70,7 +70,7 @@ func guard(acc *access.Service) gin.HandlerFunc {
 			}
 		}
 		if adminRoutes[c.Request.Method+" "+route] {
-			if err := access.RequireAdmin(p, "define actions and workflows"); err != nil {
+			if err := access.RequireAdmin(p, "define actions, workflows and automations"); err != nil {
 				fail(c, err)
 				return
 			}

@@ -35,6 +35,9 @@ var adminRoutes = map[string]bool{
 	"PUT /api/v1/actions/:id":    true,
 	"DELETE /api/v1/actions/:id": true,
 	"PUT /api/v1/workflows/:id":  true,
+	// automations act as admins (automations.Actor): only admins define them
+	"PUT /api/v1/automations/:id":    true,
+	"DELETE /api/v1/automations/:id": true,
 }
 
 type actionHandlers struct{ svc *actions.Service }

@@ -16,6 +16,7 @@ import (
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/api"
+	"github.com/portico-dev/portico/core/automations"
 )
 
 // Route registration only needs non-nil registry and integrations; no
@@ -31,6 +32,7 @@ func fullEngine(t *testing.T) *gin.Engine {
 	t.Helper()
 	cfg, _ := actionsConfig(t, &fakeRunner{runs: map[string]*actions.Run{}})
 	cfg.Plugins, cfg.Integrations = routesOnlyPlugins{}, routesOnlyIntegrations{}
+	cfg.Automations = automations.NewService(nil, cfg.Catalog, cfg.Actions, automations.Options{})
 	h := api.New(cfg)
 	engine, ok := h.(*gin.Engine)
 	if !ok {
@@ -149,23 +151,25 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		t.Fatalf("openapi.json does not parse: %v", err)
 	}
 	for name, v := range map[string]any{
-		"Action":          actions.Action{},
-		"Invocation":      actions.Invocation{},
-		"Approval":        actions.Approval{},
-		"Escalation":      actions.Escalation{},
-		"Retry":           actions.Retry{},
-		"Workflow":        actions.Workflow{},
-		"Step":            actions.Step{},
-		"EntitySelector":  actions.EntitySelector{},
-		"Run":             actions.Run{},
-		"StepRun":         actions.StepRun{},
-		"LogLine":         actions.LogLine{},
-		"ApprovalRecord":  actions.ApprovalRecord{},
-		"PendingApproval": actions.PendingApproval{},
-		"Affected":        actions.Affected{},
-		"Decision":        actions.DecideRequest{},
-		"TriggerRequest":  actions.TriggerRequest{},
-		"Policy":          access.Policy{},
+		"Action":             actions.Action{},
+		"Invocation":         actions.Invocation{},
+		"Approval":           actions.Approval{},
+		"Escalation":         actions.Escalation{},
+		"Retry":              actions.Retry{},
+		"Workflow":           actions.Workflow{},
+		"Step":               actions.Step{},
+		"EntitySelector":     actions.EntitySelector{},
+		"Run":                actions.Run{},
+		"StepRun":            actions.StepRun{},
+		"LogLine":            actions.LogLine{},
+		"ApprovalRecord":     actions.ApprovalRecord{},
+		"PendingApproval":    actions.PendingApproval{},
+		"Affected":           actions.Affected{},
+		"Decision":           actions.DecideRequest{},
+		"TriggerRequest":     actions.TriggerRequest{},
+		"Policy":             access.Policy{},
+		"Automation":         automations.Automation{},
+		"AutomationDelivery": automations.Delivery{},
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {
