@@ -18,6 +18,8 @@ import (
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/core/initiatives"
+	"github.com/portico-dev/portico/core/initiatives/redisinitiatives"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/internal/lowpriority"
@@ -65,8 +67,11 @@ type portal struct {
 	access  *access.Service
 	plugins *pluginHost
 	actions *actions.Service
-	engine  *engine // nil: no Temporal (runs answer 503)
-	srv     *http.Server
+	// initiatives serves initiatives and scorecard histories, and
+	// records their daily figures (runBackground).
+	initiatives *initiatives.Service
+	engine      *engine // nil: no Temporal (runs answer 503)
+	srv         *http.Server
 }
 
 // newPortal checks cfg, opens the stored secrets with cfg.keys (sealing
@@ -111,11 +116,12 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 		return nil, fmt.Errorf("plugin host: %w", err)
 	}
 	svc := actions.NewService(actionStore, cat, actOpts)
+	inits := initiatives.NewService(redisinitiatives.New(rdb, redisinitiatives.Options{}), cat, initiatives.Options{})
 
 	ac := cfg.access
 	handler := api.New(api.Config{
 		Catalog: cat, Access: acc, CORSOrigins: ac.corsOrigins, Logger: log,
-		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Ready: ready,
+		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Initiatives: inits, Ready: ready,
 		TrustedProxies: ac.trustedProxies, ClientRate: ac.clientRateLimit, BodyTimeout: ac.bodyTimeout,
 	})
 	return &portal{
@@ -126,6 +132,7 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 		access:       acc,
 		plugins:      ph,
 		actions:      svc,
+		initiatives:  inits,
 		engine:       cfg.engine,
 		srv: &http.Server{
 			Addr:              cfg.addr,
@@ -149,12 +156,14 @@ const derivePoll = 100 * time.Millisecond
 // runBackground starts, until ctx ends, what every serving process runs
 // beside its requests: the integrations' resync schedules (run by the
 // integrations themselves when there is no Temporal) and the blueprint
-// changes in progress (index backfills) and the derived values
-// (aggregation properties, scorecards) to recompute.
+// changes in progress (index backfills), the derived values
+// (aggregation properties, scorecards) to recompute and the daily figures
+// of scorecards and initiatives.
 func (p *portal) runBackground(ctx context.Context) {
 	go p.plugins.integrations.Run(ctx)
 	go p.catalog.RunChanges(ctx, changesPoll, p.log)
 	go p.catalog.RunDerive(ctx, derivePoll, p.log)
+	go p.initiatives.Run(ctx, p.log)
 }
 
 // startOptions say what a process starts on the portal.

@@ -18,6 +18,7 @@ import (
 	"github.com/portico-dev/portico/core/access"
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/core/initiatives"
 	"github.com/portico-dev/portico/internal/errkind"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	// Actions serves actions, composed workflows and runs; nil leaves
 	// those routes out.
 	Actions *actions.Service
+	// Initiatives serves initiatives and the scorecard histories; nil
+	// leaves those routes out.
+	Initiatives *initiatives.Service
 	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
 	// X-Forwarded-For names the client; none: the TCP peer is the client.
 	TrustedProxies []string
@@ -131,6 +135,7 @@ func New(cfg Config) http.Handler {
 	mountPlugins(r, v1, cfg.Plugins, cfg.Integrations)
 	mountAccess(v1, cfg.Access, cfg.Catalog)
 	mountActions(v1, cfg.Actions)
+	mountInitiatives(v1, cfg.Initiatives)
 	return r
 }
 
