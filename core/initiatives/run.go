@@ -285,7 +285,7 @@ func (s *Service) snapshotScorecard(ctx context.Context, bp, sc string) error {
 	if err != nil {
 		return err
 	}
-	d := Distribution{Date: s.today(), Levels: map[string]int{}, Ungraded: total}
+	d := Distribution{Levels: map[string]int{}, Ungraded: total}
 	for _, l := range levelsOf(def) {
 		n, err := s.count(ctx, &catalog.Rule{Combinator: "and", Rules: []catalog.Rule{ofBlueprint,
 			{Property: catalog.ScorecardLevelProperty(sc), Operator: "=", Value: l.Title}}})
@@ -296,6 +296,10 @@ func (s *Service) snapshotScorecard(ctx context.Context, bp, sc string) error {
 		d.Ungraded -= n
 	}
 	d.Ungraded = max(d.Ungraded, 0) // entities created between the counts
+	// The day is the one the counts end in: a snapshot begun before
+	// midnight and ended after it never overwrites the day before with
+	// the next day's counts.
+	d.Date = s.today()
 	return s.store.SaveDistribution(ctx, bp, sc, d)
 }
 

@@ -387,13 +387,14 @@ func (s *Service) recordShare(ctx context.Context, in *Initiative) error {
 	if err != nil {
 		return err
 	}
-	p := SharePoint{Date: s.today()}
+	var p SharePoint
 	if p.InScope, err = s.count(ctx, scope); err != nil {
 		return err
 	}
 	if p.Meeting, err = s.count(ctx, meet); err != nil {
 		return err
 	}
+	p.Date = s.today() // the day the counts end in (see snapshotScorecard)
 	p.Share = share(p.Meeting, p.InScope)
 	return s.store.SaveShare(ctx, in.Identifier, p)
 }
