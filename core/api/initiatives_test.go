@@ -286,7 +286,7 @@ func TestInitiativeProgress(t *testing.T) {
 	e.must(200, "PUT", "/api/v1/blueprints/service/entities/bronze", M{"team": []string{"platform"}, "properties": M{"tier": 1, "language": "go", "docs": true}})
 	got := e.eventually(initiativePath, func(m M) bool {
 		p := progressOf(t, m)
-		return len(p.Regressed) == 1 && len(p.History) == 2
+		return len(p.Regressed) == 1 && len(p.History) == 2 && p.History[1].Meeting == 1
 	})
 	p = progressOf(t, got)
 	if r := p.Regressed[0]; r.Blueprint != "service" || r.Identifier != "gold" || r.From != "Gold" || r.To != "Bronze" || r.At.IsZero() {

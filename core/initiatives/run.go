@@ -13,8 +13,9 @@ import (
 // eventBatch is how many change stream events one step reads.
 const eventBatch = 500
 
-// idleBlock is how long a step waits for events when nothing is pending.
-const idleBlock = 5 * time.Second
+// idleBlock is how long a step waits for events when nothing is pending
+// (a blocked read of an embedded Redis may wake only when it ends).
+const idleBlock = time.Second
 
 // Run follows the catalog's change stream, from the position kept in the
 // Store, until ctx ends: when entities of a blueprint with scorecards or
