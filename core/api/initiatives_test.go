@@ -118,7 +118,7 @@ func (e *initEnv) gradedCatalog() {
 	e.must(201, "PUT", "/api/v1/blueprints/_team/entities/payments", M{})
 	e.must(201, "PUT", "/api/v1/blueprints/_team/entities/platform", M{})
 	e.must(201, "PUT", "/api/v1/blueprints/service", M{
-		"schema": M{"properties": M{"tier": M{"type": "integer"}, "language": M{"type": "string"}, "docs": M{"type": "boolean"}}},
+		"schema":      M{"properties": M{"tier": M{"type": "integer"}, "language": M{"type": "string"}, "docs": M{"type": "boolean"}}},
 		"permissions": M{"read": M{"ownedOnly": true}},
 	})
 	rule := func(prop, op string, v any) M {
