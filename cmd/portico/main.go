@@ -17,7 +17,7 @@ import (
 func main() {
 	if err := rootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "portico:", err)
-		os.Exit(1)
+		os.Exit(codeOf(err))
 	}
 }
 
@@ -28,7 +28,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), serveCmd(), workerCmd(), temporalCmd())
+	root.AddCommand(devCmd(), serveCmd(), workerCmd(), temporalCmd(), scorecardCmd())
 	return root
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/portico-dev/portico/core/automations/redisautomations"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/core/initiatives"
+	"github.com/portico-dev/portico/core/initiatives/redisinitiatives"
 	"github.com/portico-dev/portico/host/integrations"
 	"github.com/portico-dev/portico/host/redishost"
 	"github.com/portico-dev/portico/internal/lowpriority"
@@ -71,8 +73,11 @@ type portal struct {
 	// runs where an engine is.
 	automations     *automations.Service
 	automationStore *redisautomations.Store
-	engine          *engine // nil: no Temporal (runs answer 503)
-	srv             *http.Server
+	// initiatives serves initiatives and scorecard histories, and
+	// records their daily figures (runBackground).
+	initiatives *initiatives.Service
+	engine      *engine // nil: no Temporal (runs answer 503)
+	srv         *http.Server
 }
 
 // newPortal checks cfg, opens the stored secrets with cfg.keys (sealing
@@ -121,11 +126,12 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 	svc := actions.NewService(actionStore, cat, actOpts)
 	autoStore := redisautomations.New(rdb, redisautomations.Options{Keyring: cfg.keys})
 	autoSvc := automations.NewService(autoStore, cat, svc, autoOpts)
+	inits := initiatives.NewService(redisinitiatives.New(rdb, redisinitiatives.Options{}), cat, initiatives.Options{})
 
 	ac := cfg.access
 	handler := api.New(api.Config{
 		Catalog: cat, Access: acc, CORSOrigins: ac.corsOrigins, Logger: log,
-		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Automations: autoSvc, Ready: ready,
+		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Automations: autoSvc, Initiatives: inits, Ready: ready,
 		TrustedProxies: ac.trustedProxies, ClientRate: ac.clientRateLimit, BodyTimeout: ac.bodyTimeout,
 	})
 	return &portal{
@@ -137,7 +143,8 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 		plugins:      ph,
 		actions:      svc,
 		automations:  autoSvc, automationStore: autoStore,
-		engine: cfg.engine,
+		initiatives: inits,
+		engine:      cfg.engine,
 		srv: &http.Server{
 			Addr:              cfg.addr,
 			Handler:           handler,
@@ -161,13 +168,15 @@ const derivePoll = 100 * time.Millisecond
 // beside its requests: the integrations' resync schedules (run by the
 // integrations themselves when there is no Temporal), the blueprint
 // changes in progress (index backfills), the derived values (aggregation
-// properties, scorecards) to recompute and, with Temporal, the
-// automations' dispatcher (every replica runs one: deliveries have
-// deterministic ids, so concurrent dispatchers start each once).
+// properties, scorecards) to recompute, the daily figures of scorecards
+// and initiatives and, with Temporal, the automations' dispatcher (every
+// replica runs one: deliveries have deterministic ids, so concurrent
+// dispatchers start each once).
 func (p *portal) runBackground(ctx context.Context) {
 	go p.plugins.integrations.Run(ctx)
 	go p.catalog.RunChanges(ctx, changesPoll, p.log)
 	go p.catalog.RunDerive(ctx, derivePoll, p.log)
+	go p.initiatives.Run(ctx, p.log)
 	if p.engine != nil {
 		d := &automations.Dispatcher{
 			Store: p.automationStore, Catalog: p.catalog, Service: p.automations, Logger: p.log,

@@ -69,8 +69,8 @@ func guard(acc *access.Service) gin.HandlerFunc {
 				return
 			}
 		}
-		if adminRoutes[c.Request.Method+" "+route] {
-			if err := access.RequireAdmin(p, "define actions, workflows and automations"); err != nil {
+		if what := adminRoutes[c.Request.Method+" "+route]; what != "" {
+			if err := access.RequireAdmin(p, what); err != nil {
 				fail(c, err)
 				return
 			}

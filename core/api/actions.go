@@ -29,15 +29,17 @@ var runScopes = map[string]string{
 	"GET /api/v1/runs/:id/logs/stream": access.ScopeRead,
 }
 
-// adminRoutes are action routes that need the admin role: defining
-// actions and workflows is the platform team's job.
-var adminRoutes = map[string]bool{
-	"PUT /api/v1/actions/:id":    true,
-	"DELETE /api/v1/actions/:id": true,
-	"PUT /api/v1/workflows/:id":  true,
+// adminRoutes are routes that need the admin role, with what they do:
+// defining actions, workflows, automations and initiatives is the platform team's job.
+var adminRoutes = map[string]string{
+	"PUT /api/v1/actions/:id":        "define actions and workflows",
+	"DELETE /api/v1/actions/:id":     "define actions and workflows",
+	"PUT /api/v1/workflows/:id":      "define actions and workflows",
+	"PUT /api/v1/initiatives/:id":    "define initiatives",
+	"DELETE /api/v1/initiatives/:id": "define initiatives",
 	// automations act as admins (automations.Actor): only admins define them
-	"PUT /api/v1/automations/:id":    true,
-	"DELETE /api/v1/automations/:id": true,
+	"PUT /api/v1/automations/:id":    "define automations",
+	"DELETE /api/v1/automations/:id": "define automations",
 }
 
 type actionHandlers struct{ svc *actions.Service }

@@ -17,6 +17,8 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/automations"
+	"github.com/portico-dev/portico/core/initiatives"
+	"github.com/portico-dev/portico/core/initiatives/redisinitiatives"
 )
 
 // Route registration only needs non-nil registry and integrations; no
@@ -30,7 +32,8 @@ type (
 // every route is mounted.
 func fullEngine(t *testing.T) *gin.Engine {
 	t.Helper()
-	cfg, _ := actionsConfig(t, &fakeRunner{runs: map[string]*actions.Run{}})
+	cfg, rdb := actionsConfig(t, &fakeRunner{runs: map[string]*actions.Run{}})
+	cfg.Initiatives = initiatives.NewService(redisinitiatives.New(rdb, redisinitiatives.Options{}), cfg.Catalog, initiatives.Options{})
 	cfg.Plugins, cfg.Integrations = routesOnlyPlugins{}, routesOnlyIntegrations{}
 	cfg.Automations = automations.NewService(nil, cfg.Catalog, cfg.Actions, automations.Options{})
 	h := api.New(cfg)

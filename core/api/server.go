@@ -19,6 +19,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/automations"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/core/initiatives"
 	"github.com/portico-dev/portico/internal/errkind"
 )
 
@@ -47,6 +48,9 @@ type Config struct {
 	Actions *actions.Service
 	// Automations serves /api/v1/automations; nil leaves those routes out.
 	Automations *automations.Service
+	// Initiatives serves initiatives and the scorecard histories; nil
+	// leaves those routes out.
+	Initiatives *initiatives.Service
 	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
 	// X-Forwarded-For names the client; none: the TCP peer is the client.
 	TrustedProxies []string
@@ -135,6 +139,7 @@ func New(cfg Config) http.Handler {
 	mountAccess(v1, cfg.Access, cfg.Catalog)
 	mountActions(v1, cfg.Actions)
 	mountAutomations(v1, cfg.Automations)
+	mountInitiatives(v1, cfg.Initiatives)
 	return r
 }
 

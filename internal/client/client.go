@@ -1,0 +1,93 @@
+// Package client calls Portico's HTTP API: what the portico command's
+// client subcommands (scorecard check, …) are built on.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/portico-dev/portico/core/catalog"
+)
+
+// Client is a Portico API client.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client of the portal at base (http://host:port) sending
+// token as its bearer token (none when empty).
+func New(base, token string) *Client {
+	return &Client{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Error is an answer other than 2xx, with the server's message.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+}
+
+// EntityScorecard returns the standing of entity bp/id in scorecard sc.
+func (c *Client) EntityScorecard(ctx context.Context, bp, id, sc string) (*catalog.EntityScorecard, error) {
+	var out catalog.EntityScorecard
+	if err := c.get(ctx, "/api/v1/blueprints/"+seg(bp)+"/entities/"+seg(id)+"/scorecards/"+seg(sc), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// seg escapes one path segment (identifiers may hold "/").
+func seg(s string) string { return url.PathEscape(s) }
+
+// get decodes the JSON answer of GET path into out.
+func (c *Client) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if res.StatusCode/100 != 2 {
+		e := &Error{Status: res.StatusCode}
+		var body struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(raw, &body) == nil {
+			e.Code, e.Message = body.Error.Code, body.Error.Message
+		}
+		return e
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("GET %s: invalid answer: %w", path, err)
+	}
+	return nil
+}
