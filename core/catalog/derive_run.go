@@ -77,14 +77,16 @@ func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
 		}
 	}
 	for start := 0; start < len(refs); start += deriveChunk {
-		if _, err := s.rederive(ctx, refs[start:min(start+deriveChunk, len(refs))]); err != nil {
+		if _, err := s.rederive(ctx, refs[start:min(start+deriveChunk, len(refs))], true); err != nil {
 			return 0, errors.Join(append(errs, err)...) // the claims go stale and are handed out again
 		}
 	}
 	slices.SortFunc(readers, compareRefs)
 	readers = slices.Compact(readers)
 	for start := 0; start < len(readers); start += deriveChunk {
-		if err := s.rederiveClaimed(ctx, readers[start:min(start+deriveChunk, len(readers))]); err != nil {
+		// Readers are regraded (from what their transaction reads) with
+		// their aggregations kept: no claim needed.
+		if _, err := s.rederive(ctx, readers[start:min(start+deriveChunk, len(readers))], false); err != nil {
 			return 0, errors.Join(append(errs, err)...)
 		}
 	}
@@ -272,7 +274,21 @@ const deriveWorkers = 4
 
 // rederiveParallel recomputes ids of blueprint bp in chunks, up to
 // deriveWorkers at once, each in the background (Options.Background).
+// Aggregations are read outside the transactions: with them, each chunk
+// claims its entities first (rederiveClaimed).
 func (s *Service) rederiveParallel(ctx context.Context, bp string, ids []string) error {
+	b, err := s.store.Blueprint(ctx, bp)
+	if err != nil {
+		return err
+	}
+	withAggs := len(b.AggregationProperties) > 0
+	recompute := func(refs []Ref) error {
+		if withAggs {
+			return s.rederiveClaimed(ctx, refs)
+		}
+		_, err := s.rederive(ctx, refs, false)
+		return err
+	}
 	errs := make(chan error, deriveWorkers)
 	n := 0
 	for start := 0; start < len(ids); start += deriveChunk {
@@ -284,7 +300,7 @@ func (s *Service) rederiveParallel(ctx context.Context, bp string, ids []string)
 		n++
 		go func() {
 			var err error
-			s.background(func() { err = s.rederiveClaimed(ctx, refs) })
+			s.background(func() { err = recompute(refs) })
 			errs <- err
 		}()
 	}
@@ -309,7 +325,7 @@ func (s *Service) rederiveClaimed(ctx context.Context, refs []Ref) error {
 	if err != nil || len(got) == 0 {
 		return err
 	}
-	_, err = s.rederive(ctx, got)
+	_, err = s.rederive(ctx, got, true)
 	return errors.Join(err, s.store.Release(ctx, got))
 }
 
@@ -318,7 +334,7 @@ func (s *Service) rederiveClaimed(ctx context.Context, refs []Ref) error {
 // it returns how many changed. The aggregation inputs are read first,
 // outside the transaction: a change to them meanwhile marks the entity
 // again.
-func (s *Service) rederive(ctx context.Context, refs []Ref) (int, error) {
+func (s *Service) rederive(ctx context.Context, refs []Ref, withAggregations bool) (int, error) {
 	compiled := map[string]*CompiledBlueprint{}
 	for _, r := range refs {
 		if _, ok := compiled[r.Blueprint]; ok {
@@ -336,13 +352,16 @@ func (s *Service) rederive(ctx context.Context, refs []Ref) (int, error) {
 			return 0, err
 		}
 	}
-	aggs, err := s.aggregationValues(ctx, refs, compiled)
-	if err != nil {
-		return 0, err
+	var aggs map[Ref]map[string]any
+	if withAggregations {
+		var err error
+		if aggs, err = s.aggregationValues(ctx, refs, compiled); err != nil {
+			return 0, err
+		}
 	}
 	changed := 0
 	errRetry := errors.New("recompute again")
-	err = s.store.Update(ctx, func(tx Tx) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
 		changed = 0
 		ents, err := tx.Entities(ctx, refs)
 		if err != nil {

@@ -272,8 +272,52 @@ func appendString(b []byte, s string) []byte {
 
 // sameObject compares two JSON objects as stored (nil and empty alike).
 func sameObject(a, b map[string]any) bool {
-	if len(a) == 0 && len(b) == 0 {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, x := range a {
+		y, ok := b[k]
+		if !ok || !sameValue(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameValue compares two JSON values as their encodings would, without
+// encoding the common shapes (numbers of any Go type are equal when
+// equal as float64).
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		return ok && sameObject(x, y)
+	case []any:
+		y, ok := b.([]any)
+		if !ok {
+			break
+		}
+		if len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameValue(x[i], y[i]) {
+				return false
+			}
+		}
 		return true
 	}
-	return string(appendObject(nil, a)) == string(appendObject(nil, b))
+	if f, ok := queryNumber(a); ok {
+		g, ok := queryNumber(b)
+		return ok && f == g
+	}
+	return string(appendValue(nil, a)) == string(appendValue(nil, b))
 }

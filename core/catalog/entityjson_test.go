@@ -65,3 +65,18 @@ func TestSameContent(t *testing.T) {
 		}
 	}
 }
+
+// TestSameValue: sameValue agrees with comparing encodings.
+func TestSameValue(t *testing.T) {
+	values := []any{nil, "a", "b", true, false, 1.0, 2, float64(2), []any{}, []any{"a"}, []any{"a", 1.0},
+		map[string]any{}, map[string]any{"a": 1.0}, map[string]any{"a": 1}, map[string]any{"a": []any{true}},
+		map[string]any{"b": 1.0}, []string{"a"}}
+	for _, a := range values {
+		for _, b := range values {
+			want := string(appendValue(nil, a)) == string(appendValue(nil, b))
+			if got := sameValue(a, b); got != want {
+				t.Errorf("sameValue(%#v, %#v) = %v, want %v", a, b, got, want)
+			}
+		}
+	}
+}
