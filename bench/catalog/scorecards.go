@@ -65,16 +65,34 @@ func scorecardScenario(dir string, redisPort int) error {
 		without = append(without, writeLatencies(c, r))
 	}
 	start := time.Now()
-	for _, sc := range scorecardDefs() {
+	defs := scorecardDefs()
+	for _, sc := range defs {
 		c.must("PUT", "/api/v1/blueprints/service/scorecards/"+sc["identifier"].(string), sc, 200, 201)
 	}
 	if err := waitGraded(c, "sc4", *settleMax); err != nil {
 		return err
 	}
 	took := time.Since(start)
-	evals := float64(*entities) / took.Seconds()
-	log.Printf("graded %d services × 5 scorecards in %.1f s: %.0f entity-evaluations/s (%.0f scorecard-evaluations/s)",
-		*entities, took.Seconds(), evals, 5*evals)
+	log.Printf("first grading: %d services × 5 scorecards in %.1f s (%.0f entities/s)", *entities, took.Seconds(), float64(*entities)/took.Seconds())
+	if err := checkLevels(c); err != nil {
+		return err
+	}
+	// A changed rule regrades every service against all 5 scorecards.
+	var rates []float64
+	for r := 0; r < *repeat; r++ {
+		sc := defs[0]
+		rule := sc["rules"].([]any)[5].(obj)
+		rule["query"] = obj{"combinator": "and", "rules": []any{obj{"property": "cost", "operator": "<", "value": 40 + r}}}
+		start := time.Now()
+		c.must("PUT", "/api/v1/blueprints/service/scorecards/sc0", sc, 200)
+		if err := waitGraded(c, "sc0", *settleMax); err != nil {
+			return err
+		}
+		took := time.Since(start)
+		rates = append(rates, float64(*entities)/took.Seconds())
+		log.Printf("regrading after a rule change: %.1f s, %.0f entity-evaluations/s (each entity against 5 scorecards, 50 rules)", took.Seconds(), rates[r])
+	}
+	evals := median(rates)
 	if err := checkLevels(c); err != nil {
 		return err
 	}
@@ -91,7 +109,7 @@ func scorecardScenario(dir string, redisPort int) error {
 		fmt.Printf("%d    %5.2f / %5.2f       %5.2f / %5.2f              %+5.2f\n", r+1,
 			pct(without[r], 50), pct(without[r], 99), pct(with[r], 50), pct(with[r], 99), a)
 	}
-	fmt.Printf("median added p99: %+.2f ms (target ≤ 5 ms); regrading: %.0f entity-evaluations/s (target ≥ 20,000)\n", median(added), evals)
+	fmt.Printf("median added p99: %+.2f ms (target ≤ 5 ms); regrading: median %.0f entity-evaluations/s of %v (target ≥ 20,000)\n", median(added), evals, roundAll(rates))
 	return nil
 }
 

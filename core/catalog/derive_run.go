@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -270,7 +269,7 @@ func (s *Service) rederiveBlueprint(ctx context.Context, m DirtyMark) error {
 
 // deriveWorkers is how many chunks of a whole blueprint are recomputed
 // at once: one waits on Redis while another computes.
-const deriveWorkers = 4
+const deriveWorkers = 6
 
 // rederiveParallel recomputes ids of blueprint bp in chunks, up to
 // deriveWorkers at once, each in the background (Options.Background).
@@ -335,6 +334,26 @@ func (s *Service) rederiveClaimed(ctx context.Context, refs []Ref) error {
 // outside the transaction: a change to them meanwhile marks the entity
 // again.
 func (s *Service) rederive(ctx context.Context, refs []Ref, withAggregations bool) (int, error) {
+	for {
+		n, err := s.rederiveOnce(ctx, refs, withAggregations)
+		var moved definitionMoved
+		if !errors.As(err, &moved) {
+			return n, err
+		}
+		// A definition changed between the reads outside the transaction
+		// and those in it: again, from the new one.
+	}
+}
+
+// definitionMoved: a blueprint read outside a recomputation's
+// transaction is not the one read in it.
+type definitionMoved struct{ blueprint string }
+
+func (d definitionMoved) Error() string {
+	return "blueprint " + d.blueprint + " changed while recomputing"
+}
+
+func (s *Service) rederiveOnce(ctx context.Context, refs []Ref, withAggregations bool) (int, error) {
 	compiled := map[string]*CompiledBlueprint{}
 	for _, r := range refs {
 		if _, ok := compiled[r.Blueprint]; ok {
@@ -360,7 +379,6 @@ func (s *Service) rederive(ctx context.Context, refs []Ref, withAggregations boo
 		}
 	}
 	changed := 0
-	errRetry := errors.New("recompute again")
 	err := s.store.Update(ctx, func(tx Tx) error {
 		changed = 0
 		ents, err := tx.Entities(ctx, refs)
@@ -407,7 +425,7 @@ func (s *Service) rederive(ctx context.Context, refs []Ref, withAggregations boo
 			}
 			c := bps[e.Blueprint]
 			if cc := compiled[e.Blueprint]; cc == nil || !cc.Blueprint.UpdatedAt.Equal(c.Blueprint.UpdatedAt) {
-				return fmt.Errorf("%w: blueprint %s changed while recomputing", errRetry, e.Blueprint)
+				return definitionMoved{e.Blueprint}
 			}
 			after := *e
 			after.Aggregations = c.carryAggregations(e)
@@ -429,15 +447,12 @@ func (s *Service) rederive(ctx context.Context, refs []Ref, withAggregations boo
 					after.UpdatedAt = after.UpdatedAt.Add(time.Microsecond)
 				}
 			}
-			tx.PutEntity(c.Blueprint, e, &after, ev)
+			tx.PutDerived(c.Blueprint, e, &after, ev)
 			s.derivedEffects(tx, c, e, &after, ev)
 			changed++
 		}
 		return nil
 	})
-	if errors.Is(err, errRetry) {
-		return 0, nil // the blueprint's change marked everything again
-	}
 	return changed, err
 }
 

@@ -72,6 +72,9 @@ type compiledScorecard struct {
 	levels []ScorecardLevel
 	// rank[i] is the position in levels of Rules[i].Level.
 	rank []int
+	// verdicts[i][passed] is rule i's result object: built once and shared
+	// by every entity's results (never modified).
+	verdicts [][2]map[string]any
 }
 
 // levelRank returns the position of a level title, -1 when unknown.
@@ -146,6 +149,10 @@ func (c *CompiledBlueprint) compileScorecard(sc *Scorecard, path string, vs *vio
 			vs.add(p+"/level", "%q is the lowest level, where every entity starts: a rule belongs to a higher one", r.Level)
 		}
 		cs.rank = append(cs.rank, rank)
+		cs.verdicts = append(cs.verdicts, [2]map[string]any{
+			{"identifier": r.Identifier, "level": r.Level, "passed": false},
+			{"identifier": r.Identifier, "level": r.Level, "passed": true},
+		})
 		if r.Query == nil {
 			vs.add(p+"/query", "required")
 			continue
@@ -270,6 +277,7 @@ func (c *CompiledBlueprint) grade(e *Entity, targets map[Ref]*Entity, now time.T
 
 // grade is one scorecard's result for e (nil when its filter leaves e
 // out): the highest level whose rules, and all lower levels' rules, pass.
+// The rule objects in it are shared: results are never modified.
 func (cs *compiledScorecard) grade(e *Entity, view map[string]any, now time.Time) map[string]any {
 	if cs.sc.Filter != nil && !Match(cs.sc.Filter, e, view, now, nil) {
 		return nil
@@ -282,7 +290,11 @@ func (cs *compiledScorecard) grade(e *Entity, view map[string]any, now time.Time
 		if !passed && cs.rank[i] < failedAt {
 			failedAt = cs.rank[i]
 		}
-		rules[i] = map[string]any{"identifier": r.Identifier, "level": r.Level, "passed": passed}
+		if passed {
+			rules[i] = cs.verdicts[i][1]
+		} else {
+			rules[i] = cs.verdicts[i][0]
+		}
 	}
 	return map[string]any{"level": cs.levels[failedAt-1].Title, "rules": rules}
 }

@@ -117,6 +117,9 @@ type Tx interface {
 	// relations' target blueprints and the index layout.
 	PutEntity(bp *Blueprint, before, after *Entity, ev Event)
 	DeleteEntity(bp *Blueprint, before *Entity, ev Event)
+	// PutDerived is PutEntity for an after that differs from before only
+	// in its derived values (Scorecards, Aggregations) and UpdatedAt.
+	PutDerived(bp *Blueprint, before, after *Entity, ev Event)
 
 	// Change returns the blueprint's change in progress (nil if none),
 	// watched: a change starting or ending retries the transaction.
@@ -141,8 +144,9 @@ type Tx interface {
 	// MarkDirty marks an entity whose derived values need recomputing;
 	// MarkReferrers marks the entities whose relations point at ref,
 	// noting which of ref's properties they read changed (Changed);
-	// MarkAll marks every entity of a blueprint and discards the progress
-	// of a recomputation of it under way (see DirtyMark).
+	// MarkAll marks every entity of a blueprint and starts its progress
+	// over under a new run, so that a recomputation under way stops (see
+	// DirtyMark and SaveDeriveProgress).
 	MarkDirty(ref Ref)
 	MarkReferrers(ref Ref, changed []string)
 	MarkAll(bp string)

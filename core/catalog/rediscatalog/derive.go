@@ -2,6 +2,8 @@ package rediscatalog
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,9 +45,14 @@ func (s *Store) Told(ctx context.Context, ref catalog.Ref, props []string) error
 	return wrapErr("forget changed properties", s.rdb.SRem(ctx, s.keys.changedProps(ref.Blueprint, ref.Identifier), toAny(props)...).Err())
 }
 
+// MarkAll marks blueprint bp and starts its progress over under a new
+// run: a run under way fails its next SaveDeriveProgress and stops.
 func (t *tx) MarkAll(bp string) {
 	t.mark(catalog.MarkBlueprint, catalog.Ref{Blueprint: bp})
-	t.w.del(t.s.keys.deriveProgress(bp))
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	raw, _ := json.Marshal(catalog.DeriveProgress{Run: hex.EncodeToString(b[:])})
+	t.w.set(t.s.keys.deriveProgress(bp), raw)
 }
 
 func (t *tx) mark(kind byte, ref catalog.Ref) {

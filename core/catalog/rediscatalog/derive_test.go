@@ -362,9 +362,16 @@ func TestRegradingResumesAfterCrash(t *testing.T) {
 			t.Fatalf("claim: %v, %v", claimed, err)
 		}
 		// It recorded progress over the first 100 before dying.
-		first := &catalog.DeriveProgress{Run: "a", After: "s099", Done: 100, Total: 350}
-		if ok, err := e.store.SaveDeriveProgress(e.ctx, "service", nil, first); !ok || err != nil {
+		start, err := e.store.DeriveProgress(e.ctx, "service")
+		if err != nil || start == nil || start.Run == "" || start.Done != 0 {
+			t.Fatalf("progress of a new run: %+v, %v", start, err)
+		}
+		first := &catalog.DeriveProgress{Run: start.Run, After: "s099", Done: 100, Total: 350}
+		if ok, err := e.store.SaveDeriveProgress(e.ctx, "service", start, first); !ok || err != nil {
 			t.Fatalf("save progress: %v, %v", ok, err)
+		}
+		if ok, _ := e.store.SaveDeriveProgress(e.ctx, "service", start, first); ok {
+			t.Fatal("a save from a progress no longer stored succeeded")
 		}
 		if n, err := e.svc.RunDeriveOnce(e.ctx); n != 0 || err != nil {
 			t.Fatalf("with the claim fresh, another worker took %d marks (%v)", n, err)
@@ -438,6 +445,122 @@ func TestMirrorChangesAreAnnounced(t *testing.T) {
 		}
 		if v := e.entity("service", "checkout").Properties["ownerSlack"]; v != "#payments" {
 			t.Errorf("ownerSlack reads %v", v)
+		}
+	})
+}
+
+// TestRegradingUnderRedefinitions: scorecards defined one after the other
+// while a worker regrades: every run that a new definition overtakes
+// stops, and in the end every entity is graded by every scorecard.
+func TestRegradingUnderRedefinitions(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.mustPut(`{"identifier": "service", "schema": {"properties": {"tier": {"type": "integer"}}}}`)
+		var bulk []catalog.WriteItem
+		for i := range 1200 {
+			ent, err := catalog.DecodeEntity(fmt.Appendf(nil, `{"identifier": "s%04d", "properties": {"tier": %d}}`, i, i%4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ent.Blueprint = "service"
+			bulk = append(bulk, catalog.WriteItem{Entity: ent})
+		}
+		if _, err := e.svc.Write(e.ctx, bulk); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var worker sync.WaitGroup
+		worker.Add(1)
+		go func() {
+			defer worker.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := e.svc.RunDeriveOnce(e.ctx); err != nil {
+					t.Errorf("RunDeriveOnce: %v", err)
+					return
+				}
+			}
+		}()
+		for i := range 5 {
+			sc := &catalog.Scorecard{Identifier: fmt.Sprintf("sc%d", i), Rules: []catalog.ScorecardRule{{Identifier: "low", Level: "Gold",
+				Query: mustQuery(t, fmt.Sprintf(`{"combinator": "and", "rules": [{"property": "tier", "operator": "<=", "value": %d}]}`, i%4))}}}
+			if _, _, err := e.svc.PutScorecard(e.ctx, "service", sc); err != nil {
+				t.Fatal(err)
+			}
+			// Let the worker get some way into the run before the next.
+			waitFor(t, func() bool {
+				p, err := e.store.DeriveProgress(e.ctx, "service")
+				return err == nil && p != nil && p.Done > 0
+			})
+		}
+		close(stop)
+		worker.Wait()
+		e.settle()
+		for i := range 5 {
+			total := 0
+			for _, lv := range []string{"Basic", "Bronze", "Silver", "Gold"} {
+				q := mustQuery(t, fmt.Sprintf(`{"combinator": "and", "rules": [{"property": "$blueprint", "operator": "=", "value": "service"}, {"property": "scorecards.sc%d.level", "operator": "=", "value": %q}]}`, i, lv))
+				page, err := e.svc.Search(e.ctx, catalog.SearchQuery{Query: q, Limit: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				total += page.Total
+			}
+			if total != 1200 {
+				t.Errorf("sc%d grades %d services, want 1200", i, total)
+			}
+		}
+		for _, id := range []string{"s0000", "s0601", "s1199"} {
+			if got := e.entity("service", id).Scorecards; len(got) != 5 {
+				t.Errorf("%s graded by %d scorecards, want 5", id, len(got))
+			}
+		}
+	})
+}
+
+// waitFor waits, generously, until cond holds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 60 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRemarkStopsRun: marking a blueprint again starts its progress over
+// under a new run; the run under way can no longer save its progress
+// (whether it had saved any or not), so it stops, and the next run covers
+// every entity under the new definition.
+func TestRemarkStopsRun(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.derivedCatalog()
+		started, err := e.store.DeriveProgress(e.ctx, "service")
+		if err != nil || started == nil {
+			t.Fatalf("progress: %+v, %v", started, err)
+		}
+		sc, err := e.svc.GetScorecard(e.ctx, "service", "readiness")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.svc.PutScorecard(e.ctx, "service", sc.Scorecard); err != nil {
+			t.Fatal(err)
+		}
+		again, err := e.store.DeriveProgress(e.ctx, "service")
+		if err != nil || again == nil || again.Run == started.Run || again.Done != 0 {
+			t.Fatalf("progress after marking again: %+v (before %+v), %v", again, started, err)
+		}
+		next := &catalog.DeriveProgress{Run: started.Run, After: "x", Done: 1}
+		if ok, err := e.store.SaveDeriveProgress(e.ctx, "service", started, next); ok || err != nil {
+			t.Errorf("the overtaken run saved its progress: %v, %v", ok, err)
+		}
+		if ok, err := e.store.SaveDeriveProgress(e.ctx, "service", nil, next); ok || err != nil {
+			t.Errorf("a run that had saved nothing saved its progress: %v, %v", ok, err)
 		}
 	})
 }

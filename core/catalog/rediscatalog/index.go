@@ -83,8 +83,13 @@ func indexEntries(out []indexEntry, bp *catalog.Blueprint, e *catalog.Entity) []
 	for m := range catalog.MetaProperties() {
 		out = appendMetaEntries(out, m, e)
 	}
-	// Derived values are searchable like properties: aggregation values
-	// under their names, scorecard levels as "scorecards.<id>.level".
+	return appendDerivedEntries(out, e)
+}
+
+// appendDerivedEntries appends the index members of e's derived values,
+// searchable like properties: aggregation values under their names,
+// scorecard levels as "scorecards.<id>.level".
+func appendDerivedEntries(out []indexEntry, e *catalog.Entity) []indexEntry {
 	for name, v := range e.Aggregations {
 		out = appendValueEntries(out, name, e.Identifier, v, false)
 	}
@@ -94,6 +99,15 @@ func indexEntries(out []indexEntry, bp *catalog.Blueprint, e *catalog.Entity) []
 		}
 	}
 	return out
+}
+
+// derivedIndexEntries are the index members that a change of derived
+// values alone (which may move UpdatedAt) can change.
+func derivedIndexEntries(out []indexEntry, e *catalog.Entity) []indexEntry {
+	if m, ok := catalog.LookupMeta("$updatedAt"); ok {
+		out = appendMetaEntries(out, m, e)
+	}
+	return appendDerivedEntries(out, e)
 }
 
 // appendMetaEntries appends the index members of one meta-property of e,

@@ -329,6 +329,16 @@ func (t *tx) DeleteBlueprint(id string, ev catalog.Event) {
 }
 
 func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev catalog.Event) {
+	t.putEntity(bp, before, after, ev, false)
+}
+
+// PutDerived is PutEntity for a version that differs from before only in
+// derived values (and UpdatedAt): only their index entries are compared.
+func (t *tx) PutDerived(bp *catalog.Blueprint, before, after *catalog.Entity, ev catalog.Event) {
+	t.putEntity(bp, before, after, ev, true)
+}
+
+func (t *tx) putEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev catalog.Event, derivedOnly bool) {
 	k := t.s.keys
 	id := after.Identifier
 	// The document is encoded once, inside its event; the SET stores that
@@ -341,8 +351,14 @@ func (t *tx) PutEntity(bp *catalog.Blueprint, before, after *catalog.Entity, ev 
 	if before == nil {
 		t.w.zaddLex(k.ids(bp.Identifier), id)
 	}
-	t.queueIndexDiff(bp, before, bp, after)
-	t.queueEdgeDiff(bp, before, after)
+	if derivedOnly && before != nil && t.changes[bp.Identifier] == nil {
+		t.oldIx = derivedIndexEntries(t.oldIx[:0], before)
+		t.curIx = derivedIndexEntries(t.curIx[:0], after)
+		t.queueEntries(bp.Identifier, t.oldIx, t.curIx)
+	} else {
+		t.queueIndexDiff(bp, before, bp, after)
+		t.queueEdgeDiff(bp, before, after)
+	}
 	if ev.Type == "" {
 		return // a silent write (derived values): no event, no history
 	}
