@@ -281,22 +281,25 @@ func (s *Service) snapshotScorecard(ctx context.Context, bp, sc string) error {
 	if err != nil {
 		return err
 	}
-	ofBlueprint := catalog.Rule{Property: "$blueprint", Operator: "=", Value: bp}
-	total, err := s.count(ctx, &catalog.Rule{Combinator: "and", Rules: []catalog.Rule{ofBlueprint}})
+	// One count grouped by level, from the level indexes.
+	res, err := s.cat.Aggregate(ctx, catalog.AggregateQuery{
+		Query: &catalog.Rule{Combinator: "and", Rules: []catalog.Rule{{Property: "$blueprint", Operator: "=", Value: bp}}},
+		Func:  catalog.FuncCount, GroupBy: catalog.ScorecardLevelProperty(sc)})
 	if err != nil {
 		return err
 	}
-	d := Distribution{Levels: map[string]int{}, Ungraded: total}
+	d := Distribution{Levels: map[string]int{}}
 	for _, l := range levelsOf(def) {
-		n, err := s.count(ctx, &catalog.Rule{Combinator: "and", Rules: []catalog.Rule{ofBlueprint,
-			{Property: catalog.ScorecardLevelProperty(sc), Operator: "=", Value: l.Title}}})
-		if err != nil {
-			return err
-		}
-		d.Levels[l.Title] = n
-		d.Ungraded -= n
+		d.Levels[l.Title] = 0
 	}
-	d.Ungraded = max(d.Ungraded, 0) // entities created between the counts
+	for _, g := range res.Groups {
+		n, _ := g.Value.(int)
+		if level, ok := g.Key.(string); ok {
+			d.Levels[level] += n
+		} else {
+			d.Ungraded += n
+		}
+	}
 	// The day is the one the counts end in: a snapshot begun before
 	// midnight and ended after it never overwrites the day before with
 	// the next day's counts.

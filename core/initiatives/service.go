@@ -238,11 +238,19 @@ func (s *Service) count(ctx context.Context, q *catalog.Rule) (int, error) {
 	if q == nil {
 		return 0, nil
 	}
-	page, err := s.cat.Search(ctx, catalog.SearchQuery{Query: cloneRule(q), Limit: 1})
+	// An aggregate count is answered from the indexes when it can be (a
+	// search would sort every match to return one).
+	res, err := s.cat.Aggregate(ctx, catalog.AggregateQuery{Query: cloneRule(q), Func: catalog.FuncCount})
 	if err != nil {
 		return 0, err
 	}
-	return page.Total, nil
+	n := 0
+	for _, g := range res.Groups {
+		if v, ok := g.Value.(int); ok {
+			n += v
+		}
+	}
+	return n, nil
 }
 
 // cloneRule deep-copies a rule: Search rewrites "$me" values in place.
