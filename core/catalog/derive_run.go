@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -269,7 +270,7 @@ func (s *Service) rederiveBlueprint(ctx context.Context, m DirtyMark) error {
 
 // deriveWorkers is how many chunks of a whole blueprint are recomputed
 // at once: one waits on Redis while another computes.
-const deriveWorkers = 6
+const deriveWorkers = 8
 
 // rederiveParallel recomputes ids of blueprint bp in chunks, up to
 // deriveWorkers at once, each in the background (Options.Background).
@@ -381,7 +382,7 @@ func (s *Service) rederiveOnce(ctx context.Context, refs []Ref, withAggregations
 	changed := 0
 	err := s.store.Update(ctx, func(tx Tx) error {
 		changed = 0
-		ents, err := tx.Entities(ctx, refs)
+		ents, stored, err := tx.ReadDerived(ctx, refs)
 		if err != nil {
 			return err
 		}
@@ -419,7 +420,7 @@ func (s *Service) rederiveOnce(ctx context.Context, refs []Ref, withAggregations
 			}
 		}
 		now := s.now()
-		for _, e := range ents {
+		for i, e := range ents {
 			if e == nil {
 				continue
 			}
@@ -433,9 +434,18 @@ func (s *Service) rederiveOnce(ctx context.Context, refs []Ref, withAggregations
 				after.Aggregations[name] = v
 			}
 			after.Scorecards = c.grade(&after, targets, now)
-			sameAggs, sameScores := sameObject(e.Aggregations, after.Aggregations), sameObject(e.Scorecards, after.Scorecards)
+			var graded []byte
+			if len(after.Scorecards) > 0 {
+				graded = appendObject(nil, after.Scorecards)
+			}
+			sameAggs, sameScores := sameObject(e.Aggregations, after.Aggregations), sameStored(stored[i], graded)
 			if sameAggs && sameScores {
 				continue
+			}
+			if len(stored[i]) > 0 {
+				if err := json.Unmarshal(stored[i], &e.Scorecards); err != nil {
+					return fmt.Errorf("decode scorecards of %s/%s: %w", e.Blueprint, e.Identifier, err)
+				}
 			}
 			ev := Event{Blueprint: e.Blueprint, Identifier: e.Identifier, Actor: DeriveActor, At: s.timestamp()}
 			if !sameAggs {
@@ -515,4 +525,13 @@ func (s *Service) aggregationValues(ctx context.Context, refs []Ref, compiled ma
 		out[r] = vals
 	}
 	return out, nil
+}
+
+// sameStored compares stored JSON with an encoding of this package (null
+// and nothing alike).
+func sameStored(stored json.RawMessage, encoded []byte) bool {
+	if len(stored) == 0 || string(stored) == "null" {
+		return len(encoded) == 0
+	}
+	return string(stored) == string(encoded)
 }

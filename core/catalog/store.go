@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -117,6 +118,9 @@ type Tx interface {
 	// relations' target blueprints and the index layout.
 	PutEntity(bp *Blueprint, before, after *Entity, ev Event)
 	DeleteEntity(bp *Blueprint, before *Entity, ev Event)
+	// ReadDerived is Entities with the scorecard results left as their
+	// stored JSON (nil when none), for a recomputation to compare.
+	ReadDerived(ctx context.Context, refs []Ref) ([]*Entity, []json.RawMessage, error)
 	// PutDerived is PutEntity for an after that differs from before only
 	// in its derived values (Scorecards, Aggregations) and UpdatedAt.
 	PutDerived(bp *Blueprint, before, after *Entity, ev Event)
