@@ -138,23 +138,12 @@ func (s *Service) columnsFromDocuments(ctx context.Context, query *Rule, fields 
 	needsComputed := slices.ContainsFunc(fields, func(f string) bool { return computed[f] })
 	queryComputed := false
 	query.Walk(func(r *Rule) { queryComputed = queryComputed || computed[r.Property] })
-	now := s.now()
 	res, err := s.store.Search(ctx, SearchRequest{
 		Query:      query,
 		Computed:   computed,
 		Restricted: visible != nil,
 		Visible:    visible.visibility(),
-		Match: func(e *Entity, related Related) bool {
-			if !visible.allows(e) {
-				return false
-			}
-			if queryComputed {
-				if err := s.decorateWith(ctx, []*Entity{e}, bps); err != nil {
-					return false
-				}
-			}
-			return Match(query, e, e.Properties, now, related)
-		},
+		Match:      s.matcher(ctx, query, bps, queryComputed, visible),
 	})
 	if err != nil {
 		return nil, err

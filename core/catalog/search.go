@@ -56,24 +56,13 @@ func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error
 	for _, f := range q.Sort {
 		needsComputed = needsComputed || computed[f.Property]
 	}
-	now := s.now()
 	visible := s.newReadFilter(ctx, bps)
 	res, err := s.store.Search(ctx, SearchRequest{
 		Query:      q.Query,
 		Computed:   computed,
 		Restricted: visible != nil,
 		Visible:    visible.visibility(),
-		Match: func(e *Entity, related Related) bool {
-			if !visible.allows(e) {
-				return false
-			}
-			if needsComputed {
-				if err := s.decorateWith(ctx, []*Entity{e}, bps); err != nil {
-					return false
-				}
-			}
-			return Match(q.Query, e, e.Properties, now, related)
-		},
+		Match:      s.matcher(ctx, q.Query, bps, needsComputed, visible),
 		Sort:   q.Sort,
 		Offset: offset,
 		Limit:  q.Limit,
@@ -173,4 +162,22 @@ func (s *Service) Related(ctx context.Context, ref Ref, direction string, depth 
 		out[dir] = hops
 	}
 	return out, nil
+}
+
+// matcher is the final verdict of a search over stored candidates: the
+// actor may read the entity, and it matches query (decorated first when
+// decorate says computed properties are involved).
+func (s *Service) matcher(ctx context.Context, query *Rule, bps map[string]*Blueprint, decorate bool, visible *readFilter) func(*Entity, Related) bool {
+	now := s.now()
+	return func(e *Entity, related Related) bool {
+		if !visible.allows(e) {
+			return false
+		}
+		if decorate {
+			if err := s.decorateWith(ctx, []*Entity{e}, bps); err != nil {
+				return false
+			}
+		}
+		return Match(query, e, e.Properties, now, related)
+	}
 }
