@@ -118,8 +118,8 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 		if err := s.syncDependents(ctx, tx, &bp, ""); err != nil {
 			return err
 		}
-		if len(bp.Scorecards) > 0 || len(bp.AggregationProperties) > 0 || len(existing.AggregationProperties) > 0 {
-			tx.MarkAll(bp.Identifier) // what derived values read may have changed
+		if (len(bp.Scorecards) > 0 || len(bp.AggregationProperties) > 0 || len(existing.AggregationProperties) > 0) && gradingChanged(existing, &bp) {
+			tx.MarkAll(bp.Identifier) // what derived values read changed
 		}
 		return s.applyChange(ctx, tx, existing, &bp)
 	})
@@ -202,4 +202,19 @@ func (s *Service) DeleteBlueprint(ctx context.Context, id string) error {
 		tx.DeleteBlueprint(id, s.event(ctx, EventBlueprintDeleted, id, "", existing, nil))
 		return nil
 	})
+}
+
+// gradingChanged reports whether a blueprint change can change its
+// entities' derived values: anything but its presentation and access
+// rules.
+func gradingChanged(old, next *Blueprint) bool {
+	strip := func(bp *Blueprint) Blueprint {
+		r := *bp
+		r.Title, r.Description, r.Icon = "", "", ""
+		r.Permissions, r.Ownership = nil, nil
+		r.CreatedAt, r.UpdatedAt, r.Change, r.Dependents = time.Time{}, time.Time{}, nil, nil
+		return r
+	}
+	x, y := strip(old), strip(next)
+	return !sameBlueprint(&x, &y)
 }

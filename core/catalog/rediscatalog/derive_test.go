@@ -564,3 +564,31 @@ func TestRemarkStopsRun(t *testing.T) {
 		}
 	})
 }
+
+// TestPresentationChangesRegradeNothing: retitling a graded blueprint
+// marks nothing; changing what rules read marks it whole.
+func TestPresentationChangesRegradeNothing(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.derivedCatalog()
+		e.settle()
+		bp, err := e.svc.GetBlueprint(e.ctx, "service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := *bp
+		next.Title, next.Description = "Services", "What we run"
+		if _, _, err := e.svc.PutBlueprint(e.ctx, &next, false); err != nil {
+			t.Fatal(err)
+		}
+		if marked, err := e.store.Marked(e.ctx, catalog.MarkBlueprint, catalog.Ref{Blueprint: "service"}); err != nil || marked {
+			t.Errorf("a new title marked the blueprint: %v, %v", marked, err)
+		}
+		next.CalculationProperties = map[string]catalog.CalculationProperty{"x": {JQ: ".identifier"}}
+		if _, _, err := e.svc.PutBlueprint(e.ctx, &next, false); err != nil {
+			t.Fatal(err)
+		}
+		if marked, err := e.store.Marked(e.ctx, catalog.MarkBlueprint, catalog.Ref{Blueprint: "service"}); err != nil || !marked {
+			t.Errorf("a new calculation property did not mark the blueprint: %v, %v", marked, err)
+		}
+	})
+}
