@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -482,7 +483,8 @@ func (s *Service) aggregationValues(ctx context.Context, refs []Ref, compiled ma
 	if err != nil {
 		return nil, err
 	}
-	// Read every referrer an aggregation counts once.
+	// Read every referrer an aggregation counts once (by blueprint, so
+	// that each read may decode only what the aggregations read).
 	wanted := map[Ref]*Entity{}
 	var order []Ref
 	for i, r := range with {
@@ -498,9 +500,17 @@ func (s *Service) aggregationValues(ctx context.Context, refs []Ref, compiled ma
 			}
 		}
 	}
-	for start := 0; start < len(order); start += 1000 {
-		part := order[start:min(start+1000, len(order))]
-		got, err := s.store.Entities(ctx, part)
+	slices.SortFunc(order, compareRefs)
+	only := aggregationReads(compiled)
+	for start := 0; start < len(order); start += 10_000 {
+		part := order[start:min(start+10_000, len(order))]
+		var got []*Entity
+		var err error
+		if p, ok := only[part[0].Blueprint]; ok && p != nil && sameBlueprintRefs(part) {
+			got, err = s.store.ReadProjected(ctx, part, p)
+		} else {
+			got, err = s.store.Entities(ctx, part)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -534,4 +544,53 @@ func sameStored(stored json.RawMessage, encoded []byte) bool {
 		return len(encoded) == 0
 	}
 	return string(stored) == string(encoded)
+}
+
+// aggregationReads says, per target blueprint, which parts of its
+// entities the aggregations over it read; nil when some rule names a
+// meta-property other than $identifier and $blueprint (the whole entity
+// is read then).
+func aggregationReads(compiled map[string]*CompiledBlueprint) map[string]*Projection {
+	out := map[string]*Projection{}
+	full := map[string]bool{}
+	for _, c := range compiled {
+		if c == nil {
+			continue
+		}
+		for _, a := range c.aggregations {
+			p := out[a.Target]
+			if p == nil {
+				p = &Projection{}
+				out[a.Target] = p
+			}
+			if a.Property != "" {
+				p.Properties = append(p.Properties, a.Property)
+			}
+			a.Query.Walk(func(r *Rule) {
+				switch {
+				case r.IsCombinator():
+				case r.Property == "$identifier" || r.Property == "$blueprint":
+				case strings.HasPrefix(r.Property, "$") || r.Operator == "relatedTo":
+					full[a.Target] = true
+				default:
+					p.Properties = append(p.Properties, r.Property)
+					p.Relations = append(p.Relations, r.Property)
+				}
+			})
+		}
+	}
+	for bp := range full {
+		out[bp] = nil
+	}
+	return out
+}
+
+// sameBlueprintRefs reports whether refs all name one blueprint.
+func sameBlueprintRefs(refs []Ref) bool {
+	for _, r := range refs {
+		if r.Blueprint != refs[0].Blueprint {
+			return false
+		}
+	}
+	return true
 }

@@ -23,6 +23,10 @@ type Store interface {
 	// EntityIDs pages through a blueprint's identifiers in lexical order,
 	// starting after `after`; it also returns how many there are.
 	EntityIDs(ctx context.Context, blueprint, after string, limit int) (ids []string, total int, err error)
+	// ReadProjected returns the entities named by refs holding only their
+	// identifier, blueprint and the parts only names (nil where one is
+	// missing): cheaper than Entities when little of each is needed.
+	ReadProjected(ctx context.Context, refs []Ref, only *Projection) ([]*Entity, error)
 	// ReferrersOf returns, for each ref, the relation edges pointing at it.
 	ReferrersOf(ctx context.Context, refs []Ref) ([][]Reference, error)
 	// Search returns the entities matching req, sorted and paged.

@@ -204,6 +204,35 @@ func (s *Store) Entities(ctx context.Context, refs []catalog.Ref) ([]*catalog.En
 	return getEntities(ctx, s.rdb, s.keys, refs)
 }
 
+// ReadProjected reads refs' entities holding only their identifier and
+// the parts only names (nil where one is missing), in one round trip.
+func (s *Store) ReadProjected(ctx context.Context, refs []catalog.Ref, only *catalog.Projection) ([]*catalog.Entity, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := queueEntityReads(ctx, pipe, entityKeys(s.keys, refs))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("get entities: %w", err)
+	}
+	out := make([]*catalog.Entity, len(refs))
+	i := 0
+	for _, cmd := range cmds {
+		for _, v := range cmd.Val() {
+			if str, ok := v.(string); ok {
+				e, err := decodeProjected(str, only)
+				if err != nil {
+					return nil, fmt.Errorf("decode entity %s/%s: %w", refs[i].Blueprint, refs[i].Identifier, err)
+				}
+				e.Blueprint = refs[i].Blueprint
+				out[i] = e
+			}
+			i++
+		}
+	}
+	return out, nil
+}
+
 // EntityIDs pages through a blueprint's identifiers in lexical order.
 func (s *Store) EntityIDs(ctx context.Context, bp, after string, limit int) ([]string, int, error) {
 	min := "-"
