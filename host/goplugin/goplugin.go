@@ -121,6 +121,7 @@ func (p *Plugin) connectLocked() (*rpc.Client, error) {
 	}
 	cmd := exec.Command(p.cfg.Path)
 	cmd.Dir, cmd.Env = dir, processEnv(dir)
+	cmd.SysProcAttr = childAttrs()
 	c := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  rpc.Handshake,
 		Plugins:          plugin.PluginSet{rpc.PluginName: &rpc.Plugin{Host: p.cfg.Host}},
