@@ -82,8 +82,23 @@ func (s *Service) Aggregate(ctx context.Context, q AggregateQuery) (*AggregateRe
 	computed := computedProperties(bps)
 	fields := aggregateFields(q)
 	visible := s.newReadFilter(ctx, bps)
+	stored := !slices.ContainsFunc(fields, func(f string) bool { return computed[f] })
+	if visible == nil && stored && q.Func != FuncCount && q.GroupBy != "" && q.Property != "" && q.GroupBy != q.Property && q.Bucket == nil {
+		// A number by group: no rows needed (see Store.GroupedNumbers).
+		grouped, ok, err := s.store.GroupedNumbers(ctx, ColumnsRequest{Query: q.Query, Computed: computed, Fields: fields})
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			accs := make(map[groupID]*groupAcc, len(grouped.Present))
+			for key := range grouped.Present {
+				accs[groupID{key: key}] = &groupAcc{key: key, nums: grouped.Groups[key]}
+			}
+			return aggregateResult(q, accs), nil
+		}
+	}
 	var rows *Columns
-	if visible == nil && !slices.ContainsFunc(fields, func(f string) bool { return computed[f] }) {
+	if visible == nil && stored {
 		cols, ok, err := s.store.Columns(ctx, ColumnsRequest{Query: q.Query, Computed: computed, Fields: fields,
 			CountOnly: q.Func == FuncCount && q.Property == "" && len(fields) <= 1})
 		if err != nil {
@@ -395,6 +410,11 @@ func aggregate(q AggregateQuery, fields []string, rows *Columns) *AggregateResul
 			}
 		}
 	}
+	return aggregateResult(q, accs)
+}
+
+// aggregateResult turns accumulated groups into the sorted answer.
+func aggregateResult(q AggregateQuery, accs map[groupID]*groupAcc) *AggregateResult {
 	out := &AggregateResult{Groups: make([]AggregateGroup, 0, len(accs))}
 	for _, acc := range accs {
 		g := AggregateGroup{Key: acc.key, Value: acc.value(q.Func)}

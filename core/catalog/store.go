@@ -35,6 +35,10 @@ type Store interface {
 	// document; ok is false when they cannot answer it exactly (a rule
 	// or a field they do not hold), and the caller reads the documents.
 	Columns(ctx context.Context, req ColumnsRequest) (cols *Columns, ok bool, err error)
+	// GroupedNumbers answers, when it can from the indexes without
+	// materialising rows (ok), the numbers of req.Fields[1] grouped by
+	// the values of req.Fields[0] over the entities req.Query matches.
+	GroupedNumbers(ctx context.Context, req ColumnsRequest) (*GroupedNumbers, bool, error)
 	// Events returns up to count events after the given stream id ("" or
 	// "0" for the beginning, "$" for only new ones), waiting up to block for
 	// the first one when block > 0.
@@ -240,6 +244,15 @@ type ColumnsRequest struct {
 	// field (or how many there are, without fields) matters: the store
 	// may answer with weighted rows.
 	CountOnly bool
+}
+
+// GroupedNumbers are the numbers of a property of the matching entities
+// by the values of a field (key nil: entities holding none): Groups holds
+// the numbers, Present every key some entity holds (with or without a
+// number).
+type GroupedNumbers struct {
+	Groups  map[any][]float64
+	Present map[any]bool
 }
 
 // Columns are fields of the matching entities, one row per entity:
