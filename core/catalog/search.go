@@ -63,9 +63,9 @@ func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error
 		Restricted: visible != nil,
 		Visible:    visible.visibility(),
 		Match:      s.matcher(ctx, q.Query, bps, needsComputed, visible),
-		Sort:   q.Sort,
-		Offset: offset,
-		Limit:  q.Limit,
+		Sort:       q.Sort,
+		Offset:     offset,
+		Limit:      q.Limit,
 	})
 	if err != nil {
 		return nil, err
