@@ -19,21 +19,13 @@ import (
 // document is read: an aggregate over 100,000 entities reads a few sets
 // and zsets instead of 100,000 documents.
 func (s *Store) Columns(ctx context.Context, req catalog.ColumnsRequest) (*catalog.Columns, bool, error) {
-	all, changes, err := s.blueprints(ctx, true)
-	if err != nil {
-		return nil, false, err
-	}
-	bps := make(map[string]*catalog.Blueprint, len(all))
-	for _, bp := range all {
-		bps[bp.Identifier] = bp
-	}
-	related, err := s.resolveRelated(ctx, req.Query, bps, nil)
+	sc, err := s.scopeOf(ctx, req.Query, nil)
 	if err != nil {
 		return nil, false, err
 	}
 	out := &catalog.Columns{Values: make([][]any, len(req.Fields))}
-	for _, bp := range all {
-		unset := unsettled(changes[bp.Identifier])
+	for _, bp := range sc.all {
+		unset := unsettled(sc.changes[bp.Identifier])
 		cols := make([]column, len(req.Fields))
 		for f, name := range req.Fields {
 			var ok bool
@@ -41,7 +33,7 @@ func (s *Store) Columns(ctx context.Context, req catalog.ColumnsRequest) (*catal
 				return nil, false, nil
 			}
 		}
-		p := &planner{s: s, bp: bp, computed: req.Computed, unsettled: unset, related: related}
+		p := sc.planner(s, bp, req.Computed)
 		c, err := p.run(ctx, req.Query)
 		if err != nil {
 			return nil, false, err

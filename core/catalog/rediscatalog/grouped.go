@@ -19,21 +19,13 @@ func (s *Store) GroupedNumbers(ctx context.Context, req catalog.ColumnsRequest) 
 	if len(req.Fields) != 2 {
 		return nil, false, nil
 	}
-	all, changes, err := s.blueprints(ctx, true)
-	if err != nil {
-		return nil, false, err
-	}
-	bps := make(map[string]*catalog.Blueprint, len(all))
-	for _, bp := range all {
-		bps[bp.Identifier] = bp
-	}
-	related, err := s.resolveRelated(ctx, req.Query, bps, nil)
+	sc, err := s.scopeOf(ctx, req.Query, nil)
 	if err != nil {
 		return nil, false, err
 	}
 	out := &catalog.GroupedNumbers{Groups: map[any][]float64{}, Present: map[any]bool{}}
-	for _, bp := range all {
-		unset := unsettled(changes[bp.Identifier])
+	for _, bp := range sc.all {
+		unset := unsettled(sc.changes[bp.Identifier])
 		group, ok := columnOf(bp, req.Fields[0], unset, req.Computed)
 		if !ok || (group.kind != setsColumn && group.kind != boolColumn && group.kind != absentColumn) {
 			return nil, false, nil
@@ -42,7 +34,7 @@ func (s *Store) GroupedNumbers(ctx context.Context, req catalog.ColumnsRequest) 
 		if !ok || (num.kind != numberColumn && num.kind != absentColumn) {
 			return nil, false, nil
 		}
-		p := &planner{s: s, bp: bp, computed: req.Computed, unsettled: unset, related: related}
+		p := sc.planner(s, bp, req.Computed)
 		c, err := p.run(ctx, req.Query)
 		if err != nil {
 			return nil, false, err

@@ -18,22 +18,14 @@ import (
 // only ever narrows. When every rule was answered exactly by an index and the
 // sort needs no document, only the requested page is fetched.
 func (s *Store) Search(ctx context.Context, req catalog.SearchRequest) (*catalog.SearchResult, error) {
-	all, changes, err := s.blueprints(ctx, true)
-	if err != nil {
-		return nil, err
-	}
-	bps := make(map[string]*catalog.Blueprint, len(all))
-	for _, bp := range all {
-		bps[bp.Identifier] = bp
-	}
-	related, err := s.resolveRelated(ctx, req.Query, bps, req.Visible)
+	sc, err := s.scopeOf(ctx, req.Query, req.Visible)
 	if err != nil {
 		return nil, err
 	}
 	exact := true
 	var refs []catalog.Ref
-	for _, bp := range all {
-		p := &planner{s: s, bp: bp, computed: req.Computed, unsettled: unsettled(changes[bp.Identifier]), related: related}
+	for _, bp := range sc.all {
+		p := sc.planner(s, bp, req.Computed)
 		c, err := p.run(ctx, req.Query)
 		if err != nil {
 			return nil, err
@@ -50,11 +42,11 @@ func (s *Store) Search(ctx context.Context, req catalog.SearchRequest) (*catalog
 		}
 	}
 	if exact && !req.Restricted {
-		if page, ok, err := s.pageWithoutDocuments(ctx, refs, req, related); ok || err != nil {
+		if page, ok, err := s.pageWithoutDocuments(ctx, refs, req, sc.related); ok || err != nil {
 			return page, err
 		}
 	}
-	return s.pageWithDocuments(ctx, refs, req, related)
+	return s.pageWithDocuments(ctx, refs, req, sc.related)
 }
 
 // pageWithoutDocuments orders refs by identifier or a numeric meta index and
@@ -255,4 +247,35 @@ func (s *Store) ReferrersOf(ctx context.Context, refs []catalog.Ref) ([][]catalo
 		out[i] = referrersFrom(kinds[r.Blueprint], members)
 	}
 	return out, nil
+}
+
+// scope is what planning a query over every blueprint needs: the
+// blueprints, their changes in progress and the query's relatedTo sets.
+type scope struct {
+	all     []*catalog.Blueprint
+	changes map[string]*catalog.BlueprintChange
+	related catalog.Related
+}
+
+// scopeOf reads the blueprints and resolves q's relatedTo rules (walks
+// bounded by visible).
+func (s *Store) scopeOf(ctx context.Context, q *catalog.Rule, visible catalog.Visibility) (*scope, error) {
+	all, changes, err := s.blueprints(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	bps := make(map[string]*catalog.Blueprint, len(all))
+	for _, bp := range all {
+		bps[bp.Identifier] = bp
+	}
+	related, err := s.resolveRelated(ctx, q, bps, visible)
+	if err != nil {
+		return nil, err
+	}
+	return &scope{all: all, changes: changes, related: related}, nil
+}
+
+// planner plans over blueprint bp of the scope.
+func (sc *scope) planner(s *Store, bp *catalog.Blueprint, computed map[string]bool) *planner {
+	return &planner{s: s, bp: bp, computed: computed, unsettled: unsettled(sc.changes[bp.Identifier]), related: sc.related}
 }
