@@ -316,24 +316,43 @@ func (s *Service) byTeam(ctx context.Context, scope, meet *catalog.Rule) ([]Team
 	if err != nil {
 		return nil, err
 	}
+	inScope, err := s.countByTeam(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	meeting := map[string]int{}
+	if meet != nil {
+		if meeting, err = s.countByTeam(ctx, meet); err != nil {
+			return nil, err
+		}
+	}
 	out := []TeamProgress{}
 	for _, team := range teams {
-		of := catalog.Rule{Property: "$team", Operator: "contains", Value: team}
-		in, err := s.count(ctx, &catalog.Rule{Combinator: "and", Rules: []catalog.Rule{*scope, of}})
-		if err != nil || in == 0 {
-			if err != nil {
-				return nil, err
-			}
+		in := inScope[team]
+		if in == 0 {
 			continue
 		}
-		tp := TeamProgress{Team: team, InScope: in}
-		if meet != nil {
-			if tp.Meeting, err = s.count(ctx, &catalog.Rule{Combinator: "and", Rules: []catalog.Rule{*meet, of}}); err != nil {
-				return nil, err
-			}
-		}
+		tp := TeamProgress{Team: team, InScope: in, Meeting: meeting[team]}
 		tp.Share = share(tp.Meeting, tp.InScope)
 		out = append(out, tp)
+	}
+	return out, nil
+}
+
+// countByTeam counts the entities q matches per team, in one aggregate
+// (an entity counts for each of its teams).
+func (s *Service) countByTeam(ctx context.Context, q *catalog.Rule) (map[string]int, error) {
+	res, err := s.cat.Aggregate(ctx, catalog.AggregateQuery{Query: cloneRule(q), Func: catalog.FuncCount, GroupBy: "$team"})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, g := range res.Groups {
+		team, _ := g.Key.(string)
+		n, _ := g.Value.(int)
+		if team != "" {
+			out[team] += n
+		}
 	}
 	return out, nil
 }
