@@ -115,13 +115,7 @@ func (s *Service) PutBlueprint(ctx context.Context, in *Blueprint, create bool) 
 			return err
 		}
 		out = &bp
-		if err := s.syncDependents(ctx, tx, &bp, ""); err != nil {
-			return err
-		}
-		if (len(bp.Scorecards) > 0 || len(bp.AggregationProperties) > 0 || len(existing.AggregationProperties) > 0) && gradingChanged(existing, &bp) {
-			tx.MarkAll(bp.Identifier) // what derived values read changed
-		}
-		return s.applyChange(ctx, tx, existing, &bp)
+		return s.applyDefinition(ctx, tx, existing, &bp)
 	})
 	if err == nil && pending != nil {
 		out, err = s.validateChange(ctx, old, pending, compiled)
@@ -217,4 +211,19 @@ func gradingChanged(old, next *Blueprint) bool {
 	}
 	x, y := strip(old), strip(next)
 	return !sameBlueprint(&x, &y)
+}
+
+// applyDefinition replaces blueprint existing with next in tx (the new
+// definition, as a PUT gave it): the stored scorecards stay, the other
+// blueprints' dependents follow, derived values are recomputed when what
+// they read changed, and index layouts move (applyChange).
+func (s *Service) applyDefinition(ctx context.Context, tx Tx, existing, next *Blueprint) error {
+	next.Scorecards = existing.Scorecards
+	if err := s.syncDependents(ctx, tx, next, ""); err != nil {
+		return err
+	}
+	if (len(next.Scorecards) > 0 || len(next.AggregationProperties) > 0 || len(existing.AggregationProperties) > 0) && gradingChanged(existing, next) {
+		tx.MarkAll(next.Identifier)
+	}
+	return s.applyChange(ctx, tx, existing, next)
 }

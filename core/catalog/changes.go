@@ -219,7 +219,8 @@ func (s *Service) validateChange(ctx context.Context, old *Blueprint, c *Bluepri
 			bp.UpdatedAt = existing.UpdatedAt.Add(time.Microsecond)
 		}
 		out = &bp
-		return s.applyChange(ctx, tx, existing, &bp)
+		// Scorecards defined while it was validated are kept.
+		return s.applyDefinition(ctx, tx, existing, &bp)
 	})
 	if err != nil {
 		return nil, err

@@ -592,3 +592,37 @@ func TestPresentationChangesRegradeNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestScorecardDefinedDuringValidationStays: a blueprint change that is
+// validated against every entity is applied with the scorecards stored
+// when it applies, not those of when it began.
+func TestScorecardDefinedDuringValidationStays(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.mustPut(`{"identifier": "service", "schema": {"properties": {"tier": {"type": "integer"}}}}`)
+		e.putEntity("service", `{"identifier": "a", "properties": {"tier": 1}}`)
+		sc := &catalog.Scorecard{Identifier: "ready", Rules: []catalog.ScorecardRule{{Identifier: "low", Level: "Gold",
+			Query: mustQuery(t, `{"combinator": "and", "rules": [{"property": "tier", "operator": "<=", "value": 1}]}`)}}}
+		// The validation's scan is where another admin defines a scorecard.
+		var svc *catalog.Service
+		svc = catalog.NewService(e.store, catalog.Options{Background: func(fn func()) {
+			if _, _, err := svc.PutScorecard(e.ctx, "service", sc); err != nil {
+				t.Errorf("put scorecard during validation: %v", err)
+			}
+			fn()
+		}})
+		var bp catalog.Blueprint
+		if err := json.Unmarshal([]byte(`{"identifier": "service", "schema": {"properties": {"tier": {"type": "integer", "maximum": 5}}}}`), &bp); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := svc.PutBlueprint(e.ctx, &bp, false); err != nil {
+			t.Fatalf("tightening: %v", err)
+		}
+		got, err := svc.GetBlueprint(e.ctx, "service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Schema.Properties["tier"].Maximum == nil || got.Scorecards["ready"] == nil {
+			t.Fatalf("after the validated change: maximum %v, scorecards %v", got.Schema.Properties["tier"].Maximum, got.Scorecards)
+		}
+	})
+}
