@@ -146,7 +146,7 @@ func (d *deletion) run(ctx context.Context, start Ref) ([]Ref, error) {
 			return nil, err
 		}
 		d.tx.DeleteEntity(bp, e, d.s.entityEvent(ctx, EventEntityDeleted, ref))
-		markDependents(d.tx, bp, e, nil)
+		markDependents(d.tx, bp, e, nil, DepthFrom(ctx))
 		deleted = append(deleted, ref)
 	}
 	return deleted, nil
@@ -209,9 +209,9 @@ func (d *deletion) detach(ctx context.Context, detach map[Ref]bool, doomed map[R
 		}
 		after.UpdatedAt, after.UpdatedBy = changedAt(e, d.s.timestamp()), actor.ID
 		d.tx.PutEntity(bp, e, after, d.s.entityEvent(ctx, EventEntityUpdated, e.Ref()))
-		markDependents(d.tx, bp, e, after)
+		markDependents(d.tx, bp, e, after, DepthFrom(ctx))
 		if len(bp.Scorecards) > 0 {
-			d.tx.MarkDirty(e.Ref()) // regraded without what it pointed at
+			d.tx.MarkDirty(e.Ref(), DepthFrom(ctx)) // regraded without what it pointed at
 		}
 	}
 	return nil

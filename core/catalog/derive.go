@@ -128,14 +128,16 @@ func (s *Service) derivedEffects(tx Tx, c *CompiledBlueprint, before, after *Ent
 		}
 	}
 	if before == nil && after != nil && len(c.aggregations) > 0 {
-		tx.MarkDirty(after.Ref()) // something may still point at its name
+		tx.MarkDirty(after.Ref(), ev.Depth) // something may still point at its name
 	}
-	markDependents(tx, c.Blueprint, before, after)
+	markDependents(tx, c.Blueprint, before, after, ev.Depth)
 }
 
 // markDependents marks the entities whose derived values read the entity
-// changing from before to after.
-func markDependents(tx Tx, bp *Blueprint, before, after *Entity) {
+// changing from before to after; depth is the change's automation depth,
+// which the recomputations' events carry on (so that a loop through
+// derived values still ends).
+func markDependents(tx Tx, bp *Blueprint, before, after *Entity, depth int) {
 	e := after
 	if e == nil {
 		e = before
@@ -152,7 +154,7 @@ func markDependents(tx Tx, bp *Blueprint, before, after *Entity) {
 			}
 			slices.Sort(ids)
 			for _, id := range slices.Compact(ids) {
-				tx.MarkDirty(Ref{Blueprint: d.Blueprint, Identifier: id})
+				tx.MarkDirty(Ref{Blueprint: d.Blueprint, Identifier: id}, depth)
 			}
 		}
 		// Readers point at an entity that exists before and after:
@@ -169,7 +171,7 @@ func markDependents(tx Tx, bp *Blueprint, before, after *Entity) {
 	}
 	if len(changed) > 0 {
 		slices.Sort(changed)
-		tx.MarkReferrers(e.Ref(), changed)
+		tx.MarkReferrers(e.Ref(), changed, depth)
 	}
 }
 

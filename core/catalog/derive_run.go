@@ -52,20 +52,25 @@ func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var refs, readers []Ref // claimed through their marks, or not
+	depths := map[Ref]int{} // the automation depth their recomputation carries on
 	var done []DirtyMark
 	var errs []error
 	for _, m := range marks {
 		switch m.Kind {
 		case MarkEntity:
 			refs = append(refs, m.Ref)
+			depths[m.Ref] = max(depths[m.Ref], m.Depth)
 			done = append(done, m)
 		case MarkReferrers:
-			found, err := s.tellReaders(ctx, m.Ref)
+			found, err := s.tellReaders(ctx, m.Ref, m.Depth)
 			if err != nil {
 				errs = append(errs, err)
 				continue // the claim goes stale and is handed out again
 			}
 			readers = append(readers, found...)
+			for _, r := range found {
+				depths[r] = max(depths[r], m.Depth)
+			}
 			done = append(done, m)
 		case MarkBlueprint:
 			err := s.rederiveBlueprint(ctx, m)
@@ -78,7 +83,7 @@ func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
 		}
 	}
 	for start := 0; start < len(refs); start += deriveChunk {
-		if _, err := s.rederive(ctx, refs[start:min(start+deriveChunk, len(refs))], true); err != nil {
+		if _, err := s.rederive(ctx, refs[start:min(start+deriveChunk, len(refs))], true, depths); err != nil {
 			return 0, errors.Join(append(errs, err)...) // the claims go stale and are handed out again
 		}
 	}
@@ -87,7 +92,7 @@ func (s *Service) RunDeriveOnce(ctx context.Context) (int, error) {
 	for start := 0; start < len(readers); start += deriveChunk {
 		// Readers are regraded (from what their transaction reads) with
 		// their aggregations kept: no claim needed.
-		if _, err := s.rederive(ctx, readers[start:min(start+deriveChunk, len(readers))], false); err != nil {
+		if _, err := s.rederive(ctx, readers[start:min(start+deriveChunk, len(readers))], false, depths); err != nil {
 			return 0, errors.Join(append(errs, err)...)
 		}
 	}
@@ -117,7 +122,7 @@ func compareRefs(a, b Ref) int {
 // gets an entity.updated event naming them (its detail: {"mirrors",
 // "cause"}), and the readers whose scorecards read ref are returned, to
 // be regraded.
-func (s *Service) tellReaders(ctx context.Context, ref Ref) ([]Ref, error) {
+func (s *Service) tellReaders(ctx context.Context, ref Ref, depth int) ([]Ref, error) {
 	bp, err := s.store.Blueprint(ctx, ref.Blueprint)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
@@ -167,7 +172,7 @@ func (s *Service) tellReaders(ctx context.Context, ref Ref) ([]Ref, error) {
 		}
 	}
 	for start := 0; start < len(order); start += deriveChunk {
-		if err := s.announceMirrors(ctx, ref, order[start:min(start+deriveChunk, len(order))], told); err != nil {
+		if err := s.announceMirrors(ctx, ref, order[start:min(start+deriveChunk, len(order))], told, depth); err != nil {
 			return nil, err
 		}
 	}
@@ -203,7 +208,7 @@ type MirrorsChanged struct {
 
 // announceMirrors appends, for each of refs, an entity.updated event
 // naming its mirror properties that changed (told[ref]).
-func (s *Service) announceMirrors(ctx context.Context, cause Ref, refs []Ref, told map[Ref][]string) error {
+func (s *Service) announceMirrors(ctx context.Context, cause Ref, refs []Ref, told map[Ref][]string, depth int) error {
 	return s.store.Update(ctx, func(tx Tx) error {
 		ents, err := tx.Entities(ctx, refs)
 		if err != nil {
@@ -218,7 +223,7 @@ func (s *Service) announceMirrors(ctx context.Context, cause Ref, refs []Ref, to
 			detail, _ := json.Marshal(MirrorsChanged{Mirrors: slices.Compact(names), Cause: cause})
 			doc := rawJSON(e)
 			tx.Record(Event{Type: EventEntityUpdated, Blueprint: e.Blueprint, Identifier: e.Identifier,
-				Before: doc, After: doc, Actor: DeriveActor, At: s.timestamp(), Detail: detail})
+				Before: doc, After: doc, Actor: DeriveActor, At: s.timestamp(), Detail: detail, Depth: depth})
 		}
 		return nil
 	})
@@ -287,7 +292,7 @@ func (s *Service) rederiveParallel(ctx context.Context, bp string, ids []string)
 		if withAggs {
 			return s.rederiveClaimed(ctx, refs)
 		}
-		_, err := s.rederive(ctx, refs, false)
+		_, err := s.rederive(ctx, refs, false, nil)
 		return err
 	}
 	errs := make(chan error, deriveWorkers)
@@ -326,7 +331,7 @@ func (s *Service) rederiveClaimed(ctx context.Context, refs []Ref) error {
 	if err != nil || len(got) == 0 {
 		return err
 	}
-	_, err = s.rederive(ctx, got, true)
+	_, err = s.rederive(ctx, got, true, nil)
 	return errors.Join(err, s.store.Release(ctx, got))
 }
 
@@ -335,9 +340,9 @@ func (s *Service) rederiveClaimed(ctx context.Context, refs []Ref) error {
 // it returns how many changed. The aggregation inputs are read first,
 // outside the transaction: a change to them meanwhile marks the entity
 // again.
-func (s *Service) rederive(ctx context.Context, refs []Ref, withAggregations bool) (int, error) {
+func (s *Service) rederive(ctx context.Context, refs []Ref, withAggregations bool, depths map[Ref]int) (int, error) {
 	for {
-		n, err := s.rederiveOnce(ctx, refs, withAggregations)
+		n, err := s.rederiveOnce(ctx, refs, withAggregations, depths)
 		var moved definitionMoved
 		if !errors.As(err, &moved) {
 			return n, err
@@ -355,7 +360,7 @@ func (d definitionMoved) Error() string {
 	return "blueprint " + d.blueprint + " changed while recomputing"
 }
 
-func (s *Service) rederiveOnce(ctx context.Context, refs []Ref, withAggregations bool) (int, error) {
+func (s *Service) rederiveOnce(ctx context.Context, refs []Ref, withAggregations bool, depths map[Ref]int) (int, error) {
 	compiled := map[string]*CompiledBlueprint{}
 	for _, r := range refs {
 		if _, ok := compiled[r.Blueprint]; ok {
@@ -448,7 +453,7 @@ func (s *Service) rederiveOnce(ctx context.Context, refs []Ref, withAggregations
 					return fmt.Errorf("decode scorecards of %s/%s: %w", e.Blueprint, e.Identifier, err)
 				}
 			}
-			ev := Event{Blueprint: e.Blueprint, Identifier: e.Identifier, Actor: DeriveActor, At: s.timestamp()}
+			ev := Event{Blueprint: e.Blueprint, Identifier: e.Identifier, Actor: DeriveActor, At: s.timestamp(), Depth: depths[e.Ref()]}
 			if !sameAggs {
 				// A value automations may watch: announced. Rule
 				// verdicts alone are not (level changes are, below).

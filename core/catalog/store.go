@@ -153,14 +153,16 @@ type Tx interface {
 	// Record appends an event about an entity written in this
 	// transaction to the stream and the entity's history, as given.
 	Record(ev Event)
+	// Marks carry the automation depth of the change that made them (see
+	// WithDepth; the latest mark's, for ten minutes): DirtyMark.Depth.
 	// MarkDirty marks an entity whose derived values need recomputing;
 	// MarkReferrers marks the entities whose relations point at ref,
 	// noting which of ref's properties they read changed (Changed);
 	// MarkAll marks every entity of a blueprint and starts its progress
 	// over under a new run, so that a recomputation under way stops (see
 	// DirtyMark and SaveDeriveProgress).
-	MarkDirty(ref Ref)
-	MarkReferrers(ref Ref, changed []string)
+	MarkDirty(ref Ref, depth int)
+	MarkReferrers(ref Ref, changed []string, depth int)
 	MarkAll(bp string)
 }
 
@@ -179,6 +181,8 @@ const (
 type DirtyMark struct {
 	Kind byte
 	Ref  Ref
+	// Depth is the automation depth of the change that made the mark.
+	Depth int
 }
 
 // DeriveProgress is how far the recomputation of a whole blueprint came.

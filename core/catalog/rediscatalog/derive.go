@@ -23,10 +23,10 @@ func (t *tx) Record(ev catalog.Event) {
 	t.w.event(encodeEvent(ev), t.s.keys.history(ev.Blueprint, ev.Identifier), nil)
 }
 
-func (t *tx) MarkDirty(ref catalog.Ref) { t.mark(catalog.MarkEntity, ref) }
+func (t *tx) MarkDirty(ref catalog.Ref, depth int) { t.mark(catalog.MarkEntity, ref, depth) }
 
-func (t *tx) MarkReferrers(ref catalog.Ref, changed []string) {
-	t.mark(catalog.MarkReferrers, ref)
+func (t *tx) MarkReferrers(ref catalog.Ref, changed []string, depth int) {
+	t.mark(catalog.MarkReferrers, ref, depth)
 	for _, p := range changed {
 		t.w.sadd(t.s.keys.changedProps(ref.Blueprint, ref.Identifier), p)
 	}
@@ -49,17 +49,26 @@ func (s *Store) Told(ctx context.Context, ref catalog.Ref, props []string) error
 // MarkAll marks blueprint bp and starts its progress over under a new
 // run: a run under way fails its next SaveDeriveProgress and stops.
 func (t *tx) MarkAll(bp string) {
-	t.mark(catalog.MarkBlueprint, catalog.Ref{Blueprint: bp})
+	t.mark(catalog.MarkBlueprint, catalog.Ref{Blueprint: bp}, 0)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	raw, _ := json.Marshal(catalog.DeriveProgress{Run: hex.EncodeToString(b[:])})
 	t.w.set(t.s.keys.deriveProgress(bp), raw)
 }
 
-func (t *tx) mark(kind byte, ref catalog.Ref) {
+func (t *tx) mark(kind byte, ref catalog.Ref, depth int) {
+	m := dirtyMember(kind, ref)
 	kw := t.w.key(t.s.keys.dirty())
-	kw.zincrs = append(kw.zincrs, dirtyMember(kind, ref))
+	kw.zincrs = append(kw.zincrs, m)
+	if t.w.depths == nil {
+		t.w.depths = map[string]int{}
+	}
+	t.w.depths[t.s.keys.markDepth(m)] = depth // the latest mark's wins
 }
+
+// markDepthTTL bounds how long a mark's automation depth is remembered:
+// a mark handled long after is no part of a chain any more.
+const markDepthTTL = 10 * time.Minute
 
 // dirtyMember encodes a mark: its kind, the blueprint, "|", the identifier.
 func dirtyMember(kind byte, ref catalog.Ref) string {
@@ -143,7 +152,28 @@ func (s *Store) Claim(ctx context.Context, n int, stale time.Duration) ([]catalo
 	if err != nil {
 		return nil, fmt.Errorf("claim dirty marks: %w", err)
 	}
-	return out, nil
+	return out, s.readDepths(ctx, out)
+}
+
+// readDepths fills in the marks' automation depths.
+func (s *Store) readDepths(ctx context.Context, marks []catalog.DirtyMark) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	keys := make([]string, len(marks))
+	for i, m := range marks {
+		keys[i] = s.keys.markDepth(dirtyMember(m.Kind, m.Ref))
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return fmt.Errorf("read mark depths: %w", err)
+	}
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			marks[i].Depth, _ = strconv.Atoi(str)
+		}
+	}
+	return nil
 }
 
 func toAny(list []string) []any {

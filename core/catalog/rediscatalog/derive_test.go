@@ -1,6 +1,7 @@
 package rediscatalog
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -623,6 +624,49 @@ func TestScorecardDefinedDuringValidationStays(t *testing.T) {
 		}
 		if got.Schema.Properties["tier"].Maximum == nil || got.Scorecards["ready"] == nil {
 			t.Fatalf("after the validated change: maximum %v, scorecards %v", got.Schema.Properties["tier"].Maximum, got.Scorecards)
+		}
+	})
+}
+
+// TestDerivedEventsCarryDepth: a change made by an automation (depth 3)
+// reaches the level change it causes elsewhere at the same depth, so that
+// an automation loop through derived values still ends at the limit; a
+// later change by a person starts from 0 again.
+func TestDerivedEventsCarryDepth(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.derivedCatalog()
+		e.putEntity("team", `{"identifier": "payments", "properties": {"slackChannel": "#pay"}}`)
+		e.putEntity("service", `{"identifier": "checkout", "properties": {"language": "go", "tier": 1}, "relations": {"owner": "payments"}}`)
+		e.settle()
+		levelDepths := func() []int {
+			hist, err := e.svc.History(e.ctx, catalog.Ref{Blueprint: "service", Identifier: "checkout"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []int
+			for _, ev := range hist {
+				if ev.Type == catalog.EventScorecardLevelChanged {
+					out = append(out, ev.Depth)
+				}
+			}
+			return out
+		}
+		put := func(ctx context.Context, js string) {
+			ent, err := catalog.DecodeEntity([]byte(js))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ent.Blueprint = "incident"
+			if _, _, err := e.svc.PutEntity(ctx, ent, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(catalog.WithDepth(e.ctx, 3), `{"identifier": "inc-1", "properties": {"status": "open"}, "relations": {"service": "checkout"}}`)
+		e.settle()
+		put(e.ctx, `{"identifier": "inc-1", "properties": {"status": "resolved"}, "relations": {"service": "checkout"}}`)
+		e.settle()
+		if got := levelDepths(); !equalJSON(got, []int{3, 0}) {
+			t.Errorf("level change depths %v, want [3 0]", got)
 		}
 	})
 }

@@ -26,6 +26,7 @@ import (
 //	<p>|chgoff|<bp>              set: ids written during a validation that the proposed definition refuses
 //	<p>|dirty                    zset: derived values to recompute, <kind><bp>|<id> → times marked
 //	<p>|claimed                  zset: marks being recomputed → the claim's last heartbeat (unix ms)
+//	<p>|mdepth|<mark>            the automation depth of the change that made a mark (expires)
 //	<p>|mchg|<bp>|<id>           set: properties of the entity its readers read that changed since they were told
 //	<p>|dprog|<bp>               progress of a whole blueprint's recomputation (catalog.DeriveProgress JSON)
 //	<p>|events                   stream of change events
@@ -45,9 +46,10 @@ func (k keys) change(bp string) string      { return k.prefix + "|chg|" + bp }
 func (k keys) changeProgress(bp string) string {
 	return k.prefix + "|chgp|" + bp
 }
-func (k keys) offenders(bp string) string { return k.prefix + "|chgoff|" + bp }
-func (k keys) dirty() string              { return k.prefix + "|dirty" }
-func (k keys) claimed() string            { return k.prefix + "|claimed" }
+func (k keys) offenders(bp string) string     { return k.prefix + "|chgoff|" + bp }
+func (k keys) dirty() string                  { return k.prefix + "|dirty" }
+func (k keys) markDepth(member string) string { return k.prefix + "|mdepth|" + member }
+func (k keys) claimed() string                { return k.prefix + "|claimed" }
 func (k keys) changedProps(bp, id string) string {
 	return k.prefix + "|mchg|" + bp + "|" + id
 }

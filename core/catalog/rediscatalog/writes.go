@@ -20,6 +20,9 @@ type writes struct {
 	keys   map[string]*keyWrites
 	order  []string // keys in first-seen order
 	events []queuedEvent
+	// depths are the automation depths of the marks written (key →
+	// depth; 0 deletes it).
+	depths map[string]int
 }
 
 // keyWrites are the member changes queued for one key.
@@ -50,7 +53,7 @@ func newWrites() *writes {
 }
 
 func (w *writes) empty() bool {
-	return len(w.dels) == 0 && len(w.sets) == 0 && len(w.order) == 0 && len(w.events) == 0
+	return len(w.dels) == 0 && len(w.sets) == 0 && len(w.order) == 0 && len(w.events) == 0 && len(w.depths) == 0
 }
 
 func (w *writes) key(k string) *keyWrites {
@@ -118,6 +121,13 @@ func (w *writes) apply(ctx context.Context, p redis.Pipeliner, s *Store) {
 		}
 		for _, m := range w.keys[k].zincrs {
 			p.ZIncrBy(ctx, k, 1, m)
+		}
+	}
+	for key, depth := range w.depths {
+		if depth > 0 {
+			p.Set(ctx, key, depth, markDepthTTL)
+		} else {
+			p.Del(ctx, key)
 		}
 	}
 	for _, q := range w.events {
