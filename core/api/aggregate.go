@@ -26,14 +26,12 @@ func (h *handlers) aggregate(c *gin.Context) {
 		return
 	}
 	q := catalog.AggregateQuery{Func: req.Func, Property: req.Property, GroupBy: req.GroupBy, Bucket: req.Bucket}
-	if len(req.Query) > 0 && string(req.Query) != "null" {
-		rule, err := catalog.DecodeQuery(req.Query)
-		if err != nil {
-			fail(c, prefixPaths(err, "/query"))
-			return
-		}
-		q.Query = rule
+	rule, err := optionalQuery(req.Query)
+	if err != nil {
+		fail(c, err)
+		return
 	}
+	q.Query = rule
 	res, err := h.cat.Aggregate(c.Request.Context(), q)
 	if err != nil {
 		fail(c, err)

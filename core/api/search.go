@@ -25,14 +25,12 @@ func (h *handlers) search(c *gin.Context) {
 		return
 	}
 	q := catalog.SearchQuery{Limit: req.Limit, Cursor: req.Cursor, Sort: req.Sort}
-	if len(req.Query) > 0 && string(req.Query) != "null" {
-		rule, err := catalog.DecodeQuery(req.Query)
-		if err != nil {
-			fail(c, prefixPaths(err, "/query"))
-			return
-		}
-		q.Query = rule
+	rule, err := optionalQuery(req.Query)
+	if err != nil {
+		fail(c, err)
+		return
 	}
+	q.Query = rule
 	page, err := h.cat.Search(c.Request.Context(), q)
 	if err != nil {
 		fail(c, err)
@@ -56,4 +54,17 @@ func prefixPaths(err error, prefix string) error {
 		out.Violations = append(out.Violations, catalog.Violation{Path: prefix + v.Path, Message: v.Message})
 	}
 	return out
+}
+
+// optionalQuery decodes a request body's "query" member (nil when absent
+// or null); errors point into it.
+func optionalQuery(raw json.RawMessage) (*catalog.Rule, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	rule, err := catalog.DecodeQuery(raw)
+	if err != nil {
+		return nil, prefixPaths(err, "/query")
+	}
+	return rule, nil
 }
