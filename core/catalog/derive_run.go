@@ -151,6 +151,7 @@ func (s *Service) tellReaders(ctx context.Context, ref Ref, depth int) ([]Ref, e
 		return nil, err
 	}
 	var regrade []Ref
+	mirrors := map[edge][]string{}
 	told := map[Ref][]string{}
 	var order []Ref
 	for _, e := range edges[0] {
@@ -160,9 +161,14 @@ func (s *Service) tellReaders(ctx context.Context, ref Ref, depth int) ([]Ref, e
 		if grades[e.From.Blueprint] {
 			regrade = append(regrade, e.From)
 		}
-		names, err := s.mirrorsReading(ctx, e.From.Blueprint, e.Relation, changed)
-		if err != nil {
-			return nil, err
+		k := edge{e.From.Blueprint, e.Relation}
+		names, known := mirrors[k] // one lookup per kind of edge, not per reader
+		if !known {
+			var err error
+			if names, err = s.mirrorsReading(ctx, k.blueprint, k.relation, changed); err != nil {
+				return nil, err
+			}
+			mirrors[k] = names
 		}
 		if len(names) > 0 {
 			if _, ok := told[e.From]; !ok {

@@ -23,6 +23,15 @@ type Scorecard struct {
 	UpdatedAt time.Time       `json:"updatedAt"`
 }
 
+// LevelsOrDefault returns the scorecard's levels, DefaultLevels when it
+// names none.
+func (sc *Scorecard) LevelsOrDefault() []ScorecardLevel {
+	if len(sc.Levels) == 0 {
+		return DefaultLevels
+	}
+	return sc.Levels
+}
+
 // ScorecardLevel is one level of a scorecard.
 type ScorecardLevel struct {
 	Title string `json:"title"`
@@ -78,14 +87,7 @@ type compiledScorecard struct {
 }
 
 // levelRank returns the position of a level title, -1 when unknown.
-func (cs *compiledScorecard) levelRank(title string) int {
-	for i, l := range cs.levels {
-		if l.Title == title {
-			return i
-		}
-	}
-	return -1
-}
+func (cs *compiledScorecard) levelRank(title string) int { return LevelRank(cs.levels, title) }
 
 // compileScorecards checks bp's scorecards against the blueprint's names
 // (c holds its properties, relations, calculations, mirrors and
@@ -109,10 +111,7 @@ func (c *CompiledBlueprint) compileScorecard(sc *Scorecard, path string, vs *vio
 	if msg := schemaIdentifierProblem(sc.Identifier); msg != "" {
 		vs.add(path+"/identifier", "%s", msg)
 	}
-	cs := &compiledScorecard{sc: sc, levels: sc.Levels}
-	if len(cs.levels) == 0 {
-		cs.levels = DefaultLevels
-	}
+	cs := &compiledScorecard{sc: sc, levels: sc.LevelsOrDefault()}
 	seen := map[string]bool{}
 	for i, l := range cs.levels {
 		p := pointer("levels", strconv.Itoa(i))
@@ -217,9 +216,6 @@ func (c *CompiledBlueprint) gradable(name string) bool {
 	c.paths = append(c.paths, Mirror{Name: name, Relation: rel, Property: prop})
 	return true
 }
-
-// Grades reports whether the blueprint has scorecards.
-func (c *CompiledBlueprint) Grades() bool { return len(c.scorecards) > 0 }
 
 // gradingTargets lists the relation targets grading e reads (through
 // mirrors and relation paths).

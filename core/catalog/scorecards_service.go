@@ -194,11 +194,7 @@ func (s *Service) GetEntityScorecard(ctx context.Context, ref Ref, id string) (*
 	if sc == nil {
 		return nil, fmt.Errorf("scorecard %s/%s: %w", ref.Blueprint, id, ErrNotFound)
 	}
-	levels := sc.Levels
-	if len(levels) == 0 {
-		levels = DefaultLevels
-	}
-	out := &EntityScorecard{Blueprint: ref.Blueprint, Identifier: ref.Identifier, Scorecard: id, Title: sc.Title, Levels: levels, Rules: []EntityRuleResult{}}
+	out := &EntityScorecard{Blueprint: ref.Blueprint, Identifier: ref.Identifier, Scorecard: id, Title: sc.Title, Levels: sc.LevelsOrDefault(), Rules: []EntityRuleResult{}}
 	res, _ := e.Scorecards[id].(map[string]any)
 	out.Level, _ = res["level"].(string)
 	out.Graded = out.Level != ""

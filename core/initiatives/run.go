@@ -253,7 +253,7 @@ func (s *Service) regression(ctx context.Context, in *Initiative, bp *catalog.Bl
 	if in.Target.Scorecard != ch.Scorecard || bp.Scorecards[ch.Scorecard] == nil {
 		return nil
 	}
-	levels := levelsOf(bp.Scorecards[ch.Scorecard])
+	levels := bp.Scorecards[ch.Scorecard].LevelsOrDefault()
 	target := catalog.LevelRank(levels, in.Target.Level)
 	if target < 0 || catalog.LevelRank(levels, ch.From) < target || catalog.LevelRank(levels, ch.To) >= target {
 		return nil
@@ -289,7 +289,7 @@ func (s *Service) snapshotScorecard(ctx context.Context, bp, sc string) error {
 		return err
 	}
 	d := Distribution{Levels: map[string]int{}}
-	for _, l := range levelsOf(def) {
+	for _, l := range def.LevelsOrDefault() {
 		d.Levels[l.Title] = 0
 	}
 	for _, g := range res.Groups {

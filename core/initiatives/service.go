@@ -163,7 +163,7 @@ func (s *Service) validate(ctx context.Context, in *Initiative) error {
 		sc := bp.Scorecards[t.Scorecard]
 		if sc == nil {
 			add("/target/scorecard", "blueprint %s has no scorecard %q", in.Blueprint, t.Scorecard)
-		} else if catalog.LevelRank(levelsOf(sc), t.Level) < 0 {
+		} else if catalog.LevelRank(sc.LevelsOrDefault(), t.Level) < 0 {
 			add("/target/level", "level %q is not one of scorecard %s's levels (%s)", t.Level, t.Scorecard, strings.Join(levelTitles(sc), ", "))
 		}
 	}
@@ -173,16 +173,10 @@ func (s *Service) validate(ctx context.Context, in *Initiative) error {
 	return nil
 }
 
-func levelsOf(sc *catalog.Scorecard) []catalog.ScorecardLevel {
-	if len(sc.Levels) == 0 {
-		return catalog.DefaultLevels
-	}
-	return sc.Levels
-}
 
 func levelTitles(sc *catalog.Scorecard) []string {
 	var out []string
-	for _, l := range levelsOf(sc) {
+	for _, l := range sc.LevelsOrDefault() {
 		out = append(out, l.Title)
 	}
 	return out
@@ -221,7 +215,7 @@ func (s *Service) qualifying(ctx context.Context, in *Initiative) ([]any, error)
 	if sc == nil {
 		return nil, nil
 	}
-	levels := levelsOf(sc)
+	levels := sc.LevelsOrDefault()
 	rank := catalog.LevelRank(levels, in.Target.Level)
 	if rank < 0 {
 		return nil, nil
