@@ -234,25 +234,7 @@ func TestAggregationsExactUnderConcurrency(t *testing.T) {
 		for i := range services {
 			e.putEntity("service", fmt.Sprintf(`{"identifier": "s%d", "properties": {"language": "go", "tier": 1}, "relations": {"owner": "payments"}}`, i))
 		}
-		stop := make(chan struct{})
-		var workers sync.WaitGroup
-		for range 2 {
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if _, err := e.svc.RunDeriveOnce(e.ctx); err != nil {
-						t.Errorf("RunDeriveOnce: %v", err)
-						return
-					}
-				}
-			}()
-		}
+		stopWorkers := e.deriveWorkers(2)
 		var writers sync.WaitGroup
 		for w := range 3 {
 			writers.Add(1)
@@ -283,8 +265,7 @@ func TestAggregationsExactUnderConcurrency(t *testing.T) {
 			}()
 		}
 		writers.Wait()
-		close(stop)
-		workers.Wait()
+		stopWorkers()
 		e.settle()
 
 		open := map[string]float64{}
@@ -468,23 +449,7 @@ func TestRegradingUnderRedefinitions(t *testing.T) {
 		if _, err := e.svc.Write(e.ctx, bulk); err != nil {
 			t.Fatal(err)
 		}
-		stop := make(chan struct{})
-		var worker sync.WaitGroup
-		worker.Add(1)
-		go func() {
-			defer worker.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := e.svc.RunDeriveOnce(e.ctx); err != nil {
-					t.Errorf("RunDeriveOnce: %v", err)
-					return
-				}
-			}
-		}()
+		stopWorker := e.deriveWorkers(1)
 		for i := range 5 {
 			sc := &catalog.Scorecard{Identifier: fmt.Sprintf("sc%d", i), Rules: []catalog.ScorecardRule{{Identifier: "low", Level: "Gold",
 				Query: mustQuery(t, fmt.Sprintf(`{"combinator": "and", "rules": [{"property": "tier", "operator": "<=", "value": %d}]}`, i%4))}}}
@@ -497,8 +462,7 @@ func TestRegradingUnderRedefinitions(t *testing.T) {
 				return err == nil && p != nil && p.Done > 0
 			})
 		}
-		close(stop)
-		worker.Wait()
+		stopWorker()
 		e.settle()
 		for i := range 5 {
 			total := 0
@@ -669,4 +633,29 @@ func TestDerivedEventsCarryDepth(t *testing.T) {
 			t.Errorf("level change depths %v, want [3 0]", got)
 		}
 	})
+}
+
+// deriveWorkers runs n derived-value workers until the returned stop is
+// called (it waits for them).
+func (e *changeEnv) deriveWorkers(n int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := e.svc.RunDeriveOnce(e.ctx); err != nil {
+					e.t.Errorf("RunDeriveOnce: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
 }
