@@ -1,7 +1,11 @@
 package api_test
 
 import (
+	"context"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico-dev/portico/core/access"
 )
@@ -126,4 +130,48 @@ func TestScorecardRoutes(t *testing.T) {
 	}
 	e.must(204, "DELETE", "/api/v1/blueprints/svc/scorecards/readiness", nil)
 	e.must(404, "GET", "/api/v1/blueprints/svc/scorecards/readiness", nil)
+}
+
+// TestLevelEventsAreFiltered: a member's event stream carries the level
+// changes of entities they may read and none of another team's (whose
+// before and after would show the entity).
+func TestLevelEventsAreFiltered(t *testing.T) {
+	t.Parallel()
+	e := newAccessEnv(t, access.Options{})
+	e.must(201, "PUT", "/api/v1/blueprints/_team/entities/payments", M{})
+	e.must(201, "PUT", "/api/v1/blueprints/guarded", guardedBlueprint)
+	e.must(201, "PUT", "/api/v1/blueprints/guarded/scorecards/ready", M{"rules": []any{
+		M{"identifier": "low", "level": "Gold", "query": M{"combinator": "and", "rules": []any{M{"property": "tier", "operator": "<=", "value": 1}}}}}})
+	for _, id := range []string{"theirs", "mine"} {
+		team := "other"
+		if id == "mine" {
+			team = "payments"
+		}
+		e.must(201, "PUT", "/api/v1/blueprints/guarded/entities/"+id, M{"team": []string{team}, "properties": M{"tier": 1}})
+		e.must(200, "PUT", "/api/v1/blueprints/guarded/entities/"+id, M{"team": []string{team}, "properties": M{"tier": 3}})
+	}
+	e.user("m@example.com", "member", "payments")
+	_, member := e.mint("m@example.com", "read")
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/events?after=0", nil)
+	req.Header.Set("Authorization", "Bearer "+member)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := e.srv.Client().Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	buf := make([]byte, 1<<16)
+	var got strings.Builder
+	mine := `"type":"scorecard.level_changed","blueprint":"guarded","identifier":"mine"`
+	for !strings.Contains(got.String(), mine) {
+		n, err := res.Body.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(got.String(), mine) || strings.Contains(got.String(), "theirs") {
+		t.Fatalf("stream: %s", got.String())
+	}
 }
