@@ -12,12 +12,14 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/portico-dev/portico/cli"
 )
 
 func main() {
 	if err := rootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "portico:", err)
-		os.Exit(codeOf(err))
+		os.Exit(cli.CodeOf(err))
 	}
 }
 
@@ -28,7 +30,8 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), serveCmd(), workerCmd(), temporalCmd(), scorecardCmd())
+	root.AddCommand(devCmd(), serveCmd(), workerCmd(), temporalCmd())
+	root.AddCommand(cli.Commands()...)
 	return root
 }
 

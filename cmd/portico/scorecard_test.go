@@ -10,6 +10,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-dev/portico/cli"
 )
 
 // checkPortal starts the portal's API as serve wires it (over miniredis)
@@ -90,7 +92,7 @@ func TestScorecardCheck(t *testing.T) {
 			err := cmd.Execute()
 			code := 0
 			if err != nil {
-				code = codeOf(err)
+				code = cli.CodeOf(err)
 			}
 			if code != c.code {
 				t.Fatalf("exit %d (%v), want %d; output:\n%s", code, err, c.code, stdout.String())

@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,11 +57,30 @@ func seg(s string) string { return url.PathEscape(s) }
 
 // get decodes the JSON answer of GET path into out.
 func (c *Client) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.Do(ctx, http.MethodGet, path, nil, out)
+}
+
+// Do sends method path (path holds any query string) with in encoded as
+// its JSON body (none when nil) and decodes a JSON answer into out (kept
+// when nil). An answer other than 2xx is an *Error with the server's
+// message.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode body: %w", method, path, err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -69,7 +89,7 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 		return err
 	}
 	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("read answer: %w", err)
 	}
@@ -86,8 +106,11 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 		}
 		return e
 	}
+	if out == nil || len(raw) == 0 {
+		return nil
+	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("GET %s: invalid answer: %w", path, err)
+		return fmt.Errorf("%s %s: invalid answer: %w", method, path, err)
 	}
 	return nil
 }

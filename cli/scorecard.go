@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"errors"
@@ -9,41 +9,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portico-dev/portico/core/catalog"
-	"github.com/portico-dev/portico/internal/client"
 )
 
-// Exit codes of `portico scorecard check`.
-const (
-	exitBelow = 1 // the entity is below the minimum level
-	exitError = 2 // the check could not be made
-)
-
-// exitCode is an error that ends the process with a given code.
-type exitCode struct {
-	code int
-	err  error
-}
-
-func (e *exitCode) Error() string { return e.err.Error() }
-func (e *exitCode) Unwrap() error { return e.err }
-
-// codeOf is the exit code err asks for (1 when it names none).
-func codeOf(err error) int {
-	var ec *exitCode
-	if errors.As(err, &ec) {
-		return ec.code
-	}
-	return 1
-}
-
-func scorecardCmd() *cobra.Command {
+func scorecardCmd(cfg *Config) *cobra.Command {
 	cmd := &cobra.Command{Use: "scorecard", Short: "Scorecards from the command line (for CI)"}
-	cmd.AddCommand(scorecardCheckCmd())
+	cmd.AddCommand(scorecardCheckCmd(cfg))
+	cfg.bind(cmd)
 	return cmd
 }
 
-func scorecardCheckCmd() *cobra.Command {
-	var server, token, scorecard, minLevel string
+func scorecardCheckCmd(cfg *Config) *cobra.Command {
+	var scorecard, minLevel string
 	cmd := &cobra.Command{
 		Use:   "check <blueprint>/<identifier> --scorecard <id> --min-level <level>",
 		Short: "Check that an entity stands at or above a scorecard level (a CI gate)",
@@ -53,28 +29,23 @@ it is below (listing the failing rules up to --min-level), 2 when the check coul
 not be made.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := bindEnv(cmd); err != nil {
-				return &exitCode{exitError, err}
-			}
 			bp, id, ok := strings.Cut(args[0], "/")
 			switch {
 			case !ok || bp == "" || id == "":
-				return &exitCode{exitError, fmt.Errorf("%q: name the entity as <blueprint>/<identifier>", args[0])}
+				return &ExitError{ExitFailure, fmt.Errorf("%q: name the entity as <blueprint>/<identifier>", args[0])}
 			case scorecard == "":
-				return &exitCode{exitError, errors.New("--scorecard is required")}
+				return &ExitError{ExitFailure, errors.New("--scorecard is required")}
 			case minLevel == "":
-				return &exitCode{exitError, errors.New("--min-level is required")}
+				return &ExitError{ExitFailure, errors.New("--min-level is required")}
 			}
-			res, err := client.New(server, token).EntityScorecard(cmd.Context(), bp, id, scorecard)
+			res, err := cfg.Client().EntityScorecard(cmd.Context(), bp, id, scorecard)
 			if err != nil {
-				return &exitCode{exitError, fmt.Errorf("%s/%s, scorecard %s: %w", bp, id, scorecard, err)}
+				return &ExitError{ExitFailure, fmt.Errorf("%s/%s, scorecard %s: %w", bp, id, scorecard, err)}
 			}
 			return checkLevel(cmd.OutOrStdout(), res, minLevel)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", "http://127.0.0.1:7070", "the portal's URL")
-	f.StringVar(&token, "token", "", "an API token with the read scope")
 	f.StringVar(&scorecard, "scorecard", "", "the scorecard's identifier")
 	f.StringVar(&minLevel, "min-level", "", "the lowest level that passes")
 	return cmd
@@ -88,7 +59,7 @@ func checkLevel(w io.Writer, res *catalog.EntityScorecard, min string) error {
 		for _, l := range res.Levels {
 			names = append(names, l.Title)
 		}
-		return &exitCode{exitError, fmt.Errorf("level %q is not one of scorecard %s's levels (%s)", min, res.Scorecard, strings.Join(names, ", "))}
+		return &ExitError{ExitFailure, fmt.Errorf("level %q is not one of scorecard %s's levels (%s)", min, res.Scorecard, strings.Join(names, ", "))}
 	}
 	level := res.Level
 	if !res.Graded {
@@ -118,9 +89,9 @@ func checkLevel(w io.Writer, res *catalog.EntityScorecard, min string) error {
 		}
 	}
 	if !res.Graded {
-		return &exitCode{exitBelow, fmt.Errorf("%s/%s is not graded by scorecard %s", res.Blueprint, res.Identifier, res.Scorecard)}
+		return &ExitError{ExitBelow, fmt.Errorf("%s/%s is not graded by scorecard %s", res.Blueprint, res.Identifier, res.Scorecard)}
 	}
-	return &exitCode{exitBelow, fmt.Errorf("%s/%s is at %s, below %s", res.Blueprint, res.Identifier, res.Level, min)}
+	return &ExitError{ExitBelow, fmt.Errorf("%s/%s is at %s, below %s", res.Blueprint, res.Identifier, res.Level, min)}
 }
 
 func ruleName(r catalog.EntityRuleResult) string {
