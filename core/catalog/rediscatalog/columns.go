@@ -229,25 +229,45 @@ func (s *Store) scanColumn(ctx context.Context, bp string, col column, fn func(i
 		}
 		return true, nil
 	}
-	tagged, ok, err := s.setValues(ctx, bp, col)
+	members, ok, err := s.setMembers(ctx, bp, col)
 	if !ok || err != nil {
 		return false, err
+	}
+	for _, vm := range members {
+		for _, id := range vm.ids {
+			fn(id, vm.value)
+		}
+	}
+	return true, nil
+}
+
+// valueMembers is one value of a sets or bool column and the entities
+// holding it.
+type valueMembers struct {
+	value any
+	ids   []string
+}
+
+// setMembers reads every equality set of a sets or bool column; ok is
+// false when some value is too long for one.
+func (s *Store) setMembers(ctx context.Context, bp string, col column) ([]valueMembers, bool, error) {
+	tagged, ok, err := s.setValues(ctx, bp, col)
+	if !ok || err != nil {
+		return nil, ok, err
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(tagged))
 	for i, tv := range tagged {
-		cmds[i] = pipe.SMembers(ctx, k.eqIndex(bp, col.prop, tv))
+		cmds[i] = pipe.SMembers(ctx, s.keys.eqIndex(bp, col.prop, tv))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return false, err
+		return nil, false, err
 	}
+	out := make([]valueMembers, len(tagged))
 	for i, tv := range tagged {
-		v := untag(tv)
-		for _, id := range cmds[i].Val() {
-			fn(id, v)
-		}
+		out[i] = valueMembers{value: untag(tv), ids: cmds[i].Val()}
 	}
-	return true, nil
+	return out, true, nil
 }
 
 // setValues lists the tagged values with an equality set of a sets or

@@ -3,7 +3,7 @@ package rediscatalog
 import (
 	"context"
 	"fmt"
-	"math"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/portico-dev/portico/core/catalog"
 )
@@ -54,65 +54,82 @@ func (s *Store) GroupedNumbers(ctx context.Context, req catalog.ColumnsRequest) 
 	return out, true, nil
 }
 
-// groupNumbers adds every entity of blueprint bp to out.
+// groupNumbers adds every entity of blueprint bp to out. The number
+// index and the group's sets are read at once on two connections (Redis
+// answers one while the other is parsed), and the join goes through
+// positions: each entity holding the number gets one, and every group
+// member is looked up once.
 func (s *Store) groupNumbers(ctx context.Context, bp string, group, num column, out *catalog.GroupedNumbers) (bool, error) {
-	total, err := s.rdb.ZCard(ctx, s.keys.ids(bp)).Result()
-	if err != nil {
-		return false, fmt.Errorf("group %s: %w", bp, err)
+	var (
+		total   int64
+		pos     map[string]int32 // entity → its index in nums
+		nums    []float64
+		members []valueMembers
+		setsOK  = true
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		total, err = s.rdb.ZCard(gctx, s.keys.ids(bp)).Result()
+		return err
+	})
+	if num.kind == numberColumn {
+		g.Go(func() error {
+			zs, err := s.rdb.ZRangeWithScores(gctx, s.keys.numIndex(bp, num.prop), 0, -1).Result()
+			if err != nil {
+				return fmt.Errorf("%s.%s: %w", bp, num.prop, err)
+			}
+			pos, nums = make(map[string]int32, len(zs)), make([]float64, len(zs))
+			for i, z := range zs {
+				m, _ := z.Member.(string)
+				pos[m], nums[i] = int32(i), z.Score
+			}
+			return nil
+		})
+	}
+	if group.kind != absentColumn {
+		g.Go(func() (err error) {
+			members, setsOK, err = s.setMembers(gctx, bp, group)
+			if err != nil {
+				return fmt.Errorf("%s.%s: %w", bp, group.prop, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return false, fmt.Errorf("group %w", err)
+	}
+	if !setsOK {
+		return false, nil
 	}
 	if total == 0 {
 		return true, nil
 	}
-	// entry is an entity holding the number or a group value: its number
-	// (NaN: none) and whether it is in some group.
-	type entry struct {
-		num     float64
-		grouped bool
-	}
-	seen := make(map[string]entry, total)
-	if num.kind == numberColumn {
-		if _, err := s.scanColumn(ctx, bp, num, func(id string, v any) {
-			seen[id] = entry{num: v.(float64)}
-		}); err != nil {
-			return false, fmt.Errorf("group %s.%s: %w", bp, num.prop, err)
-		}
-	}
-	if group.kind != absentColumn {
-		present := map[any][]float64{}
-		ok, err := s.scanColumn(ctx, bp, group, func(id string, v any) {
-			e, found := seen[id]
-			if !found {
-				e.num = math.NaN()
-			}
-			if !e.grouped {
-				e.grouped = true
-				seen[id] = e
-			}
-			if !math.IsNaN(e.num) {
-				present[v] = append(present[v], e.num)
-			} else if _, ok := present[v]; !ok {
-				present[v] = nil
-			}
-		})
-		for v, nums := range present {
-			out.Present[v] = true
-			out.Groups[v] = append(out.Groups[v], nums...)
-		}
-		if err != nil || !ok {
-			return false, err
-		}
-	}
-	if int64(len(seen)) < total {
-		out.Present[nil] = true // some entity holds neither
-	}
-	for _, e := range seen {
-		if e.grouped {
+	grouped := make([]bool, len(nums)) // holds the number and is in a group
+	distinct := map[string]struct{}{}  // in a group without the number
+	for _, vm := range members {
+		if len(vm.ids) == 0 {
 			continue
 		}
-		out.Present[nil] = true
-		if !math.IsNaN(e.num) {
-			out.Groups[nil] = append(out.Groups[nil], e.num)
+		out.Present[vm.value] = true
+		vals := out.Groups[vm.value]
+		for _, id := range vm.ids {
+			if i, ok := pos[id]; ok {
+				vals = append(vals, nums[i])
+				grouped[i] = true
+			} else {
+				distinct[id] = struct{}{}
+			}
 		}
+		out.Groups[vm.value] = vals
+	}
+	for i, g := range grouped {
+		if !g {
+			out.Present[nil] = true
+			out.Groups[nil] = append(out.Groups[nil], nums[i])
+		}
+	}
+	if int64(len(distinct)+len(nums)) < total {
+		out.Present[nil] = true // some entity holds neither
 	}
 	return true, nil
 }
