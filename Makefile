@@ -34,7 +34,7 @@ $(BIN): FORCE
 
 $(WASM_OUT): $(OUT)/plugins/%.wasm: FORCE
 	@mkdir -p $(@D)
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildvcs=false -buildmode=c-shared -o $@ ./plugins/$*
 
 $(NATIVE_OUT): $(OUT)/plugins/%: FORCE
 	@mkdir -p $(@D)
