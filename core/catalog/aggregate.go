@@ -79,6 +79,19 @@ func (s *Service) Aggregate(ctx context.Context, q AggregateQuery) (*AggregateRe
 	if err := validateAggregate(&q, bps); err != nil {
 		return nil, err
 	}
+	res, err := s.compute(ctx, q, bps)
+	if err != nil {
+		return nil, err
+	}
+	if id, ok := scorecardLevelProperty(q.GroupBy); ok {
+		orderLevels(res.Groups, id, bps)
+	}
+	return res, nil
+}
+
+// compute answers a valid query from the indexes when they can, else from
+// the documents.
+func (s *Service) compute(ctx context.Context, q AggregateQuery, bps map[string]*Blueprint) (*AggregateResult, error) {
 	computed := computedProperties(bps)
 	fields := aggregateFields(q)
 	visible := s.newReadFilter(ctx, bps)
@@ -109,11 +122,35 @@ func (s *Service) Aggregate(ctx context.Context, q AggregateQuery) (*AggregateRe
 		}
 	}
 	if rows == nil {
+		var err error
 		if rows, err = s.columnsFromDocuments(ctx, q.Query, fields, bps, computed, visible); err != nil {
 			return nil, err
 		}
 	}
 	return aggregate(q, fields, rows), nil
+}
+
+// orderLevels puts groups keyed by a level of scorecard id in the
+// scorecard's order (Basic, Bronze, Silver, Gold), the ungraded last;
+// groups of one level keep their bucket order.
+func orderLevels(groups []AggregateGroup, id string, bps map[string]*Blueprint) {
+	rank := map[string]int{}
+	for _, name := range sortedKeys(bps) {
+		if sc := bps[name].Scorecards[id]; sc != nil {
+			for _, l := range sc.LevelsOrDefault() {
+				if _, ok := rank[l.Title]; !ok {
+					rank[l.Title] = len(rank)
+				}
+			}
+		}
+	}
+	of := func(k any) int {
+		if r, ok := rank[fmt.Sprint(k)]; ok && k != nil {
+			return r
+		}
+		return len(rank)
+	}
+	sort.SliceStable(groups, func(i, j int) bool { return of(groups[i].Key) < of(groups[j].Key) })
 }
 
 // computedProperties names the properties the store does not hold:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -64,6 +65,7 @@ func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error
 		Visible:    visible.visibility(),
 		Match:      s.matcher(ctx, q.Query, bps, needsComputed, visible),
 		Sort:       q.Sort,
+		SortValue:  levelRanks(q.Sort, bps),
 		Offset:     offset,
 		Limit:      q.Limit,
 	})
@@ -179,5 +181,29 @@ func (s *Service) matcher(ctx context.Context, query *Rule, bps map[string]*Blue
 			}
 		}
 		return Match(query, e, e.Properties, now, related)
+	}
+}
+
+// levelRanks sorts "scorecards.<id>.level" by the level's rank in the
+// scorecard (Basic < Bronze < Silver < Gold, the scorecard's own order),
+// not alphabetically; nil when no sort field is a level.
+func levelRanks(sort []SortField, bps map[string]*Blueprint) func(*Entity, string) any {
+	if !slices.ContainsFunc(sort, func(f SortField) bool { _, ok := scorecardLevelProperty(f.Property); return ok }) {
+		return nil
+	}
+	return func(e *Entity, prop string) any {
+		id, isLevel := scorecardLevelProperty(prop)
+		if !isLevel {
+			v, _ := Lookup(e, e.Properties, prop)
+			return v
+		}
+		bp, level := bps[e.Blueprint], ScorecardLevelOf(e, id)
+		if bp == nil || bp.Scorecards[id] == nil || level == "" {
+			return nil // ungraded: last, as any missing value
+		}
+		if rank := LevelRank(bp.Scorecards[id].LevelsOrDefault(), level); rank >= 0 {
+			return float64(rank)
+		}
+		return nil
 	}
 }

@@ -345,6 +345,17 @@ func bruteAggregate(t *testing.T, all []*catalog.Entity, q catalog.AggregateQuer
 		}
 		return out[i].Bucket != nil && out[i].Bucket.Before(*out[j].Bucket)
 	})
+	if q.GroupBy == "scorecards.readiness.level" { // default levels, in their order, the ungraded last
+		level := func(k any) int {
+			for i, l := range catalog.DefaultLevels {
+				if l.Title == k {
+					return i
+				}
+			}
+			return len(catalog.DefaultLevels)
+		}
+		sort.SliceStable(out, func(i, j int) bool { return level(out[i].Key) < level(out[j].Key) })
+	}
 	if out == nil {
 		out = []catalog.AggregateGroup{}
 	}

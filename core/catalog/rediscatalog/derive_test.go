@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -658,4 +659,39 @@ func (e *changeEnv) deriveWorkers(n int) (stop func()) {
 		}()
 	}
 	return func() { close(done); wg.Wait() }
+}
+
+// TestSortByLevelFollowsRank: sorting by a scorecard level orders by the
+// scorecard's levels (Basic < Bronze < Silver < Gold), not by the
+// alphabet (which puts Gold before Silver); ungraded entities come last
+// both ways.
+func TestSortByLevelFollowsRank(t *testing.T) {
+	backends(t, func(t *testing.T, e *changeEnv) {
+		e.mustPut(`{"identifier": "service", "schema": {"properties": {"tier": {"type": "integer"}, "kind": {"type": "string"}}}}`)
+		rule := func(id, level string, max int) catalog.ScorecardRule {
+			return catalog.ScorecardRule{Identifier: id, Level: level,
+				Query: mustQuery(t, fmt.Sprintf(`{"combinator": "and", "rules": [{"property": "tier", "operator": "<=", "value": %d}]}`, max))}
+		}
+		sc := &catalog.Scorecard{Identifier: "ready", Rules: []catalog.ScorecardRule{rule("t3", "Bronze", 3), rule("t2", "Silver", 2), rule("t1", "Gold", 1)},
+			Filter: mustQuery(t, `{"combinator": "and", "rules": [{"property": "kind", "operator": "!=", "value": "library"}]}`)}
+		if _, _, err := e.svc.PutScorecard(e.ctx, "service", sc); err != nil {
+			t.Fatal(err)
+		}
+		for id, props := range map[string]string{"gold": `"tier": 1`, "silver": `"tier": 2`, "bronze": `"tier": 3`, "basic": `"tier": 4`, "lib": `"tier": 1, "kind": "library"`} {
+			e.putEntity("service", `{"identifier": "`+id+`", "properties": {`+props+`}}`)
+		}
+		for order, want := range map[string]string{"asc": "basic bronze silver gold lib", "desc": "gold silver bronze basic lib"} {
+			page, err := e.svc.Search(e.ctx, catalog.SearchQuery{Sort: []catalog.SortField{{Property: "scorecards.ready.level", Order: order}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, ent := range page.Entities {
+				got = append(got, ent.Identifier)
+			}
+			if strings.Join(got, " ") != want {
+				t.Errorf("sort %s: %v, want %s", order, got, want)
+			}
+		}
+	})
 }
