@@ -319,7 +319,7 @@ func TestCLI(t *testing.T) {
 			}
 		}))
 		defer api.Close()
-		p.must("PUT", "/api/v1/integrations/ex", map[string]any{"plugin": "example", "config": map[string]any{"baseUrl": api.URL},
+		p.must("PUT", "/api/v1/integrations/ex", map[string]any{"plugin": "example", "config": map[string]any{"baseUrl": api.URL}, "secrets": map[string]any{"apiToken": "x"},
 			"allowedHosts": []string{strings.TrimPrefix(api.URL, "http://")}}, 201)
 		waitFor(t, "the install's first sync to end", time.Minute, func() bool {
 			var st struct{ LastSync *struct{ Status string } }
