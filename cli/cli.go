@@ -54,7 +54,12 @@ type Config struct {
 // Commands returns the client commands, ready to add to the root.
 func Commands() []*cobra.Command {
 	cfg := &Config{}
-	return []*cobra.Command{scorecardCmd(cfg)}
+	return []*cobra.Command{
+		scorecardCmd(cfg),
+		getCmd(cfg), searchCmd(cfg), describeCmd(cfg),
+		runCmd(cfg), approveCmd(cfg), declineCmd(cfg), runsCmd(cfg),
+		pluginCmd(cfg), integrationCmd(cfg),
+	}
 }
 
 // bind adds the shared persistent flags to a top-level client command;

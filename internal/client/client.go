@@ -29,18 +29,50 @@ func New(base, token string) *Client {
 	return &Client{base: strings.TrimSuffix(base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
 }
 
-// Error is an answer other than 2xx, with the server's message.
+// Error is an answer other than 2xx, with the server's message and the
+// details of a validation error (JSON pointer and message each).
 type Error struct {
 	Status  int
 	Code    string
 	Message string
+	Details []Detail
+}
+
+// Detail is one problem of a refused request, at Path in its body.
+type Detail struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("HTTP %d", e.Status)
+	msg := fmt.Sprintf("HTTP %d", e.Status)
+	if e.Message != "" {
+		msg += ": " + e.Message
 	}
-	return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+	for i, d := range e.Details {
+		sep := "; "
+		if i == 0 {
+			sep = ": "
+		}
+		msg += sep + d.Path + " " + d.Message
+	}
+	return msg
+}
+
+// errorOf decodes the error body raw of an answer with status.
+func errorOf(status int, raw []byte) *Error {
+	e := &Error{Status: status}
+	var body struct {
+		Error struct {
+			Code    string   `json:"code"`
+			Message string   `json:"message"`
+			Details []Detail `json:"details"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &body) == nil {
+		e.Code, e.Message, e.Details = body.Error.Code, body.Error.Message, body.Error.Details
+	}
+	return e
 }
 
 // EntityScorecard returns the standing of entity bp/id in scorecard sc.
@@ -94,17 +126,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("read answer: %w", err)
 	}
 	if res.StatusCode/100 != 2 {
-		e := &Error{Status: res.StatusCode}
-		var body struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(raw, &body) == nil {
-			e.Code, e.Message = body.Error.Code, body.Error.Message
-		}
-		return e
+		return errorOf(res.StatusCode, raw)
 	}
 	if out == nil || len(raw) == 0 {
 		return nil
