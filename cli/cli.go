@@ -54,7 +54,7 @@ type Config struct {
 // Commands returns the client commands, ready to add to the root.
 func Commands() []*cobra.Command {
 	cfg := &Config{}
-	return []*cobra.Command{scorecardCmd(cfg)}
+	return []*cobra.Command{scorecardCmd(cfg), importCmd(cfg)}
 }
 
 // bind adds the shared persistent flags to a top-level client command;
