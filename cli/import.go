@@ -29,7 +29,7 @@ func importCmd(cfg *Config) *cobra.Command {
 
 // importAPI is what an import needs of the portal.
 type importAPI interface {
-	Blueprint(ctx context.Context, id string) (*catalog.Blueprint, error)
+	FindBlueprint(ctx context.Context, id string) (*catalog.Blueprint, error)
 	PutBlueprint(ctx context.Context, bp *catalog.Blueprint) error
 	WriteEntities(ctx context.Context, entities []*catalog.Entity) ([]client.BulkResult, error)
 	ExistingEntities(ctx context.Context, bp string, ids []string) (map[string]bool, error)

@@ -43,7 +43,7 @@ not imported.`,
 			var problems []string
 			for _, bp := range want {
 				byID[bp.Identifier] = bp
-				have, err := api.Blueprint(ctx, bp.Identifier)
+				have, err := api.FindBlueprint(ctx, bp.Identifier)
 				if err != nil {
 					return &ExitError{ExitFailure, fmt.Errorf("blueprint %s: %w", bp.Identifier, err)}
 				}

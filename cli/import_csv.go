@@ -32,7 +32,7 @@ portal); any bad row is reported with its line and nothing is written, unless
 				return &ExitError{ExitFailure, fmt.Errorf("--blueprint is required")}
 			}
 			ctx, api := cmd.Context(), cfg.Client()
-			bp, err := api.Blueprint(ctx, blueprint)
+			bp, err := api.FindBlueprint(ctx, blueprint)
 			if err != nil {
 				return &ExitError{ExitFailure, fmt.Errorf("blueprint %s: %w", blueprint, err)}
 			}

@@ -8,8 +8,8 @@ import (
 	"github.com/portico-dev/portico/core/catalog"
 )
 
-// Blueprint returns blueprint id, or (nil, nil) when there is none.
-func (c *Client) Blueprint(ctx context.Context, id string) (*catalog.Blueprint, error) {
+// FindBlueprint returns blueprint id, or (nil, nil) when there is none.
+func (c *Client) FindBlueprint(ctx context.Context, id string) (*catalog.Blueprint, error) {
 	var bp catalog.Blueprint
 	err := c.get(ctx, "/api/v1/blueprints/"+seg(id), &bp)
 	var e *Error
