@@ -58,7 +58,7 @@ func Commands() []*cobra.Command {
 		scorecardCmd(cfg),
 		getCmd(cfg), searchCmd(cfg), describeCmd(cfg),
 		runCmd(cfg), approveCmd(cfg), declineCmd(cfg), runsCmd(cfg),
-		pluginCmd(cfg), integrationCmd(cfg),
+		pluginCmd(cfg), integrationCmd(cfg), importCmd(cfg),
 	}
 }
 
