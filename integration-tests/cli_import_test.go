@@ -1,13 +1,11 @@
 package integrationtests
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -15,35 +13,23 @@ import (
 	"testing"
 )
 
-// backstageFixtures finds the Backstage example catalog: shared/fixtures/
-// beside the repository (or beside the folder of its worktree).
+// backstageFixtures is the Backstage example catalog the cli/backstage
+// tests hold (a copy of shared/fixtures/backstage, see its SOURCES.md).
 func backstageFixtures(t *testing.T) string {
 	t.Helper()
-	for dir := ".."; len(dir) < 20; dir = filepath.Join(dir, "..") {
-		p := filepath.Join(dir, "..", "shared", "fixtures", "backstage")
-		if _, err := os.Stat(filepath.Join(p, "all.yaml")); err == nil {
-			return p
-		}
+	p, err := filepath.Abs(filepath.Join("..", "cli", "backstage", "testdata", "example-catalog"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("the Backstage fixtures (../shared/fixtures/backstage) are missing")
-	return ""
+	return p
 }
 
-// cli runs a client command of the real binary against p; it returns
-// stdout, stderr and the exit code.
-func cli(t *testing.T, p *proc, args ...string) (string, string, int) {
+// cliOut runs a client command of the real binary against p (cli in
+// cli_test.go); it returns stdout, stderr and the exit code.
+func cliOut(t *testing.T, p *proc, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(portico(t), append(args, "--server", p.base, "--token", "T")...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("portico %v: %v", args, err)
-	}
-	return out.String(), errOut.String(), code
+	r := cli(t, p, args...)
+	return r.stdout, r.stderr, r.code
 }
 
 // relations reads an entity's relations through the API, each as a
@@ -94,7 +80,7 @@ func TestCLIImportBackstage(t *testing.T) {
 	for _, name := range []string{"path", "url"} {
 		t.Run(name, func(t *testing.T) {
 			p := start(t, freeAddr(t), "dev", "--data-dir", t.TempDir())
-			out, errOut, code := cli(t, p, append([]string{"import", "backstage"}, sources[name]...)...)
+			out, errOut, code := cliOut(t, p, append([]string{"import", "backstage"}, sources[name]...)...)
 			if code != 0 || !strings.Contains(out, "56 entities: created 56, updated 0, unchanged 0, failed 0") {
 				t.Fatalf("import: exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -137,7 +123,7 @@ func TestCLIImportBackstage(t *testing.T) {
 					t.Errorf("%s/%s: relations %v, want %v", c.bp, c.id, got, c.want)
 				}
 			}
-			out, errOut, code = cli(t, p, append([]string{"import", "backstage"}, sources[name]...)...)
+			out, errOut, code = cliOut(t, p, append([]string{"import", "backstage"}, sources[name]...)...)
 			if code != 0 || !strings.Contains(out, "created 0, updated 0, unchanged 56, failed 0") {
 				t.Fatalf("second import: exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -169,7 +155,7 @@ func TestCLIImportCSV(t *testing.T) {
 		"checkout,Checkout,go,1,2.5,yes,80;443,\"{\"\"k\"\": \"\"v\"\"}\",payments,cart;pricing\n"+
 		"cart,Cart,python,2,,no,,,payments,\n"+
 		"pricing,,go,,,,,,,cart\n")
-	out, errOut, code := cli(t, p, "import", "csv", "--blueprint", "service", good)
+	out, errOut, code := cliOut(t, p, "import", "csv", "--blueprint", "service", good)
 	if code != 0 || !strings.Contains(out, "3 entities: created 3, updated 0, unchanged 0, failed 0") {
 		t.Fatalf("import: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -191,7 +177,7 @@ func TestCLIImportCSV(t *testing.T) {
 		t.Fatalf("pricing relations %v", got)
 	}
 
-	out, errOut, code = cli(t, p, "import", "csv", "--blueprint", "service", good, "-o", "json")
+	out, errOut, code = cliOut(t, p, "import", "csv", "--blueprint", "service", good, "-o", "json")
 	var rep struct {
 		Results []struct{ Identifier, Status string }
 	}
@@ -211,7 +197,7 @@ func TestCLIImportCSV(t *testing.T) {
 		"three,rust,2,\n"+
 		"four,go,2,nobody\n"+
 		"ok-five,go,3,\n")
-	out, errOut, code = cli(t, p, "import", "csv", "--blueprint", "service", bad)
+	out, errOut, code = cliOut(t, p, "import", "csv", "--blueprint", "service", bad)
 	if code != 1 {
 		t.Fatalf("bad rows: exit %d, want 1\n%s\n%s", code, out, errOut)
 	}

@@ -3,7 +3,6 @@ package backstage
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -13,17 +12,9 @@ import (
 	"github.com/portico-dev/portico/core/catalog"
 )
 
-// fixtures is the Backstage example catalog: shared/fixtures/ beside the
-// repository (or beside the folder of its worktree).
-var fixtures = func() string {
-	for dir := filepath.Join("..", ".."); len(dir) < 30; dir = filepath.Join(dir, "..") {
-		p := filepath.Join(dir, "..", "shared", "fixtures", "backstage")
-		if _, err := os.Stat(filepath.Join(p, "all.yaml")); err == nil {
-			return p
-		}
-	}
-	return filepath.Join("..", "..", "..", "shared", "fixtures", "backstage")
-}()
+// fixtures is the Backstage example catalog, copied into testdata (see
+// its SOURCES.md).
+var fixtures = filepath.Join("testdata", "example-catalog")
 
 // want is every entity of the example catalog reached from all.yaml and
 // acme-corp.yaml with every relation it states, written down by reading

@@ -26,7 +26,8 @@ type Bar struct {
 	detail string
 	tty    bool
 	last   time.Time
-	width  int // of the last line drawn on a terminal
+	width  int    // of the last line drawn on a terminal
+	drawn  string // the last line drawn
 	now    func() time.Time
 	closed bool
 }
@@ -84,8 +85,11 @@ func (b *Bar) draw(final bool) {
 	if !final && !b.last.IsZero() && now.Sub(b.last) < b.interval() {
 		return
 	}
-	b.last = now
 	line := b.line()
+	if final && line == b.drawn {
+		return // the final state is on screen already
+	}
+	b.last, b.drawn = now, line
 	if !b.tty {
 		fmt.Fprintln(b.w, line)
 		return
