@@ -56,12 +56,20 @@ func (s *sourceFlags) plan(ctx context.Context, cfg *Config, prune bool) (*manif
 		return nil, &ExitError{ExitFailure, errors.New("name the definitions with -f FILE|DIR")}
 	}
 	docs, err := manifest.Load(s.files)
-	if err != nil {
+	var shape manifest.Errors
+	if err != nil && !errors.As(err, &shape) {
 		return nil, &ExitError{ExitFailure, err}
 	}
 	api := cfg.Client()
 	if err := manifest.Validate(ctx, docs, manifest.NewLookup(api)); err != nil {
-		return nil, &ExitError{ExitFailure, err}
+		var more manifest.Errors
+		if !errors.As(err, &more) {
+			return nil, &ExitError{ExitFailure, err}
+		}
+		shape = append(shape, more...)
+	}
+	if len(shape) > 0 {
+		return nil, &ExitError{ExitFailure, shape.Sorted()}
 	}
 	plan, err := manifest.Build(ctx, api, docs, s.setName(), prune)
 	if err != nil {

@@ -69,6 +69,21 @@ func (e *Error) Error() string {
 // Errors are every problem found, one a line.
 type Errors []*Error
 
+// Sorted orders the errors by file, document and line.
+func (es Errors) Sorted() Errors {
+	out := slices.Clone(es)
+	slices.SortStableFunc(out, func(a, b *Error) int {
+		if c := strings.Compare(a.File, b.File); c != 0 {
+			return c
+		}
+		if a.Index != b.Index {
+			return a.Index - b.Index
+		}
+		return a.Line - b.Line
+	})
+	return out
+}
+
 func (es Errors) Error() string {
 	lines := make([]string, len(es))
 	for i, e := range es {
@@ -87,7 +102,9 @@ func (d *Document) errorAt(path, format string, args ...any) *Error {
 // recursively for *.yaml, *.yml and *.json files (in lexical order). A
 // YAML file holds documents separated by "---"; a JSON file one document
 // or an array of them. Documents are checked for their shape only (kind
-// and spec); Validate checks what they define.
+// and spec); Validate checks what they define. Documents that fail that
+// check are reported as Errors beside the others (which come back too, so
+// that every problem can be reported at once).
 func Load(paths []string) ([]*Document, error) {
 	var files []string
 	for _, p := range paths {
@@ -127,7 +144,7 @@ func Load(paths []string) ([]*Document, error) {
 		errs = append(errs, es...)
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return docs, errs
 	}
 	return docs, nil
 }

@@ -27,15 +27,16 @@ const (
 	Scorecard   Kind = "Scorecard"
 	Automation  Kind = "Automation"
 	Initiative  Kind = "Initiative"
-	Token       Kind = "Token"
 	Entity      Kind = "Entity"
+	// Token comes after entities: a service account is a _user entity.
+	Token Kind = "Token"
 	// Dashboard is a kind of the document format this portal has no API
 	// for yet: documents of it are refused.
 	Dashboard Kind = "Dashboard"
 )
 
 // Kinds are the supported kinds in apply order.
-var Kinds = []Kind{Blueprint, Workflow, Action, Integration, Scorecard, Automation, Initiative, Token, Entity}
+var Kinds = []Kind{Blueprint, Workflow, Action, Integration, Scorecard, Automation, Initiative, Entity, Token}
 
 // Rank is k's position in apply order (-1: not supported).
 func Rank(k Kind) int {
