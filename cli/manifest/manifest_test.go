@@ -59,7 +59,9 @@ func TestParse(t *testing.T) {
 
 type fakeLookup map[string]*catalog.Blueprint
 
-func (f fakeLookup) Blueprint(_ context.Context, id string) (*catalog.Blueprint, error) { return f[id], nil }
+func (f fakeLookup) Blueprint(_ context.Context, id string) (*catalog.Blueprint, error) {
+	return f[id], nil
+}
 func (f fakeLookup) Exists(_ context.Context, kind definitions.Kind, id string) (bool, error) {
 	return kind == definitions.Workflow && id == "onportal", nil
 }
