@@ -1,32 +1,20 @@
 package integrationtests
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// applyCLI runs the portico client against p as the bootstrap admin: its
-// stdout, stderr and exit code.
+// applyCLI runs the portico client against p (see cli): its stdout,
+// stderr and exit code.
 func applyCLI(t *testing.T, p *proc, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(portico(t), args...)
-	cmd.Env = append(os.Environ(), "PORTICO_SERVER="+p.base, "PORTICO_TOKEN=T")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run portico %v: %v", args, err)
-	}
-	return out.String(), errOut.String(), code
+	r := cli(t, p, args...)
+	return r.stdout, r.stderr, r.code
 }
 
 func writeFile(t *testing.T, path, content string) {
