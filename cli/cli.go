@@ -59,6 +59,7 @@ func Commands() []*cobra.Command {
 		getCmd(cfg), searchCmd(cfg), describeCmd(cfg),
 		runCmd(cfg), approveCmd(cfg), declineCmd(cfg), runsCmd(cfg),
 		pluginCmd(cfg), integrationCmd(cfg), importCmd(cfg),
+		applyCmd(cfg), diffCmd(cfg), exportCmd(cfg),
 	}
 }
 

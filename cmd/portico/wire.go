@@ -20,6 +20,8 @@ import (
 	"github.com/portico-dev/portico/core/automations/redisautomations"
 	"github.com/portico-dev/portico/core/catalog"
 	"github.com/portico-dev/portico/core/catalog/rediscatalog"
+	"github.com/portico-dev/portico/core/definitions"
+	"github.com/portico-dev/portico/core/definitions/redisdefinitions"
 	"github.com/portico-dev/portico/core/initiatives"
 	"github.com/portico-dev/portico/core/initiatives/redisinitiatives"
 	"github.com/portico-dev/portico/host/integrations"
@@ -128,10 +130,13 @@ func newPortal(log *slog.Logger, rdb redis.UniversalClient, cfg portalConfig) (*
 	autoSvc := automations.NewService(autoStore, cat, svc, autoOpts)
 	inits := initiatives.NewService(redisinitiatives.New(rdb, redisinitiatives.Options{}), cat, initiatives.Options{})
 
+	defs := definitions.NewService(redisdefinitions.New(rdb, redisdefinitions.Options{}),
+		definitionReaders(cat, svc, ph.integrations, autoSvc, inits, acc))
+
 	ac := cfg.access
 	handler := api.New(api.Config{
 		Catalog: cat, Access: acc, CORSOrigins: ac.corsOrigins, Logger: log,
-		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Automations: autoSvc, Initiatives: inits, Ready: ready,
+		Plugins: ph.registry, Integrations: ph.integrations, Actions: svc, Automations: autoSvc, Initiatives: inits, Definitions: defs, Ready: ready,
 		TrustedProxies: ac.trustedProxies, ClientRate: ac.clientRateLimit, BodyTimeout: ac.bodyTimeout,
 	})
 	return &portal{

@@ -17,6 +17,8 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/api"
 	"github.com/portico-dev/portico/core/automations"
+	"github.com/portico-dev/portico/core/definitions"
+	"github.com/portico-dev/portico/core/definitions/redisdefinitions"
 	"github.com/portico-dev/portico/core/initiatives"
 	"github.com/portico-dev/portico/core/initiatives/redisinitiatives"
 )
@@ -36,6 +38,7 @@ func fullEngine(t *testing.T) *gin.Engine {
 	cfg.Initiatives = initiatives.NewService(redisinitiatives.New(rdb, redisinitiatives.Options{}), cfg.Catalog, initiatives.Options{})
 	cfg.Plugins, cfg.Integrations = routesOnlyPlugins{}, routesOnlyIntegrations{}
 	cfg.Automations = automations.NewService(nil, cfg.Catalog, cfg.Actions, automations.Options{})
+	cfg.Definitions = definitions.NewService(redisdefinitions.New(rdb, redisdefinitions.Options{}), nil)
 	h := api.New(cfg)
 	engine, ok := h.(*gin.Engine)
 	if !ok {

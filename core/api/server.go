@@ -19,6 +19,7 @@ import (
 	"github.com/portico-dev/portico/core/actions"
 	"github.com/portico-dev/portico/core/automations"
 	"github.com/portico-dev/portico/core/catalog"
+	"github.com/portico-dev/portico/core/definitions"
 	"github.com/portico-dev/portico/core/initiatives"
 	"github.com/portico-dev/portico/internal/errkind"
 )
@@ -51,6 +52,9 @@ type Config struct {
 	// Initiatives serves initiatives and the scorecard histories; nil
 	// leaves those routes out.
 	Initiatives *initiatives.Service
+	// Definitions serves portal-as-code's ledger and drift under
+	// /api/v1/definitions; nil leaves those routes out.
+	Definitions *definitions.Service
 	// TrustedProxies are the reverse proxies (IPs or CIDRs) whose
 	// X-Forwarded-For names the client; none: the TCP peer is the client.
 	TrustedProxies []string
@@ -140,6 +144,7 @@ func New(cfg Config) http.Handler {
 	mountActions(v1, cfg.Actions)
 	mountAutomations(v1, cfg.Automations)
 	mountInitiatives(v1, cfg.Initiatives)
+	mountDefinitions(v1, cfg.Definitions)
 	return r
 }
 

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -165,10 +166,11 @@ func (s *Store) Get(ctx context.Context, id string) (*automations.Automation, er
 
 // List returns every automation, ordered by identifier.
 func (s *Store) List(ctx context.Context) ([]*automations.Automation, error) {
-	ids, err := s.rdb.Sort(ctx, s.p+"ids", &redis.Sort{Alpha: true}).Result()
+	ids, err := s.rdb.SMembers(ctx, s.p+"ids").Result() // SORT: not in the embedded Redis
 	if err != nil {
 		return nil, fmt.Errorf("list automations: %w", err)
 	}
+	slices.Sort(ids)
 	out := []*automations.Automation{}
 	for _, id := range ids {
 		a, err := s.Get(ctx, id)
