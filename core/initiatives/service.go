@@ -173,7 +173,6 @@ func (s *Service) validate(ctx context.Context, in *Initiative) error {
 	return nil
 }
 
-
 func levelTitles(sc *catalog.Scorecard) []string {
 	var out []string
 	for _, l := range sc.LevelsOrDefault() {
