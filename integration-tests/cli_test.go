@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -337,6 +338,28 @@ func TestCLI(t *testing.T) {
 		r = cli(t, p, "integration", "resync", "ex", "--wait")
 		if r.code != 1 || !strings.Contains(r.stderr, "failed") || !strings.Contains(r.stderr, "502") {
 			t.Errorf("a failing resync --wait: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+
+		// An integration as code, its plugin named without a version: the
+		// portal installs example@0.1.0, which is no difference.
+		defs := filepath.Join(dir, "integration.yaml")
+		writeFile(t, defs, fmt.Sprintf(`kind: Integration
+spec:
+  id: ex-code
+  plugin: example
+  config: {baseUrl: %q}
+  secrets: {apiToken: {fromEnv: CLI_EX_TOKEN}}
+  allowedHosts: [%q]
+`, api.URL, strings.TrimPrefix(api.URL, "http://")))
+		t.Setenv("CLI_EX_TOKEN", "x")
+		if out := ok(t, p, "apply", "-f", defs); !strings.Contains(out, "1 created") {
+			t.Errorf("apply an integration: %s", out)
+		}
+		if r := cli(t, p, "diff", "-f", defs); r.code != 0 {
+			t.Errorf("diff after applying an integration: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if out := ok(t, p, "apply", "-f", defs); !strings.Contains(out, "0 changed, 0 deleted, 1 unchanged") {
+			t.Errorf("apply an integration again: %s", out)
 		}
 	})
 

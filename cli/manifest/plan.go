@@ -200,6 +200,7 @@ func Build(ctx context.Context, api API, docs []*Document, set string, prune boo
 		if err != nil {
 			return nil, err
 		}
+		definitions.Align(d.Kind, d.Normalised, now)
 		if s.Changes = definitions.Diff(now, d.Normalised); len(s.Changes) == 0 {
 			s.Op = Unchanged
 		} else {

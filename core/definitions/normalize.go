@@ -82,6 +82,22 @@ func Normalize(kind Kind, doc any, bp *catalog.Blueprint) (map[string]any, error
 	return out, nil
 }
 
+// Align fits now (a normalised current state) to what want (the
+// normalised definition as written) states, where the portal resolves a
+// value the definition may leave open: an integration's plugin named
+// without a version is installed at a version ("pagerduty" →
+// "pagerduty@0.1.0"), which is no difference. now is changed in place.
+func Align(kind Kind, want, now map[string]any) {
+	if kind != Integration {
+		return
+	}
+	w, _ := want["plugin"].(string)
+	n, _ := now["plugin"].(string)
+	if w != "" && !strings.Contains(w, "@") && strings.HasPrefix(n, w+"@") {
+		now["plugin"] = w
+	}
+}
+
 // DefaultDeletionThreshold is the deletion threshold an integration has
 // when its spec names none (the API shows it).
 const DefaultDeletionThreshold = 0.5

@@ -124,3 +124,27 @@ func TestID(t *testing.T) {
 		}
 	}
 }
+
+// TestAlign: a plugin named without a version matches the version the
+// portal installed; a pinned version, another plugin or another kind
+// still differ.
+func TestAlign(t *testing.T) {
+	for _, c := range []struct {
+		kind      Kind
+		want, now string
+		same      bool
+	}{
+		{Integration, "pagerduty", "pagerduty@0.1.0", true},
+		{Integration, "pagerduty@0.1.0", "pagerduty@0.1.0", true},
+		{Integration, "pagerduty@0.2.0", "pagerduty@0.1.0", false},
+		{Integration, "pager", "pagerduty@0.1.0", false},
+		{Integration, "pagerduty", "github@0.1.0", false},
+		{Action, "pagerduty", "pagerduty@0.1.0", false},
+	} {
+		want, now := map[string]any{"plugin": c.want}, map[string]any{"plugin": c.now}
+		Align(c.kind, want, now)
+		if same := len(Diff(now, want)) == 0; same != c.same {
+			t.Errorf("%s %q vs %q: same %v, want %v", c.kind, c.want, c.now, same, c.same)
+		}
+	}
+}

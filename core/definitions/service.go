@@ -175,6 +175,7 @@ func (s *Service) Drift(ctx context.Context, set string) ([]Drift, error) {
 		if err != nil {
 			return nil, err
 		}
+		Align(r.Kind, r.Spec, now)
 		if Hash(now) != r.Hash {
 			out = append(out, Drift{Kind: r.Kind, ID: r.ID, Set: r.Set, State: Changed, Changes: Diff(r.Spec, now), AppliedAt: r.AppliedAt})
 		}
