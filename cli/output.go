@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -65,13 +66,25 @@ func (p *printer) print(v any, draw func(t *table)) error {
 // table is aligned columns.
 type table struct{ tw *tabwriter.Writer }
 
-// row writes one row; values are printed with cell.
+// maxCell is the widest a table cell gets: a list stays one screen
+// wide; -o json, -o yaml and describe show everything.
+const maxCell = 60
+
+// row writes one row; values are printed with cell, cut at maxCell.
 func (t *table) row(cols ...any) {
 	s := make([]string, len(cols))
 	for i, c := range cols {
-		s[i] = cell(c)
+		s[i] = clip(cell(c), maxCell)
 	}
 	fmt.Fprintln(t.tw, strings.Join(s, "\t"))
+}
+
+// clip cuts s to n runes, the last one an ellipsis.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 // cell is how a value reads in a table: "-" for nothing, times in UTC,
