@@ -347,11 +347,14 @@ func (s *Store) countRows(ctx context.Context, bp string, col *column, c candida
 			cards[i] = pipe.SCard(ctx, keys[i])
 		}
 		// An entity holding several values is in several sets: how
-		// many hold any is the size of their union, counted on the
-		// server in a scratch key (returning it would cost a member
-		// per entity).
-		var union *redis.IntCmd
-		if col.list && len(keys) > 0 {
+		// many hold none is the size of the none set where there is
+		// one ($team), else total minus the size of their union,
+		// counted on the server in a scratch key (returning it would
+		// cost a member per entity).
+		var union, none *redis.IntCmd
+		if hasNoneIndex(col.prop) {
+			none = pipe.SCard(ctx, k.noneIndex(bp, col.prop))
+		} else if col.list && len(keys) > 0 {
 			scratch := k.scratch()
 			pipe.SUnionStore(ctx, scratch, keys...)
 			pipe.PExpire(ctx, scratch, time.Minute) // should the process die here
@@ -366,7 +369,10 @@ func (s *Store) countRows(ctx context.Context, bp string, col *column, c candida
 			add(untag(tv), int(cards[i].Val()))
 			holding += int(cards[i].Val())
 		}
-		if union != nil {
+		switch {
+		case none != nil:
+			holding = total - int(none.Val())
+		case union != nil:
 			holding = int(union.Val())
 		}
 		add(nil, total-holding)

@@ -65,9 +65,17 @@ func (s *Store) groupNumbers(ctx context.Context, bp string, group, num column, 
 		pos     map[string]int32 // entity → its index in nums
 		nums    []float64
 		members []valueMembers
+		none    []string // entities in no group, when the field keeps them
 		setsOK  = true
 	)
+	keepsNone := group.kind != absentColumn && hasNoneIndex(group.prop)
 	g, gctx := errgroup.WithContext(ctx)
+	if keepsNone {
+		g.Go(func() (err error) {
+			none, err = s.rdb.SMembers(gctx, s.keys.noneIndex(bp, group.prop)).Result()
+			return err
+		})
+	}
 	g.Go(func() (err error) {
 		total, err = s.rdb.ZCard(gctx, s.keys.ids(bp)).Result()
 		return err
@@ -104,6 +112,10 @@ func (s *Store) groupNumbers(ctx context.Context, bp string, group, num column, 
 	if total == 0 {
 		return true, nil
 	}
+	if keepsNone {
+		joinGroups(out, members, none, pos, nums)
+		return true, nil
+	}
 	grouped := make([]bool, len(nums)) // holds the number and is in a group
 	distinct := map[string]struct{}{}  // in a group without the number
 	for _, vm := range members {
@@ -132,4 +144,26 @@ func (s *Store) groupNumbers(ctx context.Context, bp string, group, num column, 
 		out.Present[nil] = true // some entity holds neither
 	}
 	return true, nil
+}
+
+// joinGroups adds each group's numbers to out when the entities in no
+// group are known (none): no pass over the entities outside the groups.
+func joinGroups(out *catalog.GroupedNumbers, members []valueMembers, none []string, pos map[string]int32, nums []float64) {
+	add := func(key any, ids []string) {
+		if len(ids) == 0 {
+			return
+		}
+		out.Present[key] = true
+		vals := out.Groups[key]
+		for _, id := range ids {
+			if i, ok := pos[id]; ok {
+				vals = append(vals, nums[i])
+			}
+		}
+		out.Groups[key] = vals
+	}
+	for _, vm := range members {
+		add(vm.value, vm.ids)
+	}
+	add(nil, none)
 }

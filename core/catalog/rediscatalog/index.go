@@ -34,7 +34,20 @@ const (
 	// longIndex: identifiers whose string value is too long to index (or,
 	// in a pair index, holds a NUL): always re-checked.
 	longIndex indexKind = 'l'
+	// noneIndex: identifiers holding no value of a list meta-property
+	// ($team, see hasNoneIndex): grouping by it counts, and reads, the
+	// entities without one from their own set instead of subtracting
+	// the union of all the others.
+	noneIndex indexKind = '0'
 )
+
+// hasNoneIndex reports whether prop keeps a noneIndex: the list
+// meta-properties indexed as labels (every entity has them, so the set
+// never needs a backfill when a blueprint changes).
+func hasNoneIndex(prop string) bool {
+	m, ok := catalog.LookupMeta(prop)
+	return ok && m.Index() == catalog.IndexedAsLabel && m.IsList()
+}
 
 // indexEntry is one member of one secondary index.
 type indexEntry struct {
@@ -120,8 +133,12 @@ func appendMetaEntries(out []indexEntry, m catalog.MetaProperty, e *catalog.Enti
 		return appendValueEntries(out, m.Name(), e.Identifier, m.Text(e), true)
 	case catalog.IndexedAsLabel:
 		if m.IsList() {
-			for _, v := range m.Labels(e) {
+			labels := m.Labels(e)
+			for _, v := range labels {
 				out = appendValueEntries(out, m.Name(), e.Identifier, v, false)
+			}
+			if len(labels) == 0 {
+				out = append(out, indexEntry{kind: noneIndex, prop: m.Name(), member: e.Identifier})
 			}
 		} else if v := m.Text(e); v != "" {
 			out = appendValueEntries(out, m.Name(), e.Identifier, v, false)

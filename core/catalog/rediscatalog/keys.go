@@ -65,6 +65,7 @@ func (k keys) valuesIndex(bp, prop string) string { return k.prefix + "|ix|" + b
 func (k keys) numIndex(bp, prop string) string    { return k.prefix + "|ix|" + bp + "|" + prop + "|n" }
 func (k keys) pairIndex(bp, prop string) string   { return k.prefix + "|ix|" + bp + "|" + prop + "|x" }
 func (k keys) longIndex(bp, prop string) string   { return k.prefix + "|ix|" + bp + "|" + prop + "|l" }
+func (k keys) noneIndex(bp, prop string) string   { return k.prefix + "|ix|" + bp + "|" + prop + "|0" }
 
 func (k keys) indexKey(bp string, e indexEntry) string {
 	switch e.kind {
@@ -76,6 +77,8 @@ func (k keys) indexKey(bp string, e indexEntry) string {
 		return k.numIndex(bp, e.prop)
 	case pairIndex:
 		return k.pairIndex(bp, e.prop)
+	case noneIndex:
+		return k.noneIndex(bp, e.prop)
 	default:
 		return k.longIndex(bp, e.prop)
 	}

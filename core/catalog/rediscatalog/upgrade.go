@@ -12,8 +12,9 @@ import (
 
 // indexLayout versions how secondary indexes are laid out in Redis.
 // Layout 2: high-cardinality strings in pair indexes, numbers without
-// equality sets.
-const indexLayout = "2"
+// equality sets. Layout 3: entities without a team in their own set
+// (noneIndex).
+const indexLayout = "3"
 
 // upgradeBatch is how many entities one re-indexing transaction covers.
 const upgradeBatch = 500
