@@ -3,11 +3,14 @@ package devserver_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/sync/errgroup"
@@ -33,7 +36,7 @@ func BenchmarkEmptyWorkflows(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Stop()
-	c, err := srv.Dial(ctx, client.Options{})
+	c, err := srv.Dial(ctx, client.Options{Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
 	if err != nil {
 		b.Fatal(err)
 	}
