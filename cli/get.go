@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -29,19 +30,24 @@ func getCmd(cfg *Config) *cobra.Command {
 	return cmd
 }
 
-// splitRef splits "bp/id" at its first "/".
-func splitRef(s string) (bp, id string, ok bool) {
-	bp, id, ok = strings.Cut(s, "/")
-	return bp, id, ok && bp != "" && id != ""
+// getter is a `get <kind> [NAME]` command: one item by name, or all.
+type getter[T any] struct {
+	use, short     string
+	aliases        []string
+	singular, list string // the kind's names in messages; list is also the JSON key of all
+	names          names
+	one            func(ctx context.Context, c *client.Client, name string) (item any, row T, err error)
+	all            func(ctx context.Context, c *client.Client) ([]T, error)
+	rows           func(t *table, items ...T)
 }
 
-func getBlueprintsCmd(cfg *Config) *cobra.Command {
+func (g getter[T]) command(cfg *Config) *cobra.Command {
 	return &cobra.Command{
-		Use:               "blueprints [BLUEPRINT]",
-		Aliases:           []string{"blueprint", "bp", "bps"},
-		Short:             "List the blueprints, or show one",
+		Use:               g.use,
+		Aliases:           g.aliases,
+		Short:             g.short,
 		Args:              cobra.MaximumNArgs(1),
-		ValidArgsFunction: cfg.arg(blueprintNames),
+		ValidArgsFunction: cfg.arg(g.names),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := cfg.printer(cmd)
 			if err != nil {
@@ -49,19 +55,66 @@ func getBlueprintsCmd(cfg *Config) *cobra.Command {
 			}
 			c := cfg.Client()
 			if len(args) == 1 {
-				bp, err := c.Blueprint(cmd.Context(), args[0])
+				item, row, err := g.one(cmd.Context(), c, args[0])
 				if err != nil {
-					return explain(c, "get blueprint "+args[0], err)
+					return explain(c, "get "+g.singular+" "+args[0], err)
 				}
-				return p.print(bp, func(t *table) { blueprintRows(t, bp) })
+				return p.print(item, func(t *table) { g.rows(t, row) })
 			}
-			bps, err := c.Blueprints(cmd.Context())
+			all, err := g.all(cmd.Context(), c)
 			if err != nil {
-				return explain(c, "get blueprints", err)
+				return explain(c, "get "+g.list, err)
 			}
-			return p.print(map[string]any{"blueprints": bps}, func(t *table) { blueprintRows(t, bps...) })
+			return p.print(map[string]any{g.list: all}, func(t *table) { g.rows(t, all...) })
 		},
 	}
+}
+
+func getBlueprintsCmd(cfg *Config) *cobra.Command {
+	return getter[*catalog.Blueprint]{
+		use: "blueprints [BLUEPRINT]", aliases: []string{"blueprint", "bp", "bps"}, short: "List the blueprints, or show one",
+		singular: "blueprint", list: "blueprints", names: blueprintNames, rows: blueprintRows,
+		one: func(ctx context.Context, c *client.Client, id string) (any, *catalog.Blueprint, error) {
+			bp, err := c.Blueprint(ctx, id)
+			return bp, bp, err
+		},
+		all: func(ctx context.Context, c *client.Client) ([]*catalog.Blueprint, error) { return c.Blueprints(ctx) },
+	}.command(cfg)
+}
+
+func getActionsCmd(cfg *Config) *cobra.Command {
+	return getter[*actions.Action]{
+		use: "actions [ACTION]", aliases: []string{"action"}, short: "List the actions, or show one",
+		singular: "action", list: "actions", names: actionNames, rows: actionRows,
+		one: func(ctx context.Context, c *client.Client, id string) (any, *actions.Action, error) {
+			a, err := c.Action(ctx, id)
+			return a, a, err
+		},
+		all: func(ctx context.Context, c *client.Client) ([]*actions.Action, error) { return c.Actions(ctx) },
+	}.command(cfg)
+}
+
+func getIntegrationsCmd(cfg *Config) *cobra.Command {
+	return getter[*integrations.Status]{
+		use: "integrations [ID]", aliases: []string{"integration"}, short: "List the installed integrations, or show one",
+		singular: "integration", list: "integrations", names: integrationNames, rows: integrationRows,
+		one: func(ctx context.Context, c *client.Client, id string) (any, *integrations.Status, error) {
+			in, err := c.Integration(ctx, id)
+			if err != nil {
+				return nil, nil, err
+			}
+			return in, &in.Status, nil
+		},
+		all: func(ctx context.Context, c *client.Client) ([]*integrations.Status, error) {
+			return c.Integrations(ctx)
+		},
+	}.command(cfg)
+}
+
+// splitRef splits "bp/id" at its first "/".
+func splitRef(s string) (bp, id string, ok bool) {
+	bp, id, ok = strings.Cut(s, "/")
+	return bp, id, ok && bp != "" && id != ""
 }
 
 func blueprintRows(t *table, bps ...*catalog.Blueprint) {
@@ -148,35 +201,6 @@ func entityRows(t *table, withBlueprint bool, es ...*catalog.Entity) {
 			row = append([]any{e.Blueprint}, row...)
 		}
 		t.row(row...)
-	}
-}
-
-func getActionsCmd(cfg *Config) *cobra.Command {
-	return &cobra.Command{
-		Use:               "actions [ACTION]",
-		Aliases:           []string{"action"},
-		Short:             "List the actions, or show one",
-		Args:              cobra.MaximumNArgs(1),
-		ValidArgsFunction: cfg.arg(actionNames),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := cfg.printer(cmd)
-			if err != nil {
-				return err
-			}
-			c := cfg.Client()
-			if len(args) == 1 {
-				a, err := c.Action(cmd.Context(), args[0])
-				if err != nil {
-					return explain(c, "get action "+args[0], err)
-				}
-				return p.print(a, func(t *table) { actionRows(t, a) })
-			}
-			as, err := c.Actions(cmd.Context())
-			if err != nil {
-				return explain(c, "get actions", err)
-			}
-			return p.print(map[string]any{"actions": as}, func(t *table) { actionRows(t, as...) })
-		},
 	}
 }
 
@@ -269,35 +293,6 @@ func runRows(t *table, rs ...*actions.Run) {
 			entity = r.Blueprint + "/" + r.Entity
 		}
 		t.row(r.ID, r.Action, entity, r.Status, r.TriggeredBy, r.CreatedAt, r.EndedAt)
-	}
-}
-
-func getIntegrationsCmd(cfg *Config) *cobra.Command {
-	return &cobra.Command{
-		Use:               "integrations [ID]",
-		Aliases:           []string{"integration"},
-		Short:             "List the installed integrations, or show one",
-		Args:              cobra.MaximumNArgs(1),
-		ValidArgsFunction: cfg.arg(integrationNames),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := cfg.printer(cmd)
-			if err != nil {
-				return err
-			}
-			c := cfg.Client()
-			if len(args) == 1 {
-				in, err := c.Integration(cmd.Context(), args[0])
-				if err != nil {
-					return explain(c, "get integration "+args[0], err)
-				}
-				return p.print(in, func(t *table) { integrationRows(t, &in.Status) })
-			}
-			all, err := c.Integrations(cmd.Context())
-			if err != nil {
-				return explain(c, "get integrations", err)
-			}
-			return p.print(map[string]any{"integrations": all}, func(t *table) { integrationRows(t, all...) })
-		},
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -29,31 +27,7 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 // Upload POSTs body as contentType (a Wasm module, say) to path and
 // decodes the JSON answer into out.
 func (c *Client) Upload(ctx context.Context, path, contentType string, body []byte, out any) error {
-	req, err := c.request(ctx, http.MethodPost, path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Accept", "application/json")
-	res, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if res.StatusCode/100 != 2 {
-		return errorOf(res.StatusCode, raw)
-	}
-	if out == nil || len(raw) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("POST %s: invalid answer: %w", path, err)
-	}
-	return nil
+	return c.send(ctx, http.MethodPost, path, contentType, bytes.NewReader(body), out)
 }
 
 // Event is one Server-Sent Event.
