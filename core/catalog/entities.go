@@ -212,7 +212,7 @@ func chunkItems(items []WriteItem, size int) [][]int {
 	}
 	var chunks [][]int
 	var cur []int
-	for _, comp := range dependencyOrder(edges) {
+	for _, comp := range DependencyOrder(edges) {
 		if len(cur) > 0 && len(cur)+len(comp) > size {
 			chunks = append(chunks, cur)
 			cur = nil
@@ -225,9 +225,11 @@ func chunkItems(items []WriteItem, size int) [][]int {
 	return chunks
 }
 
-// dependencyOrder returns the strongly connected components of the graph
-// (Tarjan), each after every component it has an edge to.
-func dependencyOrder(edges [][]int) [][]int {
+// DependencyOrder returns the strongly connected components of the graph
+// edges (edges[v]: the vertices v has an edge to; Tarjan), each after
+// every component it has an edge to: the order to write entities whose
+// relations point at each other (the bulk API, the CLI's imports).
+func DependencyOrder(edges [][]int) [][]int {
 	n := len(edges)
 	index := make([]int, n)
 	low := make([]int, n)
