@@ -32,13 +32,16 @@ plugins: $(WASM_OUT) $(NATIVE_OUT)
 $(BIN): FORCE
 	$(GO) build -o $@ ./cmd/portico
 
+# Plugins are built without VCS stamps: their bytes change with their code,
+# not with every commit (a registered name@version refuses other bytes, and
+# compiled Wasm is cached by its bytes).
 $(WASM_OUT): $(OUT)/plugins/%.wasm: FORCE
 	@mkdir -p $(@D)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildvcs=false -buildmode=c-shared -o $@ ./plugins/$*
 
 $(NATIVE_OUT): $(OUT)/plugins/%: FORCE
 	@mkdir -p $(@D)
-	$(GO) build -o $@ ./plugins/$*
+	$(GO) build -buildvcs=false -o $@ ./plugins/$*
 
 ## run: the whole portal with embedded defaults on http://127.0.0.1:7070
 run: build
