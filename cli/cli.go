@@ -51,16 +51,24 @@ type Config struct {
 	Output string
 }
 
-// Commands returns the client commands, ready to add to the root.
+// Group is the help group of the client commands (cobra.Group ID).
+const Group = "client"
+
+// Commands returns the client commands, ready to add to the root, in
+// help group Group.
 func Commands() []*cobra.Command {
 	cfg := &Config{}
-	return []*cobra.Command{
+	cmds := []*cobra.Command{
 		scorecardCmd(cfg),
 		getCmd(cfg), searchCmd(cfg), describeCmd(cfg),
 		runCmd(cfg), approveCmd(cfg), declineCmd(cfg), runsCmd(cfg),
 		pluginCmd(cfg), integrationCmd(cfg), importCmd(cfg),
 		applyCmd(cfg), diffCmd(cfg), exportCmd(cfg),
 	}
+	for _, c := range cmds {
+		c.GroupID = Group
+	}
+	return cmds
 }
 
 // bind adds the shared persistent flags to a top-level client command;

@@ -30,7 +30,12 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), serveCmd(), workerCmd(), temporalCmd())
+	root.AddGroup(&cobra.Group{ID: "server", Title: "Run a portal:"},
+		&cobra.Group{ID: cli.Group, Title: "Use a portal (--server, --token):"})
+	for _, c := range []*cobra.Command{devCmd(), serveCmd(), workerCmd(), temporalCmd()} {
+		c.GroupID = "server"
+		root.AddCommand(c)
+	}
 	root.AddCommand(cli.Commands()...)
 	return root
 }
