@@ -3,6 +3,8 @@ package rediscatalog
 import (
 	"context"
 	"fmt"
+	"sync"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/portico-dev/portico/core/catalog"
@@ -149,21 +151,29 @@ func (s *Store) groupNumbers(ctx context.Context, bp string, group, num column, 
 // joinGroups adds each group's numbers to out when the entities in no
 // group are known (none): no pass over the entities outside the groups.
 func joinGroups(out *catalog.GroupedNumbers, members []valueMembers, none []string, pos map[string]int32, nums []float64) {
-	add := func(key any, ids []string) {
-		if len(ids) == 0 {
-			return
-		}
-		out.Present[key] = true
-		vals := out.Groups[key]
-		for _, id := range ids {
-			if i, ok := pos[id]; ok {
-				vals = append(vals, nums[i])
+	members = append(members, valueMembers{value: nil, ids: none})
+	// The lookups of each group go to one of two workers (the map is
+	// only read); their numbers are added to out in order after.
+	vals := make([][]float64, len(members))
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for g := w; g < len(members); g += 2 {
+				var vs []float64
+				for _, id := range members[g].ids {
+					if i, ok := pos[id]; ok {
+						vs = append(vs, nums[i])
+					}
+				}
+				vals[g] = vs
 			}
+		})
+	}
+	wg.Wait()
+	for g, vm := range members {
+		if len(vm.ids) > 0 {
+			out.Present[vm.value] = true
+			out.Groups[vm.value] = append(out.Groups[vm.value], vals[g]...)
 		}
-		out.Groups[key] = vals
 	}
-	for _, vm := range members {
-		add(vm.value, vm.ids)
-	}
-	add(nil, none)
 }
