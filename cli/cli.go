@@ -72,12 +72,17 @@ func Commands() []*cobra.Command {
 }
 
 // bind adds the shared persistent flags to a top-level client command;
-// PORTICO_SERVER and PORTICO_TOKEN stand in for flags not given.
+// PORTICO_SERVER, PORTICO_TOKEN and PORTICO_OUTPUT stand in for flags
+// not given.
 func (c *Config) bind(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&c.Server, "server", "", "the portal's URL (env PORTICO_SERVER, default "+DefaultServer+")")
 	f.StringVar(&c.Token, "token", "", "an API token (env PORTICO_TOKEN)")
-	f.StringVarP(&c.Output, "output", "o", "table", "output format: table, json or yaml")
+	output := "table"
+	if v := os.Getenv("PORTICO_OUTPUT"); v != "" {
+		output = v
+	}
+	f.StringVarP(&c.Output, "output", "o", output, "output format: table, json or yaml (env PORTICO_OUTPUT)")
 }
 
 // Client is the API client the flags (or their environment twins) name.
