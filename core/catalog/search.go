@@ -43,15 +43,7 @@ func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error
 	if err != nil {
 		return nil, err
 	}
-	computed := map[string]bool{}
-	for _, bp := range bps {
-		for name := range bp.CalculationProperties {
-			computed[name] = true
-		}
-		for name := range bp.MirrorProperties {
-			computed[name] = true
-		}
-	}
+	computed := computedProperties(bps)
 	needsComputed := false
 	q.Query.Walk(func(r *Rule) { needsComputed = needsComputed || computed[r.Property] })
 	for _, f := range q.Sort {

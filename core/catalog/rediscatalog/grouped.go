@@ -78,10 +78,12 @@ func (s *Store) groupNumbers(ctx context.Context, bp string, group, num column, 
 			return err
 		})
 	}
-	g.Go(func() (err error) {
-		total, err = s.rdb.ZCard(gctx, s.keys.ids(bp)).Result()
-		return err
-	})
+	if !keepsNone { // else the none set says who holds no group value
+		g.Go(func() (err error) {
+			total, err = s.rdb.ZCard(gctx, s.keys.ids(bp)).Result()
+			return err
+		})
+	}
 	if num.kind == numberColumn {
 		g.Go(func() error {
 			zs, err := s.rdb.ZRangeWithScores(gctx, s.keys.numIndex(bp, num.prop), 0, -1).Result()
@@ -111,11 +113,11 @@ func (s *Store) groupNumbers(ctx context.Context, bp string, group, num column, 
 	if !setsOK {
 		return false, nil
 	}
-	if total == 0 {
-		return true, nil
-	}
 	if keepsNone {
 		joinGroups(out, members, none, pos, nums)
+		return true, nil
+	}
+	if total == 0 {
 		return true, nil
 	}
 	grouped := make([]bool, len(nums)) // holds the number and is in a group
