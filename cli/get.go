@@ -167,6 +167,16 @@ blueprint from the identifier, which may itself hold "/".`,
 // limit (0: all); the answer has the API's shape, next set when limit
 // cut the list short.
 func listEntities(cmd *cobra.Command, c *client.Client, bp string, limit int) (*client.EntityPage, error) {
+	return allPages(limit, func(size int, cursor string) (*client.EntityPage, error) {
+		return c.Entities(cmd.Context(), bp, size, cursor)
+	})
+}
+
+// allPages calls fetch for page after page (size: how many at most,
+// cursor: where the page starts) until the last one or until limit
+// entities (0: all); the answer has the API's shape, next set when limit
+// cut the list short.
+func allPages(limit int, fetch func(size int, cursor string) (*client.EntityPage, error)) (*client.EntityPage, error) {
 	all := &client.EntityPage{Entities: []*catalog.Entity{}}
 	cursor := ""
 	for {
@@ -174,7 +184,7 @@ func listEntities(cmd *cobra.Command, c *client.Client, bp string, limit int) (*
 		if left := limit - len(all.Entities); limit > 0 && left < size {
 			size = left
 		}
-		page, err := c.Entities(cmd.Context(), bp, size, cursor)
+		page, err := fetch(size, cursor)
 		if err != nil {
 			return nil, err
 		}

@@ -78,21 +78,11 @@ func quote(s string) string { return "'" + s + "'" }
 
 // search runs q page after page up to limit (0: all).
 func search(cmd *cobra.Command, c *client.Client, q catalog.SearchQuery, limit int) (*client.EntityPage, error) {
-	all := &client.EntityPage{Entities: []*catalog.Entity{}}
-	for {
-		q.Limit = catalog.MaxSearchLimit
-		if left := limit - len(all.Entities); limit > 0 && left < q.Limit {
-			q.Limit = left
+	return allPages(limit, func(size int, cursor string) (*client.EntityPage, error) {
+		q.Limit, q.Cursor = size, nil
+		if cursor != "" {
+			q.Cursor = &cursor
 		}
-		page, err := c.Search(cmd.Context(), q)
-		if err != nil {
-			return nil, err
-		}
-		all.Entities = append(all.Entities, page.Entities...)
-		all.Total, all.Next = page.Total, page.Next
-		if page.Next == nil || *page.Next == "" || (limit > 0 && len(all.Entities) >= limit) {
-			return all, nil
-		}
-		q.Cursor = page.Next
-	}
+		return c.Search(cmd.Context(), q)
+	})
 }
